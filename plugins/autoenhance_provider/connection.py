@@ -1,0 +1,188 @@
+"""The ``autoenhance`` Airflow connection: parsing, validation and defaults, in one place.
+
+Both the sync hook and the trigger's async client build their settings from
+:class:`AutoenhanceConnectionConfig`, so a connection means the same thing everywhere.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from autoenhance_provider.exceptions import AutoenhanceConfigError
+from autoenhance_provider.settings import to_bool, to_float
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CONN_ID = "autoenhance_default"
+CONN_TYPE = "autoenhance"
+DEFAULT_BASE_URL = "https://api.autoenhance.ai"
+DEFAULT_APP_URL = "https://app.autoenhance.ai"
+DEFAULT_CONNECT_TIMEOUT = 10.0
+DEFAULT_READ_TIMEOUT = 60.0
+
+#: Extras understood by the provider (anything else is reported once, by name only).
+KNOWN_EXTRAS = frozenset(
+    {"api_version", "dev_mode", "timeout", "connect_timeout", "allow_insecure_http", "ca_bundle", "app_url"}
+)
+_API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def is_loopback(hostname: str | None) -> bool:
+    if not hostname:
+        return False
+    if hostname.lower() == "localhost" or hostname.lower().endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(hostname.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class AutoenhanceConnectionConfig:
+    """Validated settings of one Autoenhance connection. The key never appears in ``repr``."""
+
+    conn_id: str
+    base_url: str
+    api_key: str = field(repr=False)
+    api_version: str | None = None
+    dev_mode: bool = False
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    read_timeout: float = DEFAULT_READ_TIMEOUT
+    verify: bool | str = True
+    app_url: str = DEFAULT_APP_URL
+
+    @classmethod
+    def from_connection(cls, conn: Any) -> AutoenhanceConnectionConfig:
+        """Build from an Airflow ``Connection`` (JSON or URI form; URI extras arrive as strings)."""
+        conn_id = getattr(conn, "conn_id", None) or DEFAULT_CONN_ID
+        api_key = (getattr(conn, "password", None) or "").strip()
+        if not api_key:
+            raise AutoenhanceConfigError(
+                f"The Autoenhance connection {conn_id!r} has no API key: put the key in the connection's "
+                "password field (labelled 'API key' in the UI)."
+            )
+        extras = _extras(conn, conn_id)
+        unknown = sorted(set(extras) - KNOWN_EXTRAS)
+        if unknown:
+            log.warning(
+                "Connection %r has extras this provider does not use: %s", conn_id, ", ".join(unknown)
+            )
+        try:
+            allow_http = to_bool("allow_insecure_http", extras.get("allow_insecure_http", False))
+            dev_mode = to_bool("dev_mode", extras.get("dev_mode", False))
+            read_timeout = to_float("timeout", extras.get("timeout", DEFAULT_READ_TIMEOUT), 0.1, 3600)
+            connect_timeout = to_float(
+                "connect_timeout",
+                extras.get("connect_timeout", min(DEFAULT_CONNECT_TIMEOUT, read_timeout)),
+                0.1,
+                600,
+            )
+        except ValueError as exc:
+            raise AutoenhanceConfigError(f"Connection {conn_id!r}: invalid extra: {exc}") from None
+        api_version = extras.get("api_version")
+        if api_version in ("", None):
+            api_version = None
+        elif not _API_VERSION.match(str(api_version).strip()):
+            raise AutoenhanceConfigError(
+                f"Connection {conn_id!r}: api_version must look like YYYY-MM-DD, got {api_version!r}"
+            )
+        verify: bool | str = True
+        if extras.get("ca_bundle"):
+            verify = str(extras["ca_bundle"])
+        if "verify" in extras or "verify_ssl" in extras:
+            raise AutoenhanceConfigError(
+                f"Connection {conn_id!r}: TLS verification cannot be switched off; to trust a private "
+                "certificate authority set the extra 'ca_bundle' to the path of its PEM file."
+            )
+        base_url = normalise_base_url(
+            getattr(conn, "host", None), getattr(conn, "port", None), conn_id, allow_insecure_http=allow_http
+        )
+        app_url = str(extras.get("app_url") or DEFAULT_APP_URL).rstrip("/")
+        return cls(
+            conn_id=conn_id,
+            base_url=base_url,
+            api_key=api_key,
+            api_version=str(api_version).strip() if api_version else None,
+            dev_mode=dev_mode,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            verify=verify,
+            app_url=app_url,
+        )
+
+    def api_headers(self) -> dict[str, str]:
+        """Headers for API requests (and only for the API host)."""
+        headers = {"x-api-key": self.api_key, "Accept": "application/json"}
+        if self.api_version:
+            headers["x-api-version"] = self.api_version
+        if self.dev_mode:
+            headers["x-dev-mode"] = "true"
+        return headers
+
+    def order_url(self, order_id: str) -> str:
+        """The order's page in the Autoenhance web app."""
+        return f"{self.app_url}/orders/{order_id}"
+
+    def same_origin(self, url: str) -> bool:
+        """Whether ``url`` points at the API host itself (the only host that may see the key)."""
+        a, b = urlsplit(self.base_url), urlsplit(url)
+        return (a.scheme, a.hostname, a.port) == (b.scheme, b.hostname, b.port)
+
+
+def _extras(conn: Any, conn_id: str) -> dict[str, Any]:
+    try:
+        extras = conn.extra_dejson
+    except Exception:
+        raise AutoenhanceConfigError(f"Connection {conn_id!r}: the extra field is not valid JSON") from None
+    if not isinstance(extras, dict):
+        raise AutoenhanceConfigError(f"Connection {conn_id!r}: the extra field must be a JSON object")
+    return extras
+
+
+def normalise_base_url(
+    host: str | None, port: int | None, conn_id: str, *, allow_insecure_http: bool = False
+) -> str:
+    """Turn the connection's host (and port) into a base URL like ``https://api.autoenhance.ai``.
+
+    A host without a scheme gets ``https://``, except loopback hosts (the local sandbox), which
+    get ``http://``. Plain ``http://`` to anything but loopback is refused unless the connection
+    sets ``allow_insecure_http``, because the API key would travel in clear text.
+    """
+    raw = (host or "").strip()
+    if not raw:
+        return DEFAULT_BASE_URL
+    if "://" not in raw:
+        bare = urlsplit(f"//{raw}")
+        raw = f"{'http' if is_loopback(bare.hostname) else 'https'}://{raw}"
+    try:
+        parts = urlsplit(raw)
+        url_port = parts.port
+    except ValueError:
+        raise AutoenhanceConfigError(f"Connection {conn_id!r}: invalid API base URL {host!r}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise AutoenhanceConfigError(
+            f"Connection {conn_id!r}: invalid API base URL {host!r}; expected e.g. {DEFAULT_BASE_URL}"
+        )
+    if parts.username or parts.password or parts.query or parts.fragment:
+        raise AutoenhanceConfigError(
+            f"Connection {conn_id!r}: the API base URL must not contain credentials, a query or a fragment"
+        )
+    if parts.scheme == "http" and not is_loopback(parts.hostname) and not allow_insecure_http:
+        raise AutoenhanceConfigError(
+            f"Connection {conn_id!r}: refusing plain http:// to {parts.hostname} — the API key would be sent "
+            "unencrypted. Use https://, or set the extra allow_insecure_http=true if you really mean it."
+        )
+    hostname = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
+    if url_port is None and port:
+        url_port = int(port)
+    netloc = f"{hostname}:{url_port}" if url_port else hostname
+    path = parts.path.rstrip("/")
+    if path.endswith("/v3"):
+        path = path[: -len("/v3")]
+    return f"{parts.scheme}://{netloc}{path}"

@@ -1,0 +1,167 @@
+"""Every error the provider raises, in one place.
+
+Permanent problems (bad input, bad credentials, unknown ids, rejected settings) derive from
+:class:`AirflowFailException` so that Airflow fails the task at once instead of burning retries.
+Transient problems (rate limiting, server errors, network) are raised only after the hook's own
+retries are exhausted, and stay retryable by Airflow.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from autoenhance_provider._compat import AirflowException, AirflowFailException
+
+#: Bodies quoted in exceptions are cut to this many characters.
+MAX_BODY_CHARS = 500
+
+
+def truncate(text: str, limit: int = MAX_BODY_CHARS) -> str:
+    """Shorten ``text`` for a log line or an exception message."""
+    text = text.strip()
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text) - limit} more characters)"
+
+
+class AutoenhanceError(AirflowException):
+    """Base class of every error raised by this provider."""
+
+
+class AutoenhanceConfigError(AutoenhanceError, AirflowFailException):
+    """The Airflow connection for Autoenhance is missing or invalid."""
+
+
+class AutoenhanceValidationError(AutoenhanceError, AirflowFailException, ValueError):
+    """An argument was rejected on the client side, before any request was sent."""
+
+
+class AutoenhanceSourceError(AutoenhanceValidationError):
+    """One or more input files are missing, unreadable or of an unsupported type."""
+
+
+class AutoenhanceConnectionError(AutoenhanceError):
+    """The API could not be reached (after retries)."""
+
+
+class AutoenhanceAPIError(AutoenhanceError):
+    """The API answered with an error status.
+
+    Carries what is needed to understand the failure, never the API key or a presigned
+    URL's signature.
+    """
+
+    def __init__(
+        self,
+        status_code: int,
+        method: str,
+        path: str,
+        body: str = "",
+        *,
+        message: str | None = None,
+        detail: Any = None,
+    ) -> None:
+        self.status_code = status_code
+        self.method = method
+        self.path = path
+        self.body = truncate(body)
+        self.detail = detail
+        self.api_message = message
+        super().__init__(self._describe())
+
+    def _describe(self) -> str:
+        text = f"Autoenhance API {self.method} {self.path} returned HTTP {self.status_code}"
+        if self.api_message:
+            text += f": {self.api_message}"
+        if self.detail:
+            text += f" — {format_detail(self.detail)}"
+        elif self.body and not self.api_message:
+            text += f": {self.body}"
+        return text
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (
+            _rebuild_api_error,
+            (type(self), self.status_code, self.method, self.path, self.body, self.api_message, self.detail),
+        )
+
+
+def _rebuild_api_error(
+    cls: type[AutoenhanceAPIError],
+    status_code: int,
+    method: str,
+    path: str,
+    body: str,
+    message: str | None,
+    detail: Any,
+) -> AutoenhanceAPIError:
+    return cls(status_code, method, path, body, message=message, detail=detail)
+
+
+def format_detail(detail: Any) -> str:
+    """Render APIFlask's ``{"json": {"field": ["msg"]}}`` detail as ``json.field: msg``."""
+    if isinstance(detail, dict):
+        parts: list[str] = []
+        for location, fields in detail.items():
+            if isinstance(fields, dict):
+                for field, messages in fields.items():
+                    text = "; ".join(map(str, messages)) if isinstance(messages, list) else str(messages)
+                    parts.append(f"{location}.{field}: {text}")
+            else:
+                parts.append(f"{location}: {fields}")
+        return truncate(", ".join(parts))
+    return truncate(str(detail))
+
+
+class AutoenhanceClientError(AutoenhanceAPIError, AirflowFailException):
+    """A 4xx answer that retrying cannot fix (400, 402, 403, 405, 409…)."""
+
+
+class AutoenhanceAuthError(AutoenhanceClientError):
+    """401/403: the API key is missing, wrong or not allowed to do this."""
+
+
+class AutoenhanceNotFoundError(AutoenhanceClientError):
+    """404: the order or image does not exist (or was deleted)."""
+
+
+class AutoenhanceConflictError(AutoenhanceClientError):
+    """409: the resource already exists or is in a state that forbids the call."""
+
+
+class AutoenhanceUnprocessableError(AutoenhanceClientError):
+    """422: the API rejected a field; :attr:`detail` names it."""
+
+
+class AutoenhanceCreditsError(AutoenhanceClientError):
+    """402: the account has no credits left for a full-size download."""
+
+
+class AutoenhanceTransientError(AutoenhanceAPIError):
+    """429 or 5xx that persisted through every retry; Airflow may retry the task."""
+
+
+class AutoenhanceStorageError(AutoenhanceError):
+    """The presigned upload or the asset download failed at the storage host."""
+
+
+class AutoenhanceOrderFailedError(AutoenhanceError, AirflowFailException):
+    """Processing finished, but some images ended in ``error`` (or expired)."""
+
+    def __init__(self, order_id: str, failed_images: list[dict[str, Any]]) -> None:
+        self.order_id = order_id
+        self.failed_images = failed_images
+        listed = "; ".join(
+            f"{img.get('image_name') or img.get('image_id')}: {img.get('status')}"
+            + (f" ({img['status_reason']})" if img.get("status_reason") else "")
+            for img in failed_images[:20]
+        )
+        more = f" and {len(failed_images) - 20} more" if len(failed_images) > 20 else ""
+        super().__init__(
+            f"Autoenhance order {order_id}: {len(failed_images)} image(s) failed processing: {listed}{more}"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.order_id, self.failed_images))
+
+
+class AutoenhanceTimeoutError(AutoenhanceError):
+    """Waiting for an order exceeded its timeout."""

@@ -1,0 +1,192 @@
+"""Client-side validation of enhancement settings and download rendering parameters.
+
+The API rejects bad values with a 422 only after a request (and, for uploads, after a file has
+been read); checking the documented vocabularies first gives a clearer error, sooner. Values
+arrive from Jinja templates as strings too, so booleans and numbers are coerced here.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from autoenhance_provider.exceptions import AutoenhanceValidationError
+
+log = logging.getLogger(__name__)
+
+ENHANCE_TYPES = ("property", "property_usa", "warm", "neutral", "modern", "authentic")
+CLOUD_TYPES = ("CLEAR", "LOW_CLOUD", "HIGH_CLOUD", "LOW_CLOUD_LOW_SAT")
+WINDOW_PULL_TYPES = ("NONE", "ONLY_WINDOWS", "WINDOWS_WITH_SKIES")
+REPORT_CATEGORIES = (
+    "AUTO_PRIVACY",
+    "COLOUR",
+    "CONTRAST",
+    "DOWNLOAD",
+    "DYNAMIC_RANGE",
+    "EXPOSURE",
+    "HDR",
+    "IMAGE_QUALITY",
+    "ITEM_REMOVAL",
+    "LENS_CORRECTION",
+    "NO_COMPLAINTS",
+    "NOISE",
+    "OTHER",
+    "PERSPECTIVE_CORRECTION",
+    "PROCESSING",
+    "SHARPNESS",
+    "SKY_REPLACEMENT",
+    "WHITE_BALANCE",
+    "WINDOW_PULL",
+    "PRIVACY",
+)
+DOWNLOAD_KINDS = ("original", "enhanced", "preview")
+DOWNLOAD_FORMATS = ("jpeg", "png", "webp")
+LEGACY_SIZES = ("small", "large", "big")
+
+#: enum settings: name -> (allowed values, the case the API uses, nullable)
+_ENUM_SETTINGS: dict[str, tuple[tuple[str, ...], str, bool]] = {
+    "enhance_type": (ENHANCE_TYPES, "lower", False),
+    "cloud_type": (CLOUD_TYPES, "upper", True),
+    "window_pull_type": (WINDOW_PULL_TYPES, "upper", False),
+}
+_BOOL_SETTINGS = frozenset(
+    {
+        "enhance",
+        "sky_replacement",
+        "vertical_correction",
+        "lens_correction",
+        "window_pull",
+        "privacy",
+        "auto_privacy",
+        "upscale",
+        "threesixty",
+        "hdr",
+    }
+)
+_NULLABLE_BOOL_SETTINGS = frozenset({"window_pull", "privacy", "auto_privacy"})
+_OBJECT_SETTINGS = frozenset({"metadata", "finetune_settings", "restage"})
+_STRING_SETTINGS = frozenset({"ai_version", "preset_id"})
+_INT_SETTINGS = {"rating": (0, 5)}
+KNOWN_SETTINGS = frozenset(
+    set(_ENUM_SETTINGS) | _BOOL_SETTINGS | _OBJECT_SETTINGS | _STRING_SETTINGS | set(_INT_SETTINGS)
+)
+
+_TRUE = frozenset({"true", "1", "yes", "y", "on"})
+_FALSE = frozenset({"false", "0", "no", "n", "off"})
+
+
+def to_bool(name: str, value: Any) -> bool:
+    """Accept real booleans and the strings a rendered template produces."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise AutoenhanceValidationError(f"{name} must be true or false, got {value!r}")
+
+
+def to_int(name: str, value: Any, lo: int | None = None, hi: int | None = None) -> int:
+    if isinstance(value, bool):
+        raise AutoenhanceValidationError(f"{name} must be a whole number, got {value!r}")
+    try:
+        number = int(value) if not isinstance(value, float) or value.is_integer() else None
+    except (TypeError, ValueError):
+        number = None
+    if number is None:
+        raise AutoenhanceValidationError(f"{name} must be a whole number, got {value!r}")
+    _check_range(name, number, lo, hi)
+    return number
+
+
+def to_float(name: str, value: Any, lo: float | None = None, hi: float | None = None) -> float:
+    if isinstance(value, bool):
+        raise AutoenhanceValidationError(f"{name} must be a number, got {value!r}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise AutoenhanceValidationError(f"{name} must be a number, got {value!r}") from None
+    _check_range(name, number, lo, hi)
+    return number
+
+
+def _check_range(name: str, number: float, lo: float | None, hi: float | None) -> None:
+    if (lo is not None and number < lo) or (hi is not None and number > hi):
+        bounds = f"between {lo} and {hi}" if lo is not None and hi is not None else f"at least {lo}"
+        raise AutoenhanceValidationError(f"{name} must be {bounds}, got {number:g}")
+
+
+def choice(name: str, value: Any, allowed: Iterable[str], case: str = "lower") -> str:
+    """Normalise ``value`` to the API's case and check it against ``allowed``."""
+    allowed = tuple(allowed)
+    text = str(value).strip()
+    text = text.lower() if case == "lower" else text.upper()
+    if text not in allowed:
+        raise AutoenhanceValidationError(
+            f"Invalid {name} {value!r}; allowed values: {', '.join(allowed)}"
+        )
+    return text
+
+
+def validate_settings(settings: Mapping[str, Any], *, context: str = "enhancement settings") -> dict[str, Any]:
+    """Check and normalise enhancement settings; unknown names pass through with a warning."""
+    clean: dict[str, Any] = {}
+    for name, value in settings.items():
+        if name in _ENUM_SETTINGS:
+            allowed, case, nullable = _ENUM_SETTINGS[name]
+            clean[name] = None if value is None and nullable else choice(name, value, allowed, case)
+        elif name in _BOOL_SETTINGS:
+            clean[name] = None if value is None and name in _NULLABLE_BOOL_SETTINGS else to_bool(name, value)
+        elif name in _INT_SETTINGS:
+            clean[name] = to_int(name, value, *_INT_SETTINGS[name])
+        elif name in _OBJECT_SETTINGS:
+            if value is not None and not isinstance(value, dict):
+                raise AutoenhanceValidationError(f"{name} must be an object (dict), got {type(value).__name__}")
+            clean[name] = value
+        elif name in _STRING_SETTINGS:
+            clean[name] = None if value is None else str(value)
+        else:
+            log.warning("Passing unknown Autoenhance setting %r through unchanged (%s)", name, context)
+            clean[name] = value
+    return clean
+
+
+def validate_download_params(kind: str, params: Mapping[str, Any]) -> dict[str, str]:
+    """Check a download's kind and rendering parameters; return them as query strings."""
+    choice("download kind", kind, DOWNLOAD_KINDS)
+    query: dict[str, str] = {}
+    for name, value in params.items():
+        if value is None:
+            continue
+        if name == "format":
+            fmt = "jpeg" if str(value).strip().lower() in ("jpg", "jpeg") else value
+            query[name] = choice("format", fmt, DOWNLOAD_FORMATS)
+        elif name == "quality":
+            query[name] = str(to_int("quality", value, 1, 90))
+        elif name == "max_width":
+            query[name] = str(to_int("max_width", value, 1))
+        elif name == "scale":
+            scale = to_float("scale", value, 0.0, 1.0)
+            if scale <= 0:
+                raise AutoenhanceValidationError(f"scale must be greater than 0 and at most 1, got {scale:g}")
+            query[name] = f"{scale:g}"
+        elif name in ("preview", "watermark", "finetune"):
+            query[name] = "true" if to_bool(name, value) else "false"
+        elif name == "size":
+            query[name] = choice("size", value, LEGACY_SIZES)
+        else:
+            raise AutoenhanceValidationError(
+                f"Unknown download parameter {name!r}; allowed: format, quality, max_width, scale, preview, "
+                "watermark, finetune, size"
+            )
+    return query
+
+
+def validate_report(categories: Iterable[str], score: Any = None) -> tuple[list[str], int | None]:
+    if isinstance(categories, str):
+        categories = [categories]
+    cats = [choice("report category", c, REPORT_CATEGORIES, "upper") for c in categories]
+    if not cats:
+        raise AutoenhanceValidationError("A report needs at least one category")
+    return cats, None if score is None else to_int("score", score, 0, 5)
