@@ -1,0 +1,192 @@
+"""Async, read-only access to orders and images for the triggerer (``httpx``, shipped with Airflow).
+
+A triggerer runs hundreds of waits in one event loop, so polling must never block it: no sync
+hook in a thread pool, no connection lookup on the loop thread. Retries and error mapping come
+from :mod:`autoenhance_provider.policy`, the same policy as the sync hook.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from functools import cache
+from typing import Any
+from urllib.parse import quote, urljoin, urlsplit
+
+import httpx
+from airflow.sdk import BaseHook
+
+from autoenhance_provider._transport import install_log_redaction, user_agent
+from autoenhance_provider.connection import DEFAULT_CONN_ID, AutoenhanceConnectionConfig
+from autoenhance_provider.exceptions import AutoenhanceAPIError
+from autoenhance_provider.policy import (
+    Failure,
+    Retrier,
+    RetryPolicy,
+    failure_for_exception,
+    failure_for_status,
+)
+
+install_log_redaction()
+_MAX_REDIRECTS = 5
+
+
+@cache
+def _ssl_context(verify: bool | str) -> ssl.SSLContext:
+    """One SSL context per CA setting for the whole process (building one costs milliseconds)."""
+    if isinstance(verify, str):
+        return ssl.create_default_context(cafile=verify)
+    import certifi
+
+    return ssl.create_default_context(cafile=certifi.where())
+
+
+class AutoenhanceAsyncHook(BaseHook):
+    """Poll orders and images from an event loop.
+
+    :param autoenhance_conn_id: the Airflow connection to use.
+    :param timeout: seconds, or a (connect, read) pair; overrides the connection's ``timeout``.
+    :param retry_limit: retries per request after the first attempt.
+    :param retry_delay: first backoff in seconds (doubles per retry, with jitter).
+    :param retry_max_delay: longest single backoff, also the cap on ``Retry-After``.
+    """
+
+    def __init__(
+        self,
+        autoenhance_conn_id: str = DEFAULT_CONN_ID,
+        *,
+        timeout: float | tuple[float, float] | None = None,
+        retry_limit: int = 5,
+        retry_delay: float = 1.0,
+        retry_max_delay: float = 30.0,
+        **_: Any,
+    ) -> None:
+        super().__init__()
+        self.autoenhance_conn_id = autoenhance_conn_id
+        self._timeout_override = timeout
+        self.retry_policy = RetryPolicy(
+            max_attempts=max(1, int(retry_limit) + 1),
+            initial_delay=float(retry_delay),
+            max_delay=float(retry_max_delay),
+        )
+        self._config: AutoenhanceConnectionConfig | None = None
+        self._client: httpx.AsyncClient | None = None
+
+    async def get_config(self) -> AutoenhanceConnectionConfig:
+        if self._config is None:
+            conn = await _get_connection(self.autoenhance_conn_id)
+            self._config = AutoenhanceConnectionConfig.from_connection(conn)
+            await _mask(self._config.api_key)
+        return self._config
+
+    async def _get_client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            config = await self.get_config()
+            if self._timeout_override is None:
+                connect, read = config.connect_timeout, config.read_timeout
+            elif isinstance(self._timeout_override, (tuple, list)):
+                connect, read = map(float, self._timeout_override)
+            else:
+                read = float(self._timeout_override)
+                connect = min(read, config.connect_timeout)
+            self._client = httpx.AsyncClient(
+                headers={"User-Agent": user_agent(), **config.api_headers()},
+                timeout=httpx.Timeout(read, connect=connect),
+                verify=_ssl_context(config.verify),
+                follow_redirects=False,
+                limits=httpx.Limits(max_connections=4, max_keepalive_connections=1),
+            )
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def __aenter__(self) -> AutoenhanceAsyncHook:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def get_order(self, order_id: str) -> dict[str, Any]:
+        return await self._get_json(f"/v3/orders/{quote(str(order_id), safe='')}")
+
+    async def get_image(self, image_id: str) -> dict[str, Any]:
+        return await self._get_json(f"/v3/images/{quote(str(image_id), safe='')}")
+
+    async def _get_json(self, path: str) -> Any:
+        config = await self.get_config()
+        client = await self._get_client()
+        retrier = Retrier(self.retry_policy, resend_safe=True)
+        while True:
+            try:
+                response = await self._get_same_origin(client, config, f"{config.base_url}{path}")
+            except httpx.HTTPError as exc:
+                failure = _failure_for_httpx_exception(exc, path)
+            else:
+                if response.status_code < 400:
+                    try:
+                        return response.json() if response.content else None
+                    except ValueError:
+                        raise AutoenhanceAPIError(response.status_code, "GET", path, "the response was not JSON") from None
+                failure = failure_for_status(response.status_code, "GET", path, response.text, response.headers)
+            delay = retrier.next_delay(failure)
+            self.log.warning(
+                "Autoenhance GET %s failed (%s); retry %d of %d in %.1fs",
+                path,
+                failure.reason,
+                retrier.failed_attempts,
+                retrier.policy.max_attempts - 1,
+                delay,
+            )
+            await asyncio.sleep(delay)
+
+    @staticmethod
+    async def _get_same_origin(
+        client: httpx.AsyncClient, config: AutoenhanceConnectionConfig, url: str
+    ) -> httpx.Response:
+        """GET, following redirects only within the API host (the key must not travel elsewhere)."""
+        for _ in range(_MAX_REDIRECTS):
+            response = await client.get(url)
+            location = response.headers.get("Location")
+            if not (response.is_redirect and location):
+                return response
+            target = urljoin(url, location)
+            if not config.same_origin(target):
+                raise AutoenhanceAPIError(
+                    response.status_code, "GET", urlsplit(url).path, "redirected to another host"
+                )
+            url = target
+        raise AutoenhanceAPIError(response.status_code, "GET", urlsplit(url).path, "too many redirects")
+
+
+def _failure_for_httpx_exception(exc: httpx.HTTPError, path: str) -> Failure:
+    sent = not isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
+    failure = failure_for_exception(exc, "GET", path, sent=sent)
+    if not isinstance(exc, httpx.TransportError):
+        from dataclasses import replace
+
+        failure = replace(failure, retryable=False)
+    return failure
+
+
+async def _get_connection(conn_id: str) -> Any:
+    """Look the connection up without blocking the event loop."""
+    getter = getattr(BaseHook, "aget_connection", None)
+    if getter is not None:
+        return await getter(conn_id)
+    from asgiref.sync import sync_to_async  # pragma: no cover - Airflow 3.0
+
+    return await sync_to_async(BaseHook.get_connection)(conn_id)  # pragma: no cover
+
+
+async def _mask(secret: str) -> None:
+    try:
+        from airflow.sdk.log import amask_secret
+    except ImportError:  # pragma: no cover - Airflow 3.0
+        from autoenhance_provider._compat import mask_secret
+
+        mask_secret(secret)
+        return
+    await amask_secret(secret)

@@ -1,0 +1,79 @@
+"""The deferrable wait: poll an order from the triggerer until it is done or the deadline passes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from autoenhance_provider.connection import DEFAULT_CONN_ID
+from autoenhance_provider.exceptions import AutoenhanceError
+from autoenhance_provider.hooks.autoenhance_async import AutoenhanceAsyncHook
+from autoenhance_provider.waiting import DEFAULT_ERROR_BUDGET, DEFAULT_POLL_INTERVAL, ERROR, OrderWait
+
+
+class AutoenhanceOrderTrigger(BaseTrigger):
+    """Wait for an Autoenhance order without holding a worker slot.
+
+    Read-only (it only GETs the order), so a triggerer restart that re-runs it from its
+    serialized kwargs is harmless. Emits exactly one event, then returns.
+
+    :param order_id: the order to wait for.
+    :param autoenhance_conn_id: the Airflow connection to use.
+    :param poll_interval: seconds between two polls.
+    :param end_time: wall-clock deadline as epoch seconds (``time.time()``), so the deadline
+        survives a move to another triggerer process; None waits without a deadline.
+    :param error_budget: consecutive failed polls (each after the client's retries) tolerated.
+    :param hook_params: keyword arguments for :class:`AutoenhanceAsyncHook` (timeouts, retries).
+    """
+
+    def __init__(
+        self,
+        order_id: str,
+        autoenhance_conn_id: str = DEFAULT_CONN_ID,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+        end_time: float | None = None,
+        error_budget: int = DEFAULT_ERROR_BUDGET,
+        hook_params: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.order_id = str(order_id)
+        self.autoenhance_conn_id = autoenhance_conn_id
+        self.poll_interval = float(poll_interval)
+        self.end_time = None if end_time is None else float(end_time)
+        self.error_budget = int(error_budget)
+        self.hook_params = dict(hook_params or {})
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "order_id": self.order_id,
+                "autoenhance_conn_id": self.autoenhance_conn_id,
+                "poll_interval": self.poll_interval,
+                "end_time": self.end_time,
+                "error_budget": self.error_budget,
+                "hook_params": self.hook_params,
+            },
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        wait = OrderWait(self.order_id, deadline=self.end_time, error_budget=self.error_budget, logger=self.log)
+        hook = AutoenhanceAsyncHook(self.autoenhance_conn_id, **self.hook_params)
+        try:
+            while True:
+                try:
+                    event = wait.check(await hook.get_order(self.order_id))
+                except AutoenhanceError as exc:
+                    event = wait.on_error(exc)
+                except Exception as exc:  # anything unexpected still ends in one clean event
+                    event = {"status": ERROR, "order_id": self.order_id, "message": f"{type(exc).__name__}: {exc}"}
+                event = event or wait.timeout_event()
+                if event is not None:
+                    yield TriggerEvent(event)
+                    return
+                await asyncio.sleep(wait.sleep_for(self.poll_interval))
+        finally:
+            await hook.aclose()

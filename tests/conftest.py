@@ -1,0 +1,18 @@
+"""Test-wide set-up: an isolated AIRFLOW_HOME before Airflow is first imported."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+_home = Path(tempfile.mkdtemp(prefix="autoenhance-test-airflow-"))
+os.environ["AIRFLOW_HOME"] = str(_home)
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "dags")
+os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_home / 'airflow.db'}"
+os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "INFO")
+# Tests never reach the real API: a connection must be defined explicitly by each test.
+os.environ.pop("AIRFLOW_CONN_AUTOENHANCE_DEFAULT", None)
