@@ -30,5 +30,11 @@ format: install
 	$(VENV)/bin/ruff format plugins dags tests bench
 	$(VENV)/bin/ruff check --fix plugins dags tests bench
 
+## Run example_autoenhance_pipeline end to end on an embedded SQLite Airflow against the local
+## sandbox (started and stopped by the script). With AUTOENHANCE_API_KEY set it uses the real
+## API in development mode instead (no credits spent).
+demo: install
+	$(PY) scripts/demo.py
+
 clean:
 	rm -rf $(DEMO_HOME) output .pytest_cache
