@@ -7,6 +7,7 @@ Both the sync hook and the trigger's async client build their settings from
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
 import re
 from dataclasses import dataclass, field
@@ -136,6 +137,16 @@ class AutoenhanceConnectionConfig:
 
 
 def _extras(conn: Any, conn_id: str) -> dict[str, Any]:
+    raw = getattr(conn, "extra", None)
+    if isinstance(raw, str) and raw.strip():
+        # Airflow's extra_dejson logs invalid JSON and returns {}: check it here so a typo
+        # in the extras is an error instead of silently meaning "no extras".
+        try:
+            json.loads(raw)
+        except ValueError:
+            raise AutoenhanceConfigError(
+                f"Connection {conn_id!r}: the extra field is not valid JSON"
+            ) from None
     try:
         extras = conn.extra_dejson
     except Exception:
@@ -143,6 +154,11 @@ def _extras(conn: Any, conn_id: str) -> dict[str, Any]:
     if not isinstance(extras, dict):
         raise AutoenhanceConfigError(f"Connection {conn_id!r}: the extra field must be a JSON object")
     return extras
+
+
+def _without_userinfo(host: str | None) -> str:
+    """The host field as typed, minus any ``user:password@`` (it may hold a secret)."""
+    return re.sub(r"^([^/]*//)?[^/@]*@", lambda m: f"{m.group(1) or ''}***@", (host or "").strip())
 
 
 def normalise_base_url(
@@ -164,10 +180,13 @@ def normalise_base_url(
         parts = urlsplit(raw)
         url_port = parts.port
     except ValueError:
-        raise AutoenhanceConfigError(f"Connection {conn_id!r}: invalid API base URL {host!r}") from None
+        raise AutoenhanceConfigError(
+            f"Connection {conn_id!r}: invalid API base URL {_without_userinfo(host)!r}"
+        ) from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise AutoenhanceConfigError(
-            f"Connection {conn_id!r}: invalid API base URL {host!r}; expected e.g. {DEFAULT_BASE_URL}"
+            f"Connection {conn_id!r}: invalid API base URL {_without_userinfo(host)!r}; "
+            f"expected e.g. {DEFAULT_BASE_URL}"
         )
     if parts.username or parts.password or parts.query or parts.fragment:
         raise AutoenhanceConfigError(

@@ -45,3 +45,80 @@ def hook(conn):
     h = AutoenhanceHook(retry_delay=0, retry_max_delay=0)
     yield h
     h.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Added for the hook / core-module unit tests (test_hook_*.py, test_policy.py, ...).
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def base_url() -> str:
+    return BASE_URL
+
+
+@pytest.fixture
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Replace ``time.sleep`` with a recorder: waits become instant and inspectable."""
+    import time
+
+    calls: list[float] = []
+    monkeypatch.setattr(time, "sleep", calls.append)
+    return calls
+
+
+@pytest.fixture
+def make_hook(conn):
+    """Build hooks on the default test connection (instant retries unless overridden)."""
+    from autoenhance_provider.hooks.autoenhance import AutoenhanceHook
+
+    made: list[AutoenhanceHook] = []
+
+    def _make(**kwargs) -> AutoenhanceHook:
+        kwargs.setdefault("retry_delay", 0)
+        kwargs.setdefault("retry_max_delay", 0)
+        made.append(AutoenhanceHook(**kwargs))
+        return made[-1]
+
+    yield _make
+    for h in made:
+        h.close()
+
+
+@pytest.fixture
+def log_capture(caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]):
+    """Everything logged during a test, at DEBUG, whatever the route.
+
+    Airflow hooks log through structlog (printed to stdout, bypassing ``caplog``), libraries log
+    through the standard library. ``text()`` returns both, *before* Airflow's secrets masker
+    could hide anything, so a leak in the provider's own log calls is visible. Records of the
+    ``requests_mock`` logger are left out (the mock logs every URL it fakes).
+    """
+    import logging
+
+    import structlog
+
+    caplog.set_level(logging.DEBUG)
+
+    class _Logs:
+        def __init__(self) -> None:
+            self.events: list[dict] = []
+            self.printed: list[str] = []
+
+        def text(self) -> str:
+            out, err = capfd.readouterr()
+            self.printed += [out, err]
+            rendered = [" ".join(f"{k}={v}" for k, v in e.items()) for e in self.events]
+            # requests-mock's own adapter logs every mocked URL verbatim; it stands in for
+            # urllib3 (whose logger the provider filters), so it is left out.
+            records = [
+                f"{r.levelname} {r.name} {r.getMessage()} {r.exc_text or ''}"
+                for r in caplog.records
+                if not r.name.startswith("requests_mock")
+            ]
+            return "\n".join([*records, *self.printed, *rendered])
+
+    logs = _Logs()
+    with structlog.testing.capture_logs() as events:
+        logs.events = events
+        yield logs

@@ -199,6 +199,9 @@ class AutoenhanceHook(BaseHook):
                 return response
             response.close()
             url = urljoin(url, location)
+            # The Location is complete (often a presigned URL): re-adding the query params
+            # would change it and invalidate its signature.
+            kwargs.pop("params", None)
         raise AutoenhanceAPIError(response.status_code, method, redact_url(url), "too many redirects")
 
     def _attempts(
@@ -229,9 +232,8 @@ class AutoenhanceHook(BaseHook):
             else:
                 if response.status_code < 400:
                     return response
-                failure = failure_for_status(
-                    response.status_code, method, shown_path, _error_body(response), response.headers
-                )
+                body = _error_body(response).replace(self.config.api_key, "***")
+                failure = failure_for_status(response.status_code, method, shown_path, body, response.headers)
                 response.close()
             delay = retrier.next_delay(failure)
             self.log.warning(
@@ -431,6 +433,12 @@ class AutoenhanceHook(BaseHook):
                 ) from None
             assert isinstance(response, requests.Response)
             with response:
+                if not 200 <= response.status_code < 300:
+                    # A redirect cannot be followed with a streamed body: nothing was stored.
+                    raise AutoenhanceStorageError(
+                        f"Upload to {redact_url(upload_url)} was not stored: the storage host answered "
+                        f"HTTP {response.status_code} (redirects are not followed for uploads)."
+                    )
                 return {"bytes": length, "etag": response.headers.get("ETag")}
 
     def get_image(self, image_id: str) -> dict[str, Any]:
@@ -509,6 +517,7 @@ class AutoenhanceHook(BaseHook):
         unless ``preview=False``, which buys the full-size image (once per image).
         """
         query = validate_download_params(kind, params)
+        kind = str(kind).strip().lower()  # as validated; the path must use the API's spelling
         target = DownloadTarget(destination)
         path = f"/v3/images/{_segment('image_id', image_id)}/{kind}"
         retrier = Retrier(self.retry_policy, resend_safe=target.rewindable)
@@ -539,8 +548,7 @@ class AutoenhanceHook(BaseHook):
             content_type = response.headers.get("Content-Type", "")
             if not content_type.startswith(("application/json", "text/html")):
                 return response
-            body = response.raw.read(64 * 1024, decode_content=True)
-            url = indirect_image_url(content_type, body)
+            url = indirect_image_url(content_type, _read_capped(response, 64 * 1024))
             if not url:
                 raise AutoenhanceAPIError(
                     response.status_code, "GET", redact_url(response.url), "expected image bytes, got " + content_type
@@ -678,12 +686,20 @@ def _with_upload_url(created: Any, what: str) -> dict[str, Any]:
     return {**created, "upload_url": url}
 
 
+def _read_capped(response: requests.Response, limit: int) -> bytes:
+    """At most ``limit`` bytes of a (possibly streamed) body; network errors stay requests errors."""
+    data = b""
+    for chunk in response.iter_content(chunk_size=min(limit, 16 * 1024)):
+        data += chunk
+        if len(data) >= limit:
+            break
+    return data[:limit]
+
+
 def _error_body(response: requests.Response) -> str:
     try:
-        raw = response.raw.read(ERROR_BODY_BYTES, decode_content=True) if response.raw else b""
-        if not raw and response._content_consumed:  # type: ignore[attr-defined]
-            raw = response.content[:ERROR_BODY_BYTES]
-    except Exception:
+        raw = _read_capped(response, ERROR_BODY_BYTES)
+    except (requests.RequestException, RuntimeError):
         return ""
     return raw.decode("utf-8", "replace")
 

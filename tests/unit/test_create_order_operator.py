@@ -1,0 +1,295 @@
+"""CreateOrderOperator, ProcessOrderOperator and DeleteOrderOperator without an Airflow DB."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+import pytest
+from autoenhance_unit_helpers import api, body_of, image, order, path_of
+
+from autoenhance_provider.exceptions import AutoenhanceAuthError
+from autoenhance_provider.operators.order import (
+    CreateOrderOperator,
+    DeleteOrderOperator,
+    ProcessOrderOperator,
+    deterministic_order_id,
+)
+
+
+class FakeTI:
+    def __init__(
+        self,
+        dag_id: str = "listing_dag",
+        run_id: str = "manual__2026-01-01T00:00:00+00:00",
+        task_id: str = "create_order",
+        map_index: int | None = -1,
+        try_number: int = 1,
+    ) -> None:
+        self.dag_id = dag_id
+        self.run_id = run_id
+        self.task_id = task_id
+        self.map_index = map_index
+        self.try_number = try_number
+        self.pushed: list[tuple[str, Any]] = []
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.pushed.append((key, value))
+
+    @property
+    def xcom(self) -> dict[str, Any]:
+        return dict(self.pushed)
+
+
+def context_for(ti: FakeTI) -> dict[str, Any]:
+    return {"ti": ti, "task_instance": ti, "run_id": ti.run_id}
+
+
+@pytest.fixture
+def no_connection_lookup(monkeypatch):
+    """Fail loudly if anything looks a connection up (e.g. during __init__)."""
+    from airflow.sdk import BaseHook
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("connection looked up")
+
+    monkeypatch.setattr(BaseHook, "get_connection", classmethod(forbidden))
+
+
+# ------------------------------------------------------------------------------ construction
+def test_construction_needs_no_connection_and_no_network(monkeypatch, requests_mock, no_connection_lookup):
+    monkeypatch.delenv("AIRFLOW_CONN_AUTOENHANCE_DEFAULT", raising=False)
+
+    op = CreateOrderOperator(task_id="create_order", name="Listing {{ ds }}")
+    ProcessOrderOperator(task_id="process", order_id="o-1", enhance_type="warm")
+    DeleteOrderOperator(task_id="delete", order_id="o-1")
+
+    assert requests_mock.call_count == 0
+    assert "hook" not in op.__dict__
+    assert op.autoenhance_conn_id == "autoenhance_default"
+    assert op.hook_params == {}
+
+
+def test_template_fields():
+    assert {"name", "order_id", "autoenhance_conn_id"} <= set(CreateOrderOperator.template_fields)
+    assert {"order_id", "autoenhance_conn_id"} <= set(DeleteOrderOperator.template_fields)
+    assert {"order_id", "settings", "autoenhance_conn_id"} <= set(ProcessOrderOperator.template_fields)
+
+
+def test_hook_params_and_conn_id_reach_the_hook(set_connection):
+    set_connection("autoenhance_other")
+    op = CreateOrderOperator(
+        task_id="t", autoenhance_conn_id="autoenhance_other", hook_params={"retry_limit": 2, "timeout": 7}
+    )
+
+    assert op.hook.autoenhance_conn_id == "autoenhance_other"
+    assert op.hook.retry_policy.max_attempts == 3
+    assert op.hook.timeout == (7.0, 7.0)
+
+
+# ------------------------------------------------------------------------------ deterministic ids
+def test_deterministic_id_is_a_stable_uuid_per_task_instance():
+    first = deterministic_order_id(context_for(FakeTI(try_number=1)))
+    retry = deterministic_order_id(context_for(FakeTI(try_number=2)))
+
+    assert uuid.UUID(first).version == 5
+    assert first == retry  # a retry re-finds its order
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        {"dag_id": "other"},
+        {"run_id": "scheduled__x"},
+        {"task_id": "other"},
+        {"map_index": 0},
+        {"map_index": 1},
+    ],
+)
+def test_deterministic_id_differs_per_task_instance(changed):
+    assert deterministic_order_id(context_for(FakeTI(**changed))) != deterministic_order_id(
+        context_for(FakeTI())
+    )
+
+
+def test_deterministic_id_differs_across_map_indexes():
+    ids = {deterministic_order_id(context_for(FakeTI(map_index=i))) for i in range(5)}
+    assert len(ids) == 5
+
+
+def test_map_index_none_counts_as_unmapped():
+    assert deterministic_order_id(context_for(FakeTI(map_index=None))) == deterministic_order_id(
+        context_for(FakeTI(map_index=-1))
+    )
+
+
+# ------------------------------------------------------------------------------ execute
+def test_execute_creates_the_order_and_pushes_id_and_url(conn, requests_mock):
+    ti = FakeTI()
+    expected_id = deterministic_order_id(context_for(ti))
+    requests_mock.post(
+        api("/v3/orders/"), json=lambda r, c: order(r.json()["order_id"], name=r.json()["name"])
+    )
+
+    op = CreateOrderOperator(task_id="create_order", name="Listing 1")
+    result = op.execute(context_for(ti))
+
+    assert result == expected_id
+    assert ti.xcom == {
+        "order_id": expected_id,
+        "order_url": f"https://app.autoenhance.ai/orders/{expected_id}",
+    }
+    assert body_of(requests_mock.last_request) == {"name": "Listing 1", "order_id": expected_id}
+    assert requests_mock.call_count == 1
+
+
+def test_retry_whose_post_conflicts_reuses_the_order(conn, requests_mock):
+    created: dict[str, dict] = {}
+
+    def create(request, context):
+        body = request.json()
+        if body["order_id"] in created:
+            context.status_code = 409
+            return {"message": "Conflict", "detail": {}}
+        created[body["order_id"]] = order(body["order_id"], name=body.get("name"))
+        return created[body["order_id"]]
+
+    requests_mock.post(api("/v3/orders/"), json=create)
+    requests_mock.get(
+        re.compile(api("/v3/orders/") + "[^/]+$"),
+        json=lambda r, c: created[path_of(r).rsplit("/", 1)[-1]],
+    )
+    op = CreateOrderOperator(task_id="create_order", name="Listing 1")
+
+    first = op.execute(context_for(FakeTI(try_number=1)))
+    retry_ti = FakeTI(try_number=2)
+    second = CreateOrderOperator(task_id="create_order", name="Listing 1").execute(context_for(retry_ti))
+
+    assert first == second
+    assert list(created) == [first]  # nothing new was created
+    methods = [(r.method, path_of(r)) for r in requests_mock.request_history]
+    assert methods == [("POST", "/v3/orders/"), ("POST", "/v3/orders/"), ("GET", f"/v3/orders/{first}")]
+    assert retry_ti.xcom["order_id"] == first
+
+
+def test_explicit_order_id_is_honoured(conn, requests_mock):
+    requests_mock.post(api("/v3/orders/"), json=order("client-chosen-1"))
+    ti = FakeTI()
+
+    result = CreateOrderOperator(task_id="t", order_id="client-chosen-1").execute(context_for(ti))
+
+    assert result == "client-chosen-1"
+    assert body_of(requests_mock.last_request) == {"order_id": "client-chosen-1"}
+    assert ti.xcom["order_url"] == "https://app.autoenhance.ai/orders/client-chosen-1"
+
+
+def test_explicit_existing_order_id_is_reused(conn, requests_mock):
+    requests_mock.post(api("/v3/orders/"), status_code=409, json={"message": "Conflict"})
+    requests_mock.get(api("/v3/orders/existing"), json=order("existing"))
+
+    assert CreateOrderOperator(task_id="t", order_id="existing").execute(context_for(FakeTI())) == "existing"
+
+
+def test_server_assigned_id_wins_and_is_pushed(conn, requests_mock):
+    requests_mock.post(api("/v3/orders/"), json=order("server-id"))
+    ti = FakeTI()
+
+    assert CreateOrderOperator(task_id="t").execute(context_for(ti)) == "server-id"
+    assert ti.xcom["order_id"] == "server-id"
+
+
+def test_permanent_errors_propagate(conn, requests_mock):
+    requests_mock.post(api("/v3/orders/"), status_code=401, json={"message": "Unauthorized"})
+    ti = FakeTI()
+
+    with pytest.raises(AutoenhanceAuthError):
+        CreateOrderOperator(task_id="t").execute(context_for(ti))
+    assert ti.pushed == []
+
+
+def test_map_index_label_is_set(conn, requests_mock):
+    requests_mock.post(api("/v3/orders/"), json=lambda r, c: order(r.json()["order_id"]))
+    ctx = context_for(FakeTI(map_index=3))
+
+    CreateOrderOperator(task_id="t", name="Listing 3").execute(ctx)
+
+    assert ctx["autoenhance_label"] == "Listing 3"
+
+
+# ------------------------------------------------------------------------------ delete
+def test_delete_order_operator(conn, requests_mock):
+    requests_mock.delete(api("/v3/orders/o-1"), status_code=204)
+
+    assert DeleteOrderOperator(task_id="d", order_id="o-1").execute(context_for(FakeTI())) is None
+    assert requests_mock.last_request.method == "DELETE"
+
+
+def test_delete_order_operator_is_idempotent_on_404(conn, requests_mock):
+    requests_mock.delete(api("/v3/orders/o-1"), status_code=404, json={"message": "Not Found", "detail": {}})
+
+    assert DeleteOrderOperator(task_id="d", order_id="o-1").execute(context_for(FakeTI())) is None
+    assert requests_mock.call_count == 1
+
+
+def test_delete_order_operator_other_errors_fail(conn, requests_mock):
+    requests_mock.delete(api("/v3/orders/o-1"), status_code=403, json={"message": "Forbidden"})
+
+    with pytest.raises(AutoenhanceAuthError):
+        DeleteOrderOperator(task_id="d", order_id="o-1").execute(context_for(FakeTI()))
+
+
+# ------------------------------------------------------------------------------ process
+@pytest.mark.parametrize(
+    "state",
+    [{"is_merging": True}, {"images": [image("i-1", "processing")]}],
+    ids=["merging", "has-images"],
+)
+def test_process_order_operator_skips_an_order_already_started(conn, requests_mock, state):
+    requests_mock.get(api("/v3/orders/o-1"), json=order("o-1", **state))
+    process = requests_mock.post(api("/v3/orders/o-1/process"), json={})
+    ti = FakeTI(task_id="process")
+
+    result = ProcessOrderOperator(task_id="process", order_id="o-1", number_of_brackets_per_image=3).execute(
+        context_for(ti)
+    )
+
+    assert result == "o-1"
+    assert process.call_count == 0
+    assert ti.xcom == {"order_id": "o-1", "order_url": "https://app.autoenhance.ai/orders/o-1"}
+
+
+def test_process_order_operator_starts_a_fresh_order(conn, requests_mock):
+    requests_mock.get(api("/v3/orders/o-1"), json=order("o-1"))
+    requests_mock.post(api("/v3/orders/o-1/process"), json=order("o-1", is_merging=True))
+
+    ProcessOrderOperator(
+        task_id="process",
+        order_id="o-1",
+        number_of_brackets_per_image=3,
+        enhance_type="WARM",
+        settings={"sky_replacement": True},
+    ).execute(context_for(FakeTI()))
+
+    assert body_of(requests_mock.last_request) == {
+        "sky_replacement": True,
+        "enhance_type": "warm",
+        "number_of_brackets_per_image": 3,
+    }
+
+
+def test_process_order_operator_resolves_bracket_names(conn, requests_mock):
+    requests_mock.get(api("/v3/orders/o-1"), json=order("o-1"))
+    requests_mock.get(
+        api("/v3/orders/o-1/brackets"),
+        json={
+            "brackets": [{"bracket_id": "b-1", "name": "ev-2.jpg"}, {"bracket_id": "b-2", "name": "ev0.jpg"}]
+        },
+    )
+    requests_mock.post(api("/v3/orders/o-1/process"), json=order("o-1", is_merging=True))
+
+    ProcessOrderOperator(task_id="p", order_id="o-1", bracket_groups=[["ev-2.jpg", "b-2"]]).execute(
+        context_for(FakeTI())
+    )
+
+    assert body_of(requests_mock.last_request) == {"images": [{"bracket_ids": ["b-1", "b-2"]}]}
