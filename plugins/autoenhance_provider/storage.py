@@ -31,7 +31,9 @@ def to_storage_path(location: str | os.PathLike[str] | ObjectStoragePath, conn_i
     if not text:
         raise AutoenhanceValidationError("A path or URI must not be empty")
     if "://" not in text:
-        text = Path(text).expanduser().resolve().as_uri()
+        # Not Path.as_uri(): it percent-encodes (spaces, "#", "*", non-ASCII) while
+        # ObjectStoragePath takes file:// paths literally ("/a b" would become "/a%20b").
+        text = "file://" + Path(text).expanduser().resolve().as_posix()
     return ObjectStoragePath(text, conn_id=conn_id) if conn_id else ObjectStoragePath(text)
 
 

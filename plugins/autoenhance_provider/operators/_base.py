@@ -55,9 +55,11 @@ class AutoenhanceBaseOperator(AutoenhanceTaskMixin, BaseOperator):
         *,
         autoenhance_conn_id: str = DEFAULT_CONN_ID,
         hook_params: dict[str, Any] | None = None,
+        # A real parameter, not a kwargs default: .partial() reads operator defaults from the
+        # signature, and the task runner labels mapped tasks from the MappedOperator's value.
+        map_index_template: str | None = DEFAULT_MAP_INDEX_TEMPLATE,
         **kwargs: Any,
     ) -> None:
-        kwargs.setdefault("map_index_template", DEFAULT_MAP_INDEX_TEMPLATE)
-        super().__init__(**kwargs)
+        super().__init__(map_index_template=map_index_template, **kwargs)
         self.autoenhance_conn_id = autoenhance_conn_id
         self.hook_params = hook_params or {}

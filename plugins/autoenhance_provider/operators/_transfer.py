@@ -66,8 +66,21 @@ def run_concurrently(
     failed: list[tuple[T, BaseException]] = []
     if not items:
         return done, failed
+    # Workers check this before starting an item: cancelling queued futures from this thread
+    # alone is racy, a fast-failing worker can run through the whole queue first.
+    stopping = threading.Event()
+
+    def guarded(item: T) -> R:
+        if stopping.is_set():
+            raise _NotStarted
+        try:
+            return work(item)
+        except AirflowFailException:
+            stopping.set()
+            raise
+
     with ThreadPoolExecutor(max_workers=max(1, min(max_concurrency, len(items)))) as pool:
-        futures: dict[Future[R], T] = {pool.submit(work, item): item for item in items}
+        futures: dict[Future[R], T] = {pool.submit(guarded, item): item for item in items}
         pending = set(futures)
         while pending:
             finished, pending = wait(pending, return_when=FIRST_EXCEPTION)
@@ -77,6 +90,8 @@ def run_concurrently(
                 error = future.exception()
                 if error is None:
                     done.append((item, future.result()))
+                    continue
+                if isinstance(error, _NotStarted):
                     continue
                 failed.append((item, error))
                 log.error("%s failed: %s", describe(item), error)
@@ -92,3 +107,7 @@ def run_concurrently(
     order = {id(item): i for i, item in enumerate(items)}
     done.sort(key=lambda pair: order[id(pair[0])])
     return done, failed
+
+
+class _NotStarted(Exception):
+    """An item skipped because a permanent failure stopped the run before it began."""

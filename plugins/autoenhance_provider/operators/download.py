@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import quote
 
 from airflow.sdk import Asset, Context, ObjectStoragePath
 
@@ -155,6 +156,10 @@ class DownloadImagesOperator(AutoenhanceBaseOperator):
             filename = f"{stem}{ext}"
             if filename.lower() in used:
                 filename = f"{stem}-{str(image.get('image_id'))[:8]}{ext}"
+                n = 2
+                while filename.lower() in used:  # another image may be named like that already
+                    filename = f"{stem}-{str(image.get('image_id'))[:8]}-{n}{ext}"
+                    n += 1
             used.add(filename.lower())
             plan.append((image, folder / filename))
         if not plan:
@@ -187,7 +192,12 @@ class DownloadImagesOperator(AutoenhanceBaseOperator):
 def _fixed_asset(destination: Any) -> Asset | None:
     """An outlet asset for a destination known at parse time (not a Jinja template)."""
     if isinstance(destination, ObjectStoragePath):
-        return Asset(str(destination))
+        return Asset(_as_uri(str(destination)))
     if isinstance(destination, (str, os.PathLike)) and "{{" not in str(destination) and str(destination).strip():
-        return Asset(str(to_storage_path(destination)))
+        return Asset(_as_uri(str(to_storage_path(destination))))
     return None
+
+
+def _as_uri(text: str) -> str:
+    """ObjectStoragePath keeps paths literal; an asset URI must be encoded ("#" would end it)."""
+    return quote(text, safe=":/@")

@@ -12,6 +12,7 @@ from autoenhance_provider._compat import AirflowFailException
 from autoenhance_provider.exceptions import (
     AutoenhanceError,
     AutoenhanceSourceError,
+    AutoenhanceStorageError,
     AutoenhanceValidationError,
 )
 from autoenhance_provider.media import BRACKET_CONTENT_TYPE
@@ -84,7 +85,9 @@ class _UploadOperatorBase(AutoenhanceBaseOperator):
             if permanent is not None:
                 raise permanent
             names = ", ".join(item.name for item, _ in failed[:10])
-            raise AutoenhanceError(
+            # Keep the storage class when that is what failed, so callers can tell it apart.
+            storage = all(isinstance(e, AutoenhanceStorageError) for _, e in failed)
+            raise (AutoenhanceStorageError if storage else AutoenhanceError)(
                 f"{len(failed)} of {len(files)} upload(s) failed ({names}); {len(done)} succeeded and are "
                 f"kept, a retry uploads only the rest. First error: {failed[0][1]}"
             ) from failed[0][1]

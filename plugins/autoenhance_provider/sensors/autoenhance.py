@@ -9,7 +9,12 @@ from typing import Any
 
 from airflow.sdk import BaseSensorOperator, Context, PokeReturnValue
 
-from autoenhance_provider._compat import AirflowSensorTimeout, conf
+from autoenhance_provider._compat import (
+    AirflowFailException,
+    AirflowSensorTimeout,
+    AirflowSkipException,
+    conf,
+)
 from autoenhance_provider.connection import DEFAULT_CONN_ID
 from autoenhance_provider.exceptions import AutoenhanceError, AutoenhanceTimeoutError
 from autoenhance_provider.links.autoenhance import AutoenhanceOrderLink
@@ -61,10 +66,13 @@ class OrderProcessedSensor(AutoenhanceTaskMixin, BaseSensorOperator):
         allow_partial: bool = False,
         error_budget: int = DEFAULT_ERROR_BUDGET,
         hook_params: dict[str, Any] | None = None,
+        # A signature default (not kwargs.setdefault) so that .partial() / mapped tasks get it.
+        map_index_template: str | None = DEFAULT_MAP_INDEX_TEMPLATE,
         **kwargs: Any,
     ) -> None:
-        kwargs.setdefault("map_index_template", DEFAULT_MAP_INDEX_TEMPLATE)
-        super().__init__(poke_interval=poke_interval, timeout=timeout, **kwargs)
+        super().__init__(
+            poke_interval=poke_interval, timeout=timeout, map_index_template=map_index_template, **kwargs
+        )
         self.order_id = order_id
         self.autoenhance_conn_id = autoenhance_conn_id
         self.deferrable = deferrable
@@ -79,7 +87,19 @@ class OrderProcessedSensor(AutoenhanceTaskMixin, BaseSensorOperator):
         if not self.deferrable:
             return super().execute(context)
         deadline = time.time() + self.timeout
-        first = self.poke(context)
+        try:
+            first = self.poke(context)
+        except AirflowFailException as exc:
+            # The same soft_fail / never_fail rules as BaseSensorOperator.execute applies to a poke.
+            if self.soft_fail or self.never_fail:
+                raise AirflowSkipException(f"Skipping due to soft_fail/never_fail: {exc}") from exc
+            raise
+        except AirflowSkipException:
+            raise
+        except Exception as exc:
+            if self.never_fail:
+                raise AirflowSkipException(f"Skipping due to never_fail: {exc}") from exc
+            raise
         if first:
             return first.xcom_value if isinstance(first, PokeReturnValue) else None
         self.defer(

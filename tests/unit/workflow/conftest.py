@@ -1,0 +1,58 @@
+"""Fixtures for the workflow tests: a test connection, an httpx mock for the async hook, logs."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from wf_helpers import BASE_URL, FAKE_KEY
+
+
+@pytest.fixture
+def wf_conn(monkeypatch: pytest.MonkeyPatch) -> str:
+    """The default Autoenhance connection, from an environment variable (no Airflow DB)."""
+    conn = {"conn_type": "autoenhance", "password": FAKE_KEY, "host": BASE_URL}
+    monkeypatch.setenv("AIRFLOW_CONN_AUTOENHANCE_DEFAULT", json.dumps(conn))
+    return "autoenhance_default"
+
+
+@pytest.fixture
+def httpx_handler(monkeypatch: pytest.MonkeyPatch):
+    """Route every ``httpx.AsyncClient`` the async hook builds through a MockTransport.
+
+    Call the fixture's value with a handler ``(httpx.Request) -> httpx.Response``; the list of
+    requests seen is returned. Nothing leaves the process.
+    """
+    import httpx
+
+    import autoenhance_provider.hooks.autoenhance_async as async_module
+
+    real_client = httpx.AsyncClient
+    seen: list[Any] = []
+
+    def install(handler):
+        def recording(request):
+            seen.append(request)
+            return handler(request)
+
+        transport = httpx.MockTransport(recording)
+
+        def client(*args, **kwargs):
+            kwargs.pop("verify", None)
+            kwargs["transport"] = transport
+            return real_client(*args, **kwargs)
+
+        monkeypatch.setattr(async_module.httpx, "AsyncClient", client)
+        return seen
+
+    return install
+
+
+@pytest.fixture
+def logs():
+    """Structured log events of operators, hooks and triggers during the test."""
+    import structlog.testing
+
+    with structlog.testing.capture_logs() as events:
+        yield events

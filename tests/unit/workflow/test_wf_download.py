@@ -1,0 +1,376 @@
+"""DownloadImagesOperator: local folders (path, file:// URI, ObjectStoragePath), safe names, no re-buying."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from unittest import mock
+
+import pytest
+from airflow.sdk import Asset, ObjectStoragePath
+from wf_helpers import (
+    APP_URL,
+    ASSET_HOST,
+    BASE_URL,
+    FAKE_KEY,
+    ORDER_ID,
+    FakeTI,
+    api,
+    image,
+    make_context,
+    order,
+    path_of,
+    query_of,
+    rendered,
+)
+
+from autoenhance_provider.exceptions import AutoenhanceError, AutoenhanceValidationError
+from autoenhance_provider.operators.download import DownloadImagesOperator
+
+FAST = {"retry_limit": 1, "retry_delay": 0, "retry_max_delay": 0}
+IMAGES = [
+    image("11111111-aaaa-4aaa-8aaa-000000000001", "processed", "Kitchen.jpg"),
+    image("22222222-bbbb-4bbb-8bbb-000000000002", "processed", "Living Room.png"),
+    image("33333333-cccc-4ccc-8ccc-000000000003", "error", "broken.jpg", status_reason="corrupt file"),
+    image("44444444-dddd-4ddd-8ddd-000000000004", "processing", "later.jpg"),
+]
+
+
+class FakeDownloads:
+    """GET order; ``/v3/images/<id>/<kind>`` answers 302 to an asset host that serves the bytes."""
+
+    def __init__(self, requests_mock, images: list[dict]) -> None:
+        self.mock = requests_mock
+        self.asset_status = 200
+        requests_mock.get(api(f"/v3/orders/{ORDER_ID}"), json=order(images, status="processed"))
+        requests_mock.get(re.compile(re.escape(api("/v3/images/")) + r"[^/]+/\w+"), text=self._redirect)
+        requests_mock.get(re.compile(re.escape(ASSET_HOST) + r"/.*"), content=self._asset)
+
+    @staticmethod
+    def _redirect(request, context) -> str:
+        image_id = path_of(request.url).split("/")[3]
+        context.status_code = 302
+        context.headers["Location"] = f"{ASSET_HOST}/render/{image_id}?X-Amz-Signature=feedface"
+        context.headers["Content-Type"] = "text/html"
+        return '<a href="elsewhere">redirect</a>'
+
+    def _asset(self, request, context) -> bytes:
+        context.status_code = self.asset_status
+        if self.asset_status >= 400:
+            return b"<Error><Code>SlowDown</Code></Error>"
+        context.headers["Content-Type"] = "image/jpeg"
+        return f"IMAGE:{path_of(request.url).rsplit('/', 1)[-1]}".encode()
+
+    def api_downloads(self) -> list:
+        return [r for r in self.mock.request_history if r.url.startswith(BASE_URL) and "/v3/images/" in r.url]
+
+    def asset_requests(self) -> list:
+        return [r for r in self.mock.request_history if r.url.startswith(ASSET_HOST)]
+
+    def downloaded_ids(self) -> list[str]:
+        return [path_of(r.url).split("/")[3] for r in self.api_downloads()]
+
+
+def content_of(image_id: str) -> bytes:
+    return f"IMAGE:{image_id}".encode()
+
+
+@pytest.fixture
+def downloads(wf_conn, requests_mock):
+    return FakeDownloads(requests_mock, IMAGES)
+
+
+def download_op(destination, **kwargs) -> DownloadImagesOperator:
+    kwargs.setdefault("task_id", "download")
+    kwargs.setdefault("order_id", ORDER_ID)
+    kwargs.setdefault("hook_params", dict(FAST))
+    return DownloadImagesOperator(destination=destination, **kwargs)
+
+
+# ------------------------------------------------------------------------------ writing files
+def test_writes_one_file_per_processed_image(downloads, tmp_path, logs):
+    out = tmp_path / "out"
+    ti = FakeTI()
+
+    uris = download_op(str(out)).execute(make_context(ti))
+
+    assert sorted(p.name for p in out.iterdir()) == ["Kitchen.jpg", "Living Room.jpg"]
+    assert (out / "Kitchen.jpg").read_bytes() == content_of(IMAGES[0]["image_id"])
+    assert (out / "Living Room.jpg").read_bytes() == content_of(IMAGES[1]["image_id"])
+    assert uris == [f"file://{out}/Kitchen.jpg", f"file://{out}/Living Room.jpg"]
+    assert sorted(downloads.downloaded_ids()) == [IMAGES[0]["image_id"], IMAGES[1]["image_id"]]
+    warnings = "\n".join(rendered(logs, "warning"))
+    assert "broken.jpg" in warnings
+    assert "later.jpg" in warnings
+    assert ti.xcoms["order_id"] == ORDER_ID
+    assert ti.xcoms["order_url"] == f"{APP_URL}/orders/{ORDER_ID}"
+
+
+@pytest.mark.parametrize(
+    ("fmt", "ext"), [("jpeg", ".jpg"), ("jpg", ".jpg"), ("png", ".png"), ("webp", ".webp")]
+)
+def test_extension_follows_the_format(downloads, tmp_path, fmt, ext):
+    download_op(str(tmp_path), format=fmt).execute(make_context())
+
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"Kitchen{ext}", f"Living Room{ext}"]
+    for request in downloads.api_downloads():
+        assert query_of(request.url)["format"] == ["jpeg" if fmt == "jpg" else fmt]
+
+
+@pytest.mark.parametrize("form", ["path", "file_uri", "object_storage_path", "pathlib"])
+def test_destination_forms(downloads, tmp_path, form):
+    out = tmp_path / "dest"
+    destination = {
+        "path": str(out),
+        "file_uri": f"file://{out}",
+        "object_storage_path": ObjectStoragePath(f"file://{out}"),
+        "pathlib": out,
+    }[form]
+
+    uris = download_op(destination).execute(make_context())
+
+    assert sorted(p.name for p in out.iterdir()) == ["Kitchen.jpg", "Living Room.jpg"]
+    assert uris == [f"file://{out}/Kitchen.jpg", f"file://{out}/Living Room.jpg"]
+
+
+def test_destination_with_spaces_and_non_ascii_is_used_literally(downloads, tmp_path):
+    out = tmp_path / "12 Main St #4" / "Küche"
+
+    uris = download_op(str(out)).execute(make_context())
+
+    assert sorted(p.name for p in out.iterdir()) == ["Kitchen.jpg", "Living Room.jpg"]
+    assert not any("%" in p.name for p in tmp_path.iterdir())
+    assert uris[0] == f"file://{out}/Kitchen.jpg"
+
+
+def test_full_size_purchase_and_rendering_params(downloads, tmp_path):
+    download_op(str(tmp_path), preview=False, quality=85, max_width=2048, watermark=False).execute(
+        make_context()
+    )
+
+    for request in downloads.api_downloads():
+        assert path_of(request.url).endswith("/enhanced")
+        query = query_of(request.url)
+        assert query["preview"] == ["false"]
+        assert query["quality"] == ["85"]
+        assert query["max_width"] == ["2048"]
+        assert query["watermark"] == ["false"]
+
+
+def test_follows_the_redirect_without_the_api_key(downloads, tmp_path):
+    download_op(str(tmp_path)).execute(make_context())
+
+    assert len(downloads.api_downloads()) == 2
+    for request in downloads.api_downloads():
+        assert request.headers["x-api-key"] == FAKE_KEY
+    assert len(downloads.asset_requests()) == 2
+    for request in downloads.asset_requests():
+        assert "x-api-key" not in {k.lower() for k in request.headers}
+
+
+def test_original_kind_downloads_originals(downloads, tmp_path):
+    download_op(str(tmp_path), kind="original").execute(make_context())
+
+    assert {path_of(r.url).rsplit("/", 1)[-1] for r in downloads.api_downloads()} == {"original"}
+    # originals exist for images whatever their enhancement status
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "Kitchen.jpg",
+        "Living Room.png",
+        "broken.jpg",
+        "later.jpg",
+    ]
+
+
+# ------------------------------------------------------------------------------ never twice
+def test_existing_files_are_not_downloaded_again(downloads, tmp_path):
+    (tmp_path / "Kitchen.jpg").write_bytes(b"bought yesterday")
+
+    uris = download_op(str(tmp_path), preview=False).execute(make_context())
+
+    assert downloads.downloaded_ids() == [IMAGES[1]["image_id"]]
+    assert (tmp_path / "Kitchen.jpg").read_bytes() == b"bought yesterday"
+    assert uris == [f"file://{tmp_path}/Kitchen.jpg", f"file://{tmp_path}/Living Room.jpg"]
+
+
+def test_retry_after_success_sends_no_download_request(downloads, tmp_path):
+    download_op(str(tmp_path), preview=False).execute(make_context())
+    first = len(downloads.api_downloads())
+
+    download_op(str(tmp_path), preview=False).execute(make_context())
+
+    assert first == 2
+    assert len(downloads.api_downloads()) == 2
+
+
+def test_overwrite_downloads_again(downloads, tmp_path):
+    (tmp_path / "Kitchen.jpg").write_bytes(b"old")
+
+    download_op(str(tmp_path), overwrite=True).execute(make_context())
+
+    assert sorted(downloads.downloaded_ids()) == [IMAGES[0]["image_id"], IMAGES[1]["image_id"]]
+    assert (tmp_path / "Kitchen.jpg").read_bytes() == content_of(IMAGES[0]["image_id"])
+
+
+def test_a_failed_download_leaves_no_file_behind(downloads, tmp_path):
+    downloads.asset_status = 503
+
+    with pytest.raises(AutoenhanceError):
+        download_op(str(tmp_path)).execute(make_context())
+
+    assert list(tmp_path.iterdir()) == []  # no partial file that a retry would skip
+
+
+# ------------------------------------------------------------------------------ safe names
+def test_hostile_and_duplicate_names_stay_inside_the_folder(wf_conn, requests_mock, tmp_path):
+    long_name = "x" * 300 + ".jpg"
+    images = [
+        image("a0000000-0000-4000-8000-000000000001", "processed", "../../etc/passwd"),
+        image("a0000000-0000-4000-8000-000000000002", "processed", "/abs/name.jpg"),
+        image("a0000000-0000-4000-8000-000000000003", "processed", "a\x00b.jpg"),
+        image("a0000000-0000-4000-8000-000000000004", "processed", long_name),
+        image("b0000000-0000-4000-8000-000000000005", "processed", "same.jpg"),
+        image("c0000000-0000-4000-8000-000000000006", "processed", "same.jpg"),
+        image("d0000000-0000-4000-8000-000000000007", "processed", "SAME.JPG"),
+        image("e0000000-0000-4000-8000-000000000008", "processed", "..\\..\\windows\\win.ini"),
+        image("f0000000-0000-4000-8000-000000000009", "processed", ".."),
+        image("f0000000-0000-4000-8000-000000000010", "processed", ""),
+    ]
+    fake = FakeDownloads(requests_mock, images)
+    out = tmp_path / "out"
+
+    uris = download_op(str(out)).execute(make_context())
+
+    files = sorted(out.iterdir())
+    assert len(files) == len(images) == len(set(uris))
+    assert all(f.parent == out for f in files)
+    assert sorted(f.name for f in files) == sorted(uri.rsplit("/", 1)[-1] for uri in uris)
+    names = {f.name for f in files}
+    assert "passwd.jpg" in names
+    assert "name.jpg" in names
+    assert "ab.jpg" in names
+    assert all(len(n) <= 160 for n in names)
+    assert all("\x00" not in n and "/" not in n and "\\" not in n for n in names)
+    assert len({n.lower() for n in names}) == len(names)  # distinct on case-insensitive disks too
+    assert not (tmp_path / "etc").exists()
+    assert sorted(fake.downloaded_ids()) == sorted(img["image_id"] for img in images)
+    for image_data, uri in zip(images, uris, strict=True):
+        assert Path(uri.removeprefix("file://")).read_bytes() == content_of(image_data["image_id"])
+
+
+def test_deduplicated_name_never_overwrites_another_image(wf_conn, requests_mock, tmp_path):
+    """An image literally named like the de-duplicated name of another must get its own file."""
+    images = [
+        image("abcdef12-0000-4000-8000-000000000001", "processed", "room-abcdef12.jpg"),
+        image("99999999-0000-4000-8000-000000000002", "processed", "room.jpg"),
+        image("abcdef12-0000-4000-8000-000000000003", "processed", "room.jpg"),
+    ]
+    FakeDownloads(requests_mock, images)
+
+    uris = download_op(str(tmp_path)).execute(make_context())
+
+    assert len(set(uris)) == 3
+    assert len(list(tmp_path.iterdir())) == 3
+    for image_data, uri in zip(images, uris, strict=True):
+        assert Path(uri.removeprefix("file://")).read_bytes() == content_of(image_data["image_id"])
+
+
+# ------------------------------------------------------------------------------ assets & validation
+def test_a_fixed_destination_is_an_outlet_asset(downloads, tmp_path):
+    op = download_op(str(tmp_path / "out"))
+    context = make_context()
+
+    uris = op.execute(context)
+
+    assert op.outlets == [Asset(f"file://{tmp_path}/out")]
+    extra = context["outlet_events"][op.outlets[0]].extra
+    assert extra == {"order_id": ORDER_ID, "count": 2, "uris": uris}
+
+
+def test_an_object_storage_destination_is_an_outlet_asset(tmp_path):
+    op = download_op(ObjectStoragePath(f"file://{tmp_path}/out"))
+    assert op.outlets == [Asset(f"file://{tmp_path}/out")]
+
+
+@pytest.mark.parametrize("as_path", [False, True])
+def test_the_outlet_uri_is_encoded_for_special_characters(tmp_path, as_path):
+    out = tmp_path / "12 Main St #4" / "Küche"
+    op = download_op(ObjectStoragePath(f"file://{out}") if as_path else str(out))
+    assert op.outlets == [Asset(out.as_uri())]
+    assert op.outlets[0].uri == out.as_uri()
+
+
+def test_a_templated_destination_is_not_an_outlet(tmp_path):
+    op = download_op(str(tmp_path / "{{ ds }}"))
+    assert not op.outlets
+
+
+def test_explicit_outlets_are_kept(tmp_path):
+    mine = Asset("s3://bucket/listings")
+    op = download_op(str(tmp_path), outlets=[mine])
+    assert op.outlets == [mine]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"quality": 0}, "quality"),
+        ({"quality": 91}, "quality"),
+        ({"format": "gif"}, "format"),
+        ({"scale": 0}, "scale"),
+        ({"kind": "thumbnail"}, "kind"),
+        ({"max_concurrency": 0}, "max_concurrency"),
+    ],
+)
+def test_bad_rendering_parameters_fail_at_parse_time(requests_mock, tmp_path, kwargs, match):
+    with pytest.raises(AutoenhanceValidationError, match=match):
+        download_op(str(tmp_path), **kwargs)
+    assert requests_mock.call_count == 0
+
+
+def test_templated_parameters_are_checked_at_run_time(downloads, tmp_path):
+    op = download_op(str(tmp_path), quality="{{ params.q }}")
+    op.quality = "0"  # what the rendering produced
+
+    with pytest.raises(AutoenhanceValidationError, match="quality"):
+        op.execute(make_context())
+    assert downloads.mock.call_count == 0
+
+
+def test_unwritable_destination_fails_before_any_request(downloads, tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("I am a regular file")
+
+    with pytest.raises(AutoenhanceValidationError) as info:
+        download_op(str(blocker / "out")).execute(make_context())
+
+    assert str(blocker) in str(info.value)
+    assert downloads.mock.call_count == 0
+
+
+def test_destination_that_is_a_file_fails_before_any_request(downloads, tmp_path):
+    target = tmp_path / "photo.jpg"
+    target.write_bytes(b"x")
+
+    with pytest.raises(AutoenhanceValidationError, match="not a folder"):
+        download_op(str(target)).execute(make_context())
+    assert downloads.mock.call_count == 0
+
+
+def test_init_touches_neither_network_nor_connection(monkeypatch, requests_mock, tmp_path):
+    from airflow.sdk import BaseHook
+
+    monkeypatch.setattr(BaseHook, "get_connection", mock.Mock(side_effect=AssertionError("lookup")))
+    download_op(str(tmp_path / "never-created"), autoenhance_conn_id="nope", format="png")
+    assert requests_mock.call_count == 0
+    assert not (tmp_path / "never-created").exists()
+
+
+def test_template_fields():
+    assert set(DownloadImagesOperator.template_fields) >= {
+        "order_id",
+        "destination",
+        "format",
+        "quality",
+        "preview",
+        "autoenhance_conn_id",
+    }

@@ -1,0 +1,208 @@
+"""The order extra link, dynamic task mapping, and the order operators' workflow edges."""
+
+from __future__ import annotations
+
+from unittest import mock
+
+import pendulum
+import pytest
+from airflow.sdk import DAG
+from airflow.sdk.definitions.mappedoperator import MappedOperator
+from wf_helpers import APP_URL, ORDER_ID, FakeTI, api, image, make_context, order, path_of
+
+from autoenhance_provider.links.autoenhance import AutoenhanceOrderLink
+from autoenhance_provider.operators._base import DEFAULT_MAP_INDEX_TEMPLATE, LABEL_KEY
+from autoenhance_provider.operators.download import DownloadImagesOperator
+from autoenhance_provider.operators.order import (
+    CreateOrderOperator,
+    DeleteOrderOperator,
+    ProcessOrderOperator,
+)
+from autoenhance_provider.operators.upload import UploadBracketsOperator, UploadImagesOperator
+from autoenhance_provider.sensors.autoenhance import OrderProcessedSensor
+
+FAST = {"retry_limit": 0, "retry_delay": 0, "retry_max_delay": 0}
+ALL_TASK_CLASSES = [
+    CreateOrderOperator,
+    UploadImagesOperator,
+    UploadBracketsOperator,
+    ProcessOrderOperator,
+    DownloadImagesOperator,
+    DeleteOrderOperator,
+    OrderProcessedSensor,
+]
+
+
+# ------------------------------------------------------------------------------ extra link
+def test_link_name():
+    assert AutoenhanceOrderLink.name == "Autoenhance order"
+    assert AutoenhanceOrderLink().name == "Autoenhance order"
+
+
+def test_get_link_reads_the_order_url_from_xcom():
+    from airflow.sdk.execution_time.xcom import XCom
+
+    ti_key = mock.Mock(name="ti_key")
+    url = f"{APP_URL}/orders/{ORDER_ID}"
+    with mock.patch.object(XCom, "get_value", return_value=url) as get_value:
+        link = AutoenhanceOrderLink().get_link(mock.Mock(), ti_key=ti_key)
+
+    assert link == url
+    get_value.assert_called_once_with(key="order_url", ti_key=ti_key)
+
+
+def test_get_link_is_empty_without_xcom():
+    from airflow.sdk.execution_time.xcom import XCom
+
+    with mock.patch.object(XCom, "get_value", return_value=None):
+        assert AutoenhanceOrderLink().get_link(mock.Mock(), ti_key=mock.Mock()) == ""
+
+
+@pytest.mark.parametrize("cls", ALL_TASK_CLASSES, ids=lambda c: c.__name__)
+def test_every_task_class_offers_the_link(cls):
+    assert any(isinstance(link, AutoenhanceOrderLink) for link in cls.operator_extra_links)
+
+
+def test_the_link_is_declared_in_provider_info():
+    from autoenhance_provider.get_provider_info import get_provider_info
+
+    assert "autoenhance_provider.links.autoenhance.AutoenhanceOrderLink" in get_provider_info()["extra-links"]
+
+
+# ------------------------------------------------------------------------------ dynamic mapping
+def _mapped(cls):
+    partial = {
+        CreateOrderOperator: ({}, {"name": ["Listing 1", "Listing 2"]}),
+        # .partial() only takes parameters of the signature: settings go in ``settings=``
+        UploadImagesOperator: (
+            {"order_id": ORDER_ID, "settings": {"enhance_type": "warm"}},
+            {"source": ["/a", "/b"]},
+        ),
+        UploadBracketsOperator: ({"order_id": ORDER_ID}, {"source": ["/a", "/b"]}),
+        ProcessOrderOperator: ({"number_of_brackets_per_image": 3}, {"order_id": ["o-1", "o-2"]}),
+        DownloadImagesOperator: ({"destination": "/tmp/out", "format": "png"}, {"order_id": ["o-1", "o-2"]}),
+        DeleteOrderOperator: ({}, {"order_id": ["o-1", "o-2"]}),
+        OrderProcessedSensor: ({"poke_interval": 60, "mode": "reschedule"}, {"order_id": ["o-1", "o-2"]}),
+    }[cls]
+    return partial
+
+
+@pytest.mark.parametrize("cls", ALL_TASK_CLASSES, ids=lambda c: c.__name__)
+def test_partial_expand_builds_a_mapped_task_with_a_label_template(cls):
+    fixed, expanded = _mapped(cls)
+    with DAG("wf_mapping", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC")) as dag:
+        task = cls.partial(task_id="mapped", **fixed).expand(**expanded)
+
+    assert isinstance(task, MappedOperator)
+    assert task.dag is dag
+    assert task.map_index_template == DEFAULT_MAP_INDEX_TEMPLATE
+
+
+@pytest.mark.parametrize("cls", ALL_TASK_CLASSES, ids=lambda c: c.__name__)
+def test_plain_tasks_get_the_label_template_and_can_override_it(cls):
+    fixed, expanded = _mapped(cls)
+    kwargs = {**fixed, **{k: v[0] for k, v in expanded.items()}}
+
+    assert cls(task_id="plain", **kwargs).map_index_template == DEFAULT_MAP_INDEX_TEMPLATE
+    custom = cls(task_id="custom", map_index_template="{{ task.task_id }}", **kwargs)
+    assert custom.map_index_template == "{{ task.task_id }}"
+
+
+def test_a_mapped_instance_is_labelled_with_what_it_worked_on(wf_conn, requests_mock):
+    """What the task runner does: render the MappedOperator's template with the executed context."""
+    import jinja2
+
+    requests_mock.delete(api("/v3/orders/o-2"), status_code=204)
+    with DAG("wf_label", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC")):
+        mapped = DeleteOrderOperator.partial(task_id="delete", hook_params=FAST).expand(
+            order_id=["o-1", "o-2"]
+        )
+    task = mapped.unmap({"order_id": "o-2"})
+    context = make_context(FakeTI(map_index=1))
+
+    task.execute(context)
+
+    assert context[LABEL_KEY] == "o-2"
+    assert jinja2.Environment(autoescape=True).from_string(mapped.map_index_template).render(context) == "o-2"
+    assert jinja2.Environment(autoescape=True).from_string(mapped.map_index_template).render({}) == ""
+
+
+def test_mapped_upload_over_shoots_instantiates_each_operator(tmp_path):
+    with DAG("wf_unmap", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC")):
+        mapped = UploadImagesOperator.partial(
+            task_id="upload", order_id=ORDER_ID, settings={"enhance_type": "warm"}
+        ).expand(source=[str(tmp_path / "a"), str(tmp_path / "b")])
+    task = mapped.unmap({"source": str(tmp_path / "b")})
+
+    assert isinstance(task, UploadImagesOperator)
+    assert task.source == str(tmp_path / "b")
+    assert task.settings == {"enhance_type": "warm"}
+    assert task.map_index_template == DEFAULT_MAP_INDEX_TEMPLATE
+
+
+# ------------------------------------------------------------------------------ process / delete
+def test_process_resolves_bracket_names_to_ids(wf_conn, requests_mock):
+    requests_mock.get(api(f"/v3/orders/{ORDER_ID}"), json=order([]))
+    requests_mock.get(
+        api(f"/v3/orders/{ORDER_ID}/brackets"),
+        json={
+            "brackets": [
+                {"bracket_id": "br-1", "name": "a-1.jpg", "is_uploaded": True},
+                {"bracket_id": "br-2", "name": "a-2.jpg", "is_uploaded": True},
+                {"bracket_id": "br-3", "name": "b-1.jpg", "is_uploaded": True},
+            ]
+        },
+    )
+    process = requests_mock.post(api(f"/v3/orders/{ORDER_ID}/process"), json=order([], is_merging=True))
+    ti = FakeTI()
+
+    result = ProcessOrderOperator(
+        task_id="process",
+        order_id=ORDER_ID,
+        bracket_groups=[["a-1.jpg", "a-2.jpg"], ["br-3"]],
+        enhance_type="neutral",
+        hook_params=FAST,
+    ).execute(make_context(ti))
+
+    assert result == ORDER_ID
+    body = process.last_request.json()
+    assert body["images"] == [{"bracket_ids": ["br-1", "br-2"]}, {"bracket_ids": ["br-3"]}]
+    assert body["enhance_type"] == "neutral"
+    assert "number_of_brackets_per_image" not in body
+    assert ti.xcoms["order_url"] == f"{APP_URL}/orders/{ORDER_ID}"
+
+
+def test_process_with_number_of_brackets_per_image(wf_conn, requests_mock):
+    requests_mock.get(api(f"/v3/orders/{ORDER_ID}"), json=order([]))
+    process = requests_mock.post(api(f"/v3/orders/{ORDER_ID}/process"), json=order([], is_merging=True))
+
+    ProcessOrderOperator(
+        task_id="process", order_id=ORDER_ID, number_of_brackets_per_image=3, hook_params=FAST
+    ).execute(make_context())
+
+    assert process.last_request.json() == {"number_of_brackets_per_image": 3}
+
+
+@pytest.mark.parametrize(
+    "state",
+    [{"is_merging": True}, {"images": [image("img-1", "processing")], "is_processing": True}],
+    ids=["merging", "images"],
+)
+def test_process_is_skipped_when_already_started(wf_conn, requests_mock, state):
+    requests_mock.get(api(f"/v3/orders/{ORDER_ID}"), json=order(**state))
+
+    ProcessOrderOperator(task_id="process", order_id=ORDER_ID, hook_params=FAST).execute(make_context())
+
+    assert [r.method for r in requests_mock.request_history] == ["GET"]
+
+
+@pytest.mark.parametrize("status", [204, 404])
+def test_delete_succeeds_when_gone(wf_conn, requests_mock, status):
+    requests_mock.delete(api(f"/v3/orders/{ORDER_ID}"), status_code=status, json={"message": "Not Found"})
+    requests_mock.get(api(f"/v3/orders/{ORDER_ID}"), status_code=404, json={"message": "Not Found"})
+
+    DeleteOrderOperator(task_id="delete", order_id=ORDER_ID, hook_params=FAST).execute(make_context())
+
+    assert [path_of(r.url) for r in requests_mock.request_history if r.method == "DELETE"] == [
+        f"/v3/orders/{ORDER_ID}"
+    ]

@@ -1,0 +1,452 @@
+"""OrderProcessedSensor: the same scenarios in poke, reschedule and deferrable mode.
+
+One scripted ``GET /v3/orders/<id>`` serves both the sync hook (requests-mock) and the async
+hook of the trigger (httpx.MockTransport), so each mode sees the same sequence of answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from datetime import timedelta
+from pathlib import Path
+from unittest import mock
+
+import airflow.sdk.bases.sensor as base_sensor_module
+import pytest
+from airflow.sdk import timezone
+from airflow.sdk.exceptions import (
+    AirflowFailException,
+    AirflowRescheduleException,
+    AirflowSensorTimeout,
+    AirflowSkipException,
+    TaskDeferred,
+)
+from wf_helpers import (
+    APP_URL,
+    CONNECT_ERROR,
+    ORDER_ID,
+    FakeClock,
+    FakeTI,
+    OrderScript,
+    Status,
+    done_order,
+    failed_order,
+    make_context,
+    processing_order,
+)
+
+from autoenhance_provider.exceptions import (
+    AutoenhanceNotFoundError,
+    AutoenhanceOrderFailedError,
+    AutoenhanceTransientError,
+)
+from autoenhance_provider.links.autoenhance import AutoenhanceOrderLink
+from autoenhance_provider.sensors.autoenhance import OrderProcessedSensor
+from autoenhance_provider.triggers.autoenhance import AutoenhanceOrderTrigger
+
+MODES = ["poke", "reschedule", "deferrable"]
+FAST = {"retry_limit": 0, "retry_delay": 0, "retry_max_delay": 0}
+
+
+def make_sensor(mode: str, **kwargs) -> OrderProcessedSensor:
+    kwargs.setdefault("task_id", "wait_for_order")
+    kwargs.setdefault("order_id", ORDER_ID)
+    kwargs.setdefault("poke_interval", 0.01)
+    kwargs.setdefault("timeout", 30)
+    kwargs.setdefault("hook_params", dict(FAST))
+    if mode == "deferrable":
+        return OrderProcessedSensor(deferrable=True, **kwargs)
+    return OrderProcessedSensor(mode=mode, deferrable=False, **kwargs)
+
+
+async def _first_event(trigger: AutoenhanceOrderTrigger):
+    async def first():
+        async for event in trigger.run():
+            return event
+        raise AssertionError("the trigger ended without an event")
+
+    return await asyncio.wait_for(first(), timeout=10)
+
+
+def run_sensor(mode: str, ti: FakeTI | None = None, *, max_rounds: int = 200, **kwargs):
+    """Run a sensor to its end the way Airflow would, without a DB or a triggerer.
+
+    reschedule: a fresh sensor object per attempt (a new worker process), with time moved on
+    by the reschedule interval; deferrable: the trigger runs to its event and the task resumes
+    through ``resume_execution`` (where Airflow applies soft_fail).
+    """
+    ti = ti or FakeTI()
+    for _ in range(max_rounds):
+        sensor = make_sensor(mode, **kwargs)
+        context = make_context(ti)
+        try:
+            return sensor.execute(context), ti
+        except AirflowRescheduleException as exc:
+            now = timezone.utcnow()
+            ti.first_reschedule_date = (ti.first_reschedule_date or now) - (exc.reschedule_date - now)
+        except TaskDeferred as deferred:
+            event = asyncio.run(_first_event(deferred.trigger))
+            resumed = make_sensor(mode, **kwargs)
+            next_kwargs = {**(deferred.kwargs or {}), "event": event.payload}
+            return resumed.resume_execution(deferred.method_name, next_kwargs, make_context(ti)), ti
+    raise AssertionError("the sensor never finished")
+
+
+@pytest.fixture
+def api(wf_conn, requests_mock, httpx_handler, monkeypatch):
+    """Install an OrderScript on both transports; sleeps of poke mode advance a fake clock."""
+    clock = FakeClock()
+    monkeypatch.setattr(base_sensor_module, "time", clock)
+
+    def install(*steps) -> OrderScript:
+        script = OrderScript(*steps)
+        script.install_sync(requests_mock)
+        httpx_handler(script.handler)
+        script.clock = clock
+        return script
+
+    return install
+
+
+# ------------------------------------------------------------------------------ same scenarios
+@pytest.mark.parametrize("mode", MODES)
+def test_success_returns_the_summary_and_pushes_the_order(api, mode):
+    script = api(processing_order(), processing_order(), done_order())
+
+    result, ti = run_sensor(mode)
+
+    assert result["order_id"] == ORDER_ID
+    assert result["done"] is True
+    assert result["total"] == result["processed"] == 2
+    assert result["failed"] == []
+    assert ti.xcoms["order_id"] == ORDER_ID
+    assert ti.xcoms["order_url"] == f"{APP_URL}/orders/{ORDER_ID}"
+    assert "failed_images" not in ti.xcoms
+    assert script.count == 3
+    assert {method for method, _, _ in script.requests} == {"GET"}
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_images_in_error_fail_the_task_naming_them(api, mode):
+    api(processing_order(), failed_order())
+
+    with pytest.raises(AutoenhanceOrderFailedError) as info:
+        run_sensor(mode)
+
+    assert isinstance(info.value, AirflowFailException)  # no pointless task retries
+    assert "garden.jpg" in str(info.value)
+    assert "Duplicate file name limit reached" in str(info.value)
+    assert info.value.order_id == ORDER_ID
+    assert [img["image_name"] for img in info.value.failed_images] == ["garden.jpg"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_allow_partial_succeeds_and_lists_failed_images(api, mode):
+    api(processing_order(), failed_order())
+
+    result, ti = run_sensor(mode, allow_partial=True)
+
+    assert result["total"] == 2
+    assert result["processed"] == 1
+    assert ti.xcoms["failed_images"] == result["failed"]
+    assert ti.xcoms["failed_images"][0]["image_name"] == "garden.jpg"
+    assert ti.xcoms["failed_images"][0]["status_reason"] == "Duplicate file name limit reached"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_failed_images_with_soft_fail_skip(api, mode):
+    api(processing_order(), failed_order())
+
+    with pytest.raises(AirflowSkipException):
+        run_sensor(mode, soft_fail=True)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_timeout_raises_sensor_timeout(api, mode):
+    script = api(processing_order())
+
+    with pytest.raises(AirflowSensorTimeout):
+        run_sensor(mode, timeout=0.05)
+
+    assert script.count >= 2
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_timeout_with_soft_fail_skips(api, mode):
+    api(processing_order())
+
+    with pytest.raises(AirflowSkipException):
+        run_sensor(mode, timeout=0.05, soft_fail=True)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_transient_errors_within_the_budget_are_tolerated(api, mode):
+    script = api(processing_order(), Status(503), CONNECT_ERROR, Status(429), done_order())
+
+    result, _ = run_sensor(mode, error_budget=4)
+
+    assert result["processed"] == 2
+    assert script.count == 5
+
+
+@pytest.mark.parametrize("mode", ["poke", "deferrable"])
+def test_error_budget_exhausted_fails_with_the_transient_error(api, mode):
+    # Reschedule mode builds a new sensor per attempt, so its budget never accumulates; it
+    # keeps rescheduling until the timeout (see the next test).
+    script = api(processing_order(), Status(503))
+
+    with pytest.raises(AutoenhanceTransientError) as info:
+        run_sensor(mode, error_budget=3)
+
+    assert info.value.status_code == 503
+    assert not isinstance(info.value, AirflowFailException)  # Airflow may retry the task
+    assert script.count == 4
+
+
+def test_reschedule_mode_keeps_waiting_through_transient_errors_until_timeout(api):
+    """Pins today's behaviour: each reschedule is a new process, so only the timeout ends it."""
+    api(processing_order(), Status(503))
+
+    with pytest.raises(AirflowSensorTimeout):
+        run_sensor("reschedule", error_budget=2, timeout=0.05)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_order_deleted_while_waiting_fails_at_once(api, mode):
+    script = api(processing_order(), Status(404, {"message": "Not Found", "detail": {}}))
+
+    with pytest.raises(AutoenhanceNotFoundError) as info:
+        run_sensor(mode)
+
+    assert info.value.status_code == 404
+    assert script.count == 2
+
+
+# ------------------------------------------------------------------------------ mode specifics
+def test_poke_mode_sleeps_poke_interval_between_pokes(api):
+    script = api(processing_order(), processing_order(), done_order())
+
+    run_sensor("poke", poke_interval=42, timeout=3600)
+
+    assert script.clock.sleeps == [42, 42]
+
+
+def test_poke_mode_times_out_on_run_duration(api):
+    script = api(processing_order())
+
+    with pytest.raises(AirflowSensorTimeout, match="timed out"):
+        run_sensor("poke", poke_interval=30, timeout=100)
+
+    assert script.count == 5  # t = 0, 30, 60, 90, 120 > 100
+    assert sum(script.clock.sleeps) >= 100
+
+
+def test_reschedule_mode_reschedules_while_processing(api):
+    api(processing_order())
+    sensor = make_sensor("reschedule", poke_interval=60, timeout=3600)
+    before = timezone.utcnow()
+
+    with pytest.raises(AirflowRescheduleException) as info:
+        sensor.execute(make_context())
+
+    assert (
+        before + timedelta(seconds=59)
+        <= info.value.reschedule_date
+        <= timezone.utcnow() + timedelta(seconds=61)
+    )
+
+
+def test_reschedule_mode_times_out_from_the_first_reschedule_date(api):
+    api(processing_order())
+    ti = FakeTI()
+    ti.first_reschedule_date = timezone.utcnow() - timedelta(hours=2)
+    sensor = make_sensor("reschedule", poke_interval=60, timeout=3600)
+
+    with pytest.raises(AirflowSensorTimeout):
+        sensor.execute(make_context(ti))
+
+    ti.first_reschedule_date = timezone.utcnow() - timedelta(hours=2)
+    with pytest.raises(AirflowSkipException):
+        make_sensor("reschedule", poke_interval=60, timeout=3600, soft_fail=True).execute(make_context(ti))
+
+
+def test_deferrable_defers_with_a_wall_clock_deadline(api):
+    script = api(processing_order())
+    sensor = make_sensor(
+        "deferrable",
+        poke_interval=42,
+        timeout=timedelta(hours=2),
+        error_budget=9,
+        autoenhance_conn_id="autoenhance_default",
+        hook_params={"retry_limit": 2, "timeout": 20},
+    )
+    context = make_context()
+    before = time.time()
+
+    with pytest.raises(TaskDeferred) as info:
+        sensor.execute(context)
+
+    trigger = info.value.trigger
+    assert isinstance(trigger, AutoenhanceOrderTrigger)
+    assert info.value.method_name == "execute_complete"
+    assert trigger.order_id == ORDER_ID
+    assert trigger.poll_interval == 42 == sensor.poke_interval
+    assert before + 7200 <= trigger.end_time <= time.time() + 7200
+    assert trigger.error_budget == 9
+    assert trigger.hook_params == {"retry_limit": 2, "timeout": 20}
+    assert trigger.autoenhance_conn_id == "autoenhance_default"
+    # Airflow's own deferral timeout is only a safety net behind the trigger's deadline
+    assert info.value.timeout is None or info.value.timeout > timedelta(hours=2)
+    assert script.count == 1  # checked once before deferring
+    assert context["ti"].xcoms["order_url"] == f"{APP_URL}/orders/{ORDER_ID}"
+
+
+def test_deferrable_returns_without_deferring_when_already_done(api):
+    script = api(done_order())
+    sensor = make_sensor("deferrable")
+
+    with mock.patch.object(OrderProcessedSensor, "defer") as defer:
+        result = sensor.execute(make_context())
+
+    defer.assert_not_called()
+    assert result["processed"] == 2
+    assert script.count == 1
+
+
+def test_deferrable_fails_without_deferring_when_already_failed(api):
+    api(failed_order())
+
+    sensor = make_sensor("deferrable")
+    with mock.patch.object(sensor, "defer") as defer, pytest.raises(AutoenhanceOrderFailedError):
+        sensor.execute(make_context())
+
+    defer.assert_not_called()
+
+
+@pytest.mark.parametrize(
+    "first", [failed_order(), Status(404, {"message": "Not Found", "detail": {}})], ids=["failed", "404"]
+)
+def test_deferrable_soft_fail_applies_to_the_check_before_deferring(api, first):
+    """soft_fail must mean the same whether the failure is seen before or after deferring."""
+    api(first)
+
+    with mock.patch.object(OrderProcessedSensor, "defer") as defer, pytest.raises(AirflowSkipException):
+        make_sensor("deferrable", soft_fail=True).execute(make_context())
+    defer.assert_not_called()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_soft_fail_on_a_missing_order_skips_in_every_mode(api, mode):
+    api(Status(404, {"message": "Not Found", "detail": {}}))
+
+    with pytest.raises(AirflowSkipException):
+        run_sensor(mode, soft_fail=True)
+
+
+def test_deferrable_transient_error_at_first_check_still_defers(api):
+    api(Status(503), done_order())
+
+    with pytest.raises(TaskDeferred):
+        make_sensor("deferrable").execute(make_context())
+
+
+def test_execute_complete_maps_a_timeout_event_to_sensor_timeout(wf_conn):
+    sensor = make_sensor("deferrable")
+    event = {"status": "timeout", "order_id": ORDER_ID, "message": "Timed out", "progress": None}
+
+    with pytest.raises(AirflowSensorTimeout, match="Timed out"):
+        sensor.execute_complete(make_context(), event)
+
+
+def test_execute_complete_success_event_returns_the_summary(wf_conn):
+    ti = FakeTI()
+    progress = {"order_id": ORDER_ID, "done": True, "total": 3, "processed": 3, "pending": 0, "failed": []}
+
+    result = make_sensor("deferrable").execute_complete(
+        make_context(ti), {"status": "success", "order_id": ORDER_ID, "message": "", "progress": progress}
+    )
+
+    assert result == progress
+    assert ti.xcoms["order_id"] == ORDER_ID
+
+
+def test_trigger_safety_timeout_becomes_a_sensor_timeout_or_skip(wf_conn):
+    from airflow.sdk.bases.operator import TRIGGER_FAIL_REPR, TriggerFailureReason
+
+    kwargs = {"error": TriggerFailureReason.TRIGGER_TIMEOUT}
+    with pytest.raises(AirflowSensorTimeout):
+        make_sensor("deferrable").resume_execution(TRIGGER_FAIL_REPR, kwargs, make_context())
+    with pytest.raises(AirflowSkipException):
+        make_sensor("deferrable", soft_fail=True).resume_execution(TRIGGER_FAIL_REPR, kwargs, make_context())
+
+
+def test_the_order_link_is_published_before_waiting(api):
+    api(processing_order())
+    ti = FakeTI()
+
+    with pytest.raises(AirflowRescheduleException):
+        make_sensor("reschedule").execute(make_context(ti))
+
+    assert ti.pushes[:2] == [("order_id", ORDER_ID), ("order_url", f"{APP_URL}/orders/{ORDER_ID}")]
+
+
+# ------------------------------------------------------------------------------ construction
+def test_init_touches_neither_network_nor_connection(monkeypatch, requests_mock):
+    from airflow.sdk import BaseHook
+
+    monkeypatch.delenv("AIRFLOW_CONN_AUTOENHANCE_DEFAULT", raising=False)
+    monkeypatch.setattr(BaseHook, "get_connection", mock.Mock(side_effect=AssertionError("lookup")))
+    for mode in MODES:
+        make_sensor(mode, autoenhance_conn_id="no_such_connection")
+    assert requests_mock.call_count == 0
+
+
+def test_template_fields_and_links():
+    assert set(OrderProcessedSensor.template_fields) >= {"order_id", "autoenhance_conn_id"}
+    assert any(isinstance(link, AutoenhanceOrderLink) for link in OrderProcessedSensor.operator_extra_links)
+
+
+def test_timedelta_timeout_and_poke_interval_are_accepted():
+    sensor = make_sensor("poke", timeout=timedelta(minutes=5), poke_interval=timedelta(seconds=45))
+    assert sensor.timeout == 300
+    assert sensor.poke_interval == 45
+
+
+def test_deferrable_default_is_off_with_default_config():
+    from autoenhance_provider._compat import conf
+
+    expected = conf.getboolean("operators", "default_deferrable", fallback=False)
+    sensor = OrderProcessedSensor(task_id="s", order_id=ORDER_ID)
+    assert sensor.deferrable is expected
+
+
+@pytest.mark.parametrize("value", ["true", "false"])
+def test_deferrable_default_follows_operators_default_deferrable(tmp_path, value):
+    code = textwrap.dedent(
+        """
+        from autoenhance_provider.sensors.autoenhance import OrderProcessedSensor
+        print(OrderProcessedSensor(task_id="s", order_id="o").deferrable)
+        """
+    )
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(tmp_path),
+        "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE": value,
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).parent,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == str(value == "true")

@@ -1,0 +1,465 @@
+"""AutoenhanceOrderTrigger and AutoenhanceAsyncHook: asyncio, HTTP mocked with httpx.MockTransport."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import time
+from unittest import mock
+
+import httpx
+import pytest
+from wf_helpers import (
+    BASE_URL,
+    CONNECT_ERROR,
+    FAKE_KEY,
+    ORDER_ID,
+    OrderScript,
+    Status,
+    done_order,
+    failed_order,
+    processing_order,
+)
+
+from autoenhance_provider.exceptions import (
+    AutoenhanceAPIError,
+    AutoenhanceAuthError,
+    AutoenhanceNotFoundError,
+    AutoenhanceTransientError,
+)
+from autoenhance_provider.hooks.autoenhance_async import AutoenhanceAsyncHook
+from autoenhance_provider.triggers.autoenhance import AutoenhanceOrderTrigger
+
+FAST = {"retry_delay": 0, "retry_max_delay": 0}
+CLASSPATH = "autoenhance_provider.triggers.autoenhance.AutoenhanceOrderTrigger"
+
+
+def make_trigger(**kwargs) -> AutoenhanceOrderTrigger:
+    kwargs.setdefault("order_id", ORDER_ID)
+    kwargs.setdefault("poll_interval", 0.01)
+    kwargs.setdefault("end_time", time.time() + 60)
+    kwargs.setdefault("hook_params", dict(FAST))
+    return AutoenhanceOrderTrigger(**kwargs)
+
+
+async def all_events(trigger: AutoenhanceOrderTrigger, limit: float = 10.0) -> list:
+    async def collect():
+        return [event async for event in trigger.run()]
+
+    return await asyncio.wait_for(collect(), timeout=limit)
+
+
+# ------------------------------------------------------------------------------ serialization
+def test_serialize_round_trip_is_plain_json():
+    trigger = AutoenhanceOrderTrigger(
+        order_id=ORDER_ID,
+        autoenhance_conn_id="ae_conn",
+        poll_interval=12.5,
+        end_time=1_900_000_000.25,
+        error_budget=7,
+        hook_params={"retry_limit": 2, "timeout": [3, 30]},
+    )
+    classpath, kwargs = trigger.serialize()
+
+    assert classpath == CLASSPATH
+    assert kwargs == {
+        "order_id": ORDER_ID,
+        "autoenhance_conn_id": "ae_conn",
+        "poll_interval": 12.5,
+        "end_time": 1_900_000_000.25,
+        "error_budget": 7,
+        "hook_params": {"retry_limit": 2, "timeout": [3, 30]},
+    }
+    # What the triggerer stores is plain JSON, and it rebuilds an equal trigger.
+    restored = json.loads(json.dumps(kwargs))
+    module, _, name = classpath.rpartition(".")
+    rebuilt = getattr(importlib.import_module(module), name)(**restored)
+    assert isinstance(rebuilt, AutoenhanceOrderTrigger)
+    assert rebuilt.serialize() == (classpath, kwargs)
+
+
+def test_serialize_without_deadline():
+    _, kwargs = AutoenhanceOrderTrigger(order_id=ORDER_ID).serialize()
+    assert kwargs["end_time"] is None
+    assert json.loads(json.dumps(kwargs)) == kwargs
+
+
+def test_creating_a_trigger_touches_neither_network_nor_connection(monkeypatch):
+    from airflow.sdk import BaseHook
+
+    monkeypatch.setattr(BaseHook, "get_connection", mock.Mock(side_effect=AssertionError("lookup")))
+    monkeypatch.setattr(BaseHook, "aget_connection", mock.AsyncMock(side_effect=AssertionError("lookup")))
+    trigger = AutoenhanceOrderTrigger(order_id=ORDER_ID)
+    trigger.serialize()
+
+
+# ------------------------------------------------------------------------------ run(), over HTTP
+async def test_success_event(wf_conn, httpx_handler):
+    script = OrderScript(processing_order(), done_order())
+    seen = httpx_handler(script.handler)
+
+    events = await all_events(make_trigger())
+
+    assert len(events) == 1
+    payload = events[0].payload
+    assert payload["status"] == "success"
+    assert payload["order_id"] == ORDER_ID
+    assert payload["progress"]["total"] == 2
+    assert payload["progress"]["processed"] == 2
+    assert payload["progress"]["failed"] == []
+    assert len(seen) == 2
+    json.dumps(payload)  # small and JSON-able
+
+
+async def test_images_in_error_give_a_failed_event(wf_conn, httpx_handler):
+    httpx_handler(OrderScript(failed_order()).handler)
+
+    (event,) = await all_events(make_trigger())
+
+    assert event.payload["status"] == "failed"
+    (failure,) = event.payload["progress"]["failed"]
+    assert failure["image_name"] == "garden.jpg"
+    assert failure["image_id"] == "img-2"
+    assert failure["status"] == "error"
+    assert failure["status_reason"] == "Duplicate file name limit reached"
+
+
+@pytest.mark.parametrize("transient", [Status(503), CONNECT_ERROR], ids=["503", "connect-error"])
+async def test_transient_errors_within_budget_then_success(wf_conn, httpx_handler, transient):
+    script = OrderScript(processing_order(), transient, transient, done_order())
+    httpx_handler(script.handler)
+    trigger = make_trigger(error_budget=3, hook_params={**FAST, "retry_limit": 0})
+
+    (event,) = await all_events(trigger)
+
+    assert event.payload["status"] == "success"
+    assert script.count == 4
+
+
+async def test_client_retries_hide_a_blip_from_the_budget(wf_conn, httpx_handler):
+    script = OrderScript(Status(502), Status(503), done_order())
+    httpx_handler(script.handler)
+
+    (event,) = await all_events(make_trigger(error_budget=1, hook_params={**FAST, "retry_limit": 2}))
+
+    assert event.payload["status"] == "success"
+    assert script.count == 3
+
+
+async def test_error_budget_exhausted_gives_an_error_event(wf_conn, httpx_handler):
+    script = OrderScript(processing_order(), Status(503))
+    httpx_handler(script.handler)
+    trigger = make_trigger(error_budget=3, hook_params={**FAST, "retry_limit": 1})
+
+    (event,) = await all_events(trigger)
+
+    assert event.payload["status"] == "error"
+    assert event.payload["status_code"] == 503
+    assert event.payload["order_id"] == ORDER_ID
+    # one good poll, then 3 failed polls of 2 attempts each
+    assert script.count == 1 + 3 * 2
+    json.dumps(event.payload)
+
+
+async def test_connection_errors_exhaust_the_budget_too(wf_conn, httpx_handler):
+    httpx_handler(OrderScript(CONNECT_ERROR).handler)
+
+    (event,) = await all_events(make_trigger(error_budget=2, hook_params={**FAST, "retry_limit": 0}))
+
+    assert event.payload["status"] == "error"
+    assert event.payload["status_code"] is None
+    assert "ConnectError" in event.payload["message"]
+
+
+async def test_unknown_order_gives_an_error_event_with_404(wf_conn, httpx_handler):
+    script = OrderScript(Status(404, {"message": "Not Found", "detail": {}}))
+    httpx_handler(script.handler)
+
+    (event,) = await all_events(make_trigger())
+
+    assert event.payload["status"] == "error"
+    assert event.payload["status_code"] == 404
+    assert event.payload["path"] == f"/v3/orders/{ORDER_ID}"
+    assert script.count == 1  # a 404 is not retried
+
+
+async def test_end_time_in_the_past_gives_a_timeout_event(wf_conn, httpx_handler):
+    httpx_handler(OrderScript(processing_order()).handler)
+
+    (event,) = await all_events(make_trigger(end_time=time.time() - 5))
+
+    assert event.payload["status"] == "timeout"
+    assert ORDER_ID in event.payload["message"]
+
+
+async def test_order_done_at_the_deadline_still_counts_as_success(wf_conn, httpx_handler):
+    httpx_handler(OrderScript(done_order()).handler)
+
+    (event,) = await all_events(make_trigger(end_time=time.time() - 5))
+
+    assert event.payload["status"] == "success"
+
+
+async def test_deadline_reached_while_polling(wf_conn, httpx_handler):
+    script = OrderScript(processing_order())
+    httpx_handler(script.handler)
+    started = time.monotonic()
+
+    (event,) = await all_events(make_trigger(end_time=time.time() + 0.2, poll_interval=0.02))
+
+    assert event.payload["status"] == "timeout"
+    assert script.count > 2
+    assert 0.15 < time.monotonic() - started < 5
+
+
+async def test_sleep_is_cut_short_to_honour_the_deadline(wf_conn, httpx_handler):
+    """A long poll interval must not overshoot the deadline by a whole interval."""
+    httpx_handler(OrderScript(processing_order()).handler)
+    started = time.monotonic()
+
+    (event,) = await all_events(make_trigger(end_time=time.time() + 0.2, poll_interval=3600))
+
+    assert event.payload["status"] == "timeout"
+    assert time.monotonic() - started < 5
+
+
+async def test_exactly_one_event_then_the_generator_stops(wf_conn, httpx_handler):
+    httpx_handler(OrderScript(done_order()).handler)
+    generator = make_trigger().run()
+
+    first = await generator.__anext__()
+    assert first.payload["status"] == "success"
+    with pytest.raises(StopAsyncIteration):
+        await generator.__anext__()
+
+
+async def test_not_done_while_the_order_is_processing(wf_conn, httpx_handler):
+    script = OrderScript(processing_order())
+    httpx_handler(script.handler)
+
+    task = asyncio.create_task(make_trigger().run().__anext__())
+    await asyncio.sleep(0.3)
+
+    assert not task.done()
+    assert script.count >= 2  # it keeps polling
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def test_merging_or_empty_orders_are_not_done(wf_conn, httpx_handler):
+    script = OrderScript(
+        processing_order() | {"is_merging": True, "images": []},
+        processing_order() | {"images": [], "is_processing": False},
+        done_order(),
+    )
+    httpx_handler(script.handler)
+
+    (event,) = await all_events(make_trigger())
+
+    assert event.payload["status"] == "success"
+    assert script.count == 3
+
+
+async def test_trigger_is_read_only(wf_conn, httpx_handler):
+    script = OrderScript(processing_order(), Status(503), processing_order(), failed_order())
+    seen = httpx_handler(script.handler)
+
+    (event,) = await all_events(make_trigger(hook_params={**FAST, "retry_limit": 0}))
+
+    assert event.payload["status"] == "failed"
+    assert {request.method for request in seen} == {"GET"}
+    assert {request.url.path for request in seen} == {f"/v3/orders/{ORDER_ID}"}
+
+
+async def test_unexpected_exception_still_ends_in_one_error_event(wf_conn, monkeypatch):
+    monkeypatch.setattr(AutoenhanceAsyncHook, "get_order", mock.AsyncMock(side_effect=RuntimeError("boom")))
+
+    (event,) = await all_events(make_trigger())
+
+    assert event.payload["status"] == "error"
+    assert "RuntimeError: boom" in event.payload["message"]
+
+
+async def test_trigger_with_patched_hook_passes_hook_params(monkeypatch):
+    import autoenhance_provider.triggers.autoenhance as trigger_module
+
+    hook = mock.AsyncMock()
+    hook.get_order.side_effect = [processing_order(), done_order()]
+    hook_class = mock.Mock(return_value=hook)
+    monkeypatch.setattr(trigger_module, "AutoenhanceAsyncHook", hook_class)
+
+    trigger = make_trigger(autoenhance_conn_id="other_conn", hook_params={"retry_limit": 1, "timeout": 5})
+    (event,) = await all_events(trigger)
+
+    assert event.payload["status"] == "success"
+    hook_class.assert_called_once_with("other_conn", retry_limit=1, timeout=5)
+    assert hook.get_order.await_args_list == [mock.call(ORDER_ID), mock.call(ORDER_ID)]
+    hook.aclose.assert_awaited_once()
+
+
+async def test_the_client_is_closed_when_the_trigger_ends(wf_conn, httpx_handler, monkeypatch):
+    httpx_handler(OrderScript(done_order()).handler)
+    closed = mock.AsyncMock()
+    real_close = AutoenhanceAsyncHook.aclose
+
+    async def aclose(self):
+        await closed()
+        await real_close(self)
+
+    monkeypatch.setattr(AutoenhanceAsyncHook, "aclose", aclose)
+
+    await all_events(make_trigger())
+
+    closed.assert_awaited_once()
+
+
+# ------------------------------------------------------------------------------ the async hook
+async def test_async_hook_sends_the_key_to_the_api_host(wf_conn, httpx_handler):
+    seen = httpx_handler(OrderScript(done_order()).handler)
+
+    async with AutoenhanceAsyncHook(**FAST) as hook:
+        order = await hook.get_order(ORDER_ID)
+
+    assert order["order_id"] == ORDER_ID
+    (request,) = seen
+    assert str(request.url) == f"{BASE_URL}/v3/orders/{ORDER_ID}"
+    assert request.headers["x-api-key"] == FAKE_KEY
+    assert request.method == "GET"
+
+
+async def test_async_hook_quotes_ids_as_one_path_segment(wf_conn, httpx_handler):
+    seen = httpx_handler(lambda request: httpx.Response(200, json={"image_id": "x"}))
+
+    async with AutoenhanceAsyncHook(**FAST) as hook:
+        await hook.get_image("../orders/x?y=1")
+
+    assert seen[0].url.raw_path == b"/v3/images/..%2Forders%2Fx%3Fy%3D1"
+
+
+async def test_async_hook_honours_retry_after_on_429(wf_conn, httpx_handler, monkeypatch):
+    script = OrderScript(Status(429, headers={"Retry-After": "7"}), done_order())
+    httpx_handler(script.handler)
+    sleeps: list[float] = []
+
+    async def fake_sleep(seconds):
+        sleeps.append(seconds)
+
+    monkeypatch.setattr(asyncio, "sleep", fake_sleep)
+
+    async with AutoenhanceAsyncHook(retry_delay=0, retry_max_delay=30) as hook:
+        order = await hook.get_order(ORDER_ID)
+
+    assert order["order_id"] == ORDER_ID
+    assert sleeps == [7.0]
+    assert script.count == 2
+
+
+async def test_async_hook_gives_up_after_its_retry_limit(wf_conn, httpx_handler):
+    script = OrderScript(Status(503))
+    httpx_handler(script.handler)
+
+    async with AutoenhanceAsyncHook(retry_limit=2, **FAST) as hook:
+        with pytest.raises(AutoenhanceTransientError) as info:
+            await hook.get_order(ORDER_ID)
+
+    assert info.value.status_code == 503
+    assert script.count == 3
+
+
+async def test_async_hook_does_not_retry_401(wf_conn, httpx_handler):
+    script = OrderScript(Status(401, {"message": "Unauthorized", "detail": {}}))
+    httpx_handler(script.handler)
+
+    async with AutoenhanceAsyncHook(**FAST) as hook:
+        with pytest.raises(AutoenhanceAuthError) as info:
+            await hook.get_order(ORDER_ID)
+
+    assert info.value.status_code == 401
+    assert script.count == 1
+    assert FAKE_KEY not in str(info.value)
+
+
+async def test_async_hook_404_is_not_found(wf_conn, httpx_handler):
+    script = OrderScript(Status(404))
+    httpx_handler(script.handler)
+
+    async with AutoenhanceAsyncHook(**FAST) as hook:
+        with pytest.raises(AutoenhanceNotFoundError):
+            await hook.get_order(ORDER_ID)
+    assert script.count == 1
+
+
+async def test_async_hook_refuses_a_redirect_to_another_host(wf_conn, httpx_handler):
+    def handler(request):
+        if request.url.host == "api.autoenhance.test":
+            return httpx.Response(302, headers={"Location": "https://evil.example.test/steal"})
+        return httpx.Response(200, json=done_order())
+
+    seen = httpx_handler(handler)
+
+    async with AutoenhanceAsyncHook(**FAST) as hook:
+        with pytest.raises(AutoenhanceAPIError, match="redirected to another host"):
+            await hook.get_order(ORDER_ID)
+
+    assert [r.url.host for r in seen] == ["api.autoenhance.test"]
+    assert all(r.url.host != "evil.example.test" for r in seen)
+
+
+async def test_async_hook_follows_a_redirect_on_the_api_host(wf_conn, httpx_handler):
+    def handler(request):
+        if request.url.path == f"/v3/orders/{ORDER_ID}":
+            return httpx.Response(308, headers={"Location": f"/v3/orders/{ORDER_ID}/"})
+        return httpx.Response(200, json=done_order())
+
+    seen = httpx_handler(handler)
+
+    async with AutoenhanceAsyncHook(**FAST) as hook:
+        order = await hook.get_order(ORDER_ID)
+
+    assert order["order_id"] == ORDER_ID
+    assert [r.url.path for r in seen] == [f"/v3/orders/{ORDER_ID}", f"/v3/orders/{ORDER_ID}/"]
+
+
+async def test_async_hook_non_json_body_is_an_api_error(wf_conn, httpx_handler):
+    httpx_handler(lambda request: httpx.Response(200, text="<html>maintenance</html>"))
+
+    async with AutoenhanceAsyncHook(**FAST) as hook:
+        with pytest.raises(AutoenhanceAPIError, match="not JSON"):
+            await hook.get_order(ORDER_ID)
+
+
+@pytest.mark.parametrize("form", ["json", "uri"])
+async def test_async_hook_reads_a_connection_from_an_env_var(monkeypatch, httpx_handler, form):
+    if form == "json":
+        value = json.dumps(
+            {
+                "conn_type": "autoenhance",
+                "password": "env-key-0123456789",
+                "host": "https://api.other-region.test",
+                "extra": {"api_version": "2025-05-08"},
+            }
+        )
+    else:
+        value = "autoenhance://:env-key-0123456789@api.other-region.test?api_version=2025-05-08"
+    monkeypatch.setenv("AIRFLOW_CONN_AE_FROM_ENV", value)
+    seen = httpx_handler(lambda request: httpx.Response(200, json=done_order()))
+
+    async with AutoenhanceAsyncHook("ae_from_env", **FAST) as hook:
+        config = await hook.get_config()
+        await hook.get_order(ORDER_ID)
+
+    assert config.base_url == "https://api.other-region.test"
+    (request,) = seen
+    assert request.url.host == "api.other-region.test"
+    assert request.headers["x-api-key"] == "env-key-0123456789"
+    assert request.headers["x-api-version"] == "2025-05-08"
+
+
+async def test_async_hook_constructor_does_no_lookup(monkeypatch):
+    from airflow.sdk import BaseHook
+
+    monkeypatch.setattr(BaseHook, "aget_connection", mock.AsyncMock(side_effect=AssertionError("lookup")))
+    monkeypatch.setattr(BaseHook, "get_connection", mock.Mock(side_effect=AssertionError("lookup")))
+    AutoenhanceAsyncHook("does_not_exist")
