@@ -24,17 +24,20 @@ CHUNK_SIZE = 1024 * 1024
 
 
 @cache
-def user_agent() -> str:
-    """``airflow-provider-autoenhance/<v> apache-airflow/<v> python-requests/<v>``, computed once."""
+def user_agent(client: str = "requests") -> str:
+    """``airflow-provider-autoenhance/<v> apache-airflow/<v> python-<client>/<v>``, computed once."""
     from importlib.metadata import PackageNotFoundError, version
 
-    try:
-        airflow_version = version("apache-airflow")
-    except PackageNotFoundError:  # pragma: no cover - only the task SDK installed
-        airflow_version = "unknown"
-    import requests
+    def installed(dist: str) -> str:
+        try:
+            return version(dist)
+        except PackageNotFoundError:  # pragma: no cover - e.g. only the task SDK installed
+            return "unknown"
 
-    return f"airflow-provider-autoenhance/{__version__} apache-airflow/{airflow_version} python-requests/{requests.__version__}"
+    return (
+        f"airflow-provider-autoenhance/{__version__} apache-airflow/{installed('apache-airflow')} "
+        f"python-{client}/{installed(client)}"
+    )
 
 
 class RedactQueryStrings(logging.Filter):

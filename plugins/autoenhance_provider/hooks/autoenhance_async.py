@@ -90,7 +90,7 @@ class AutoenhanceAsyncHook(BaseHook):
                 read = float(self._timeout_override)
                 connect = min(read, config.connect_timeout)
             self._client = httpx.AsyncClient(
-                headers={"User-Agent": user_agent(), **config.api_headers()},
+                headers={"User-Agent": user_agent("httpx"), **config.api_headers()},
                 timeout=httpx.Timeout(read, connect=connect),
                 verify=_ssl_context(config.verify),
                 follow_redirects=False,

@@ -10,7 +10,7 @@ from airflow.sdk import BaseOperator, Context
 from autoenhance_provider.connection import DEFAULT_CONN_ID
 from autoenhance_provider.hooks.autoenhance import AutoenhanceHook
 from autoenhance_provider.links.autoenhance import ORDER_ID_KEY, ORDER_URL_KEY, AutoenhanceOrderLink
-from autoenhance_provider.settings import KNOWN_SETTINGS
+from autoenhance_provider.settings import validate_settings
 
 #: Mapped tasks are labelled with what each instance works on (set during execute).
 LABEL_KEY = "autoenhance_label"
@@ -38,12 +38,6 @@ class AutoenhanceTaskMixin:
         context[LABEL_KEY] = str(label)  # type: ignore[literal-required]
 
 
-def pop_settings(kwargs: dict[str, Any], settings: dict[str, Any] | None) -> dict[str, Any]:
-    """Take the enhancement settings out of an operator's keyword arguments."""
-    found = {name: kwargs.pop(name) for name in list(kwargs) if name in KNOWN_SETTINGS}
-    return {**(settings or {}), **found}
-
-
 class AutoenhanceBaseOperator(AutoenhanceTaskMixin, BaseOperator):
     """Base of the Autoenhance operators: no network in ``__init__``; hook built on first use."""
 
@@ -63,3 +57,64 @@ class AutoenhanceBaseOperator(AutoenhanceTaskMixin, BaseOperator):
         super().__init__(map_index_template=map_index_template, **kwargs)
         self.autoenhance_conn_id = autoenhance_conn_id
         self.hook_params = hook_params or {}
+
+
+class AutoenhanceSettingsOperator(AutoenhanceBaseOperator):
+    """An operator that sends enhancement settings.
+
+    Each setting is a real keyword parameter (``None`` = not sent), so ``.partial()`` and
+    ``.expand()`` accept them; ``settings`` takes the same as a dict, for anything else. The
+    merged dict is the templated ``settings`` attribute. Settings that are not templates are
+    validated at DAG-parse time, so a typo fails early.
+    """
+
+    def __init__(
+        self,
+        *,
+        settings: dict[str, Any] | None = None,
+        enhance: bool | None = None,
+        enhance_type: str | None = None,
+        ai_version: str | None = None,
+        sky_replacement: bool | None = None,
+        cloud_type: str | None = None,
+        vertical_correction: bool | None = None,
+        lens_correction: bool | None = None,
+        window_pull: bool | None = None,
+        window_pull_type: str | None = None,
+        privacy: bool | None = None,
+        auto_privacy: bool | None = None,
+        upscale: bool | None = None,
+        threesixty: bool | None = None,
+        hdr: bool | None = None,
+        rating: int | None = None,
+        metadata: dict[str, Any] | None = None,
+        finetune_settings: dict[str, Any] | None = None,
+        preset_id: str | None = None,
+        restage: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        given = {
+            "enhance": enhance,
+            "enhance_type": enhance_type,
+            "ai_version": ai_version,
+            "sky_replacement": sky_replacement,
+            "cloud_type": cloud_type,
+            "vertical_correction": vertical_correction,
+            "lens_correction": lens_correction,
+            "window_pull": window_pull,
+            "window_pull_type": window_pull_type,
+            "privacy": privacy,
+            "auto_privacy": auto_privacy,
+            "upscale": upscale,
+            "threesixty": threesixty,
+            "hdr": hdr,
+            "rating": rating,
+            "metadata": metadata,
+            "finetune_settings": finetune_settings,
+            "preset_id": preset_id,
+            "restage": restage,
+        }
+        self.settings = {**(settings or {}), **{k: v for k, v in given.items() if v is not None}}
+        if "{{" not in repr(self.settings) and "XComArg" not in repr(self.settings):
+            validate_settings(self.settings)

@@ -9,12 +9,12 @@ from urllib.parse import quote
 
 from airflow.sdk import Asset, Context, ObjectStoragePath
 
-from autoenhance_provider.exceptions import AutoenhanceValidationError
+from autoenhance_provider.exceptions import AutoenhanceError, AutoenhanceValidationError
 from autoenhance_provider.media import extension_for, safe_stem
 from autoenhance_provider.operators._base import AutoenhanceBaseOperator
 from autoenhance_provider.operators._transfer import Progress, run_concurrently
 from autoenhance_provider.settings import validate_download_params
-from autoenhance_provider.status import ImageStatus
+from autoenhance_provider.status import ImageStatus, evaluate_order
 from autoenhance_provider.storage import is_local, local_path, prepare_destination, to_storage_path
 
 _RENDER_PARAMS = ("format", "quality", "max_width", "scale", "preview", "watermark")
@@ -103,6 +103,12 @@ class DownloadImagesOperator(AutoenhanceBaseOperator):
         folder = prepare_destination(self.destination, self.destination_conn_id)
         self.publish_order(context, order_id)
         order = self.hook.get_order(order_id)
+        progress_now = evaluate_order(order)
+        if self.kind != "original" and not progress_now.done:
+            raise AutoenhanceError(
+                f"Autoenhance {progress_now.describe()}: not finished, nothing downloaded yet. "
+                "Wait for it first (OrderProcessedSensor); a retry of this task downloads once it is done."
+            )
 
         plan = self._plan(order, folder, query.get("format"))
         todo = [(image, path) for image, path in plan if self.overwrite or not path.exists()]
@@ -145,7 +151,9 @@ class DownloadImagesOperator(AutoenhanceBaseOperator):
         }
         plan: list[tuple[dict[str, Any], ObjectStoragePath]] = []
         used: set[str] = set()
-        for image in order.get("images") or []:
+        # Sorted, so a retry maps every name to the same image whatever order the API lists them in.
+        images = sorted(order.get("images") or [], key=lambda i: (str(i.get("image_name")), str(i.get("image_id"))))
+        for image in images:
             status = ImageStatus.parse(image.get("status"))
             name = image.get("image_name") or image.get("image_id")
             if status not in ready_statuses:

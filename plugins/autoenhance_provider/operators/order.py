@@ -9,7 +9,7 @@ from typing import Any
 from airflow.sdk import Context
 
 from autoenhance_provider.exceptions import AutoenhanceConflictError, AutoenhanceNotFoundError
-from autoenhance_provider.operators._base import AutoenhanceBaseOperator, pop_settings
+from autoenhance_provider.operators._base import AutoenhanceBaseOperator, AutoenhanceSettingsOperator
 
 #: Namespace of the order ids derived from task instances (stable across releases).
 ORDER_ID_NAMESPACE = uuid.UUID("6f1c2a3e-7a7b-4f7e-9a55-0c9b8a4e2d11")
@@ -66,15 +66,15 @@ class CreateOrderOperator(AutoenhanceBaseOperator):
         return final_id
 
 
-class ProcessOrderOperator(AutoenhanceBaseOperator):
+class ProcessOrderOperator(AutoenhanceSettingsOperator):
     """Group an order's uploaded HDR brackets into images and start enhancing them — once.
 
     :param order_id: the order (templated).
     :param number_of_brackets_per_image: group every N brackets in upload order.
     :param bracket_groups: explicit groups: a list of lists of bracket ids or bracket names.
         Leave both unset for automatic grouping.
-    :param settings: enhancement settings as a dict; they can also be given as keyword
-        arguments (``enhance_type="warm"``, ``sky_replacement=True``…).
+    :param enhance_type: and the other enhancement settings as keyword arguments, or a
+        ``settings`` dict; see :class:`AutoenhanceSettingsOperator`.
     """
 
     template_fields: Sequence[str] = (
@@ -91,10 +91,8 @@ class ProcessOrderOperator(AutoenhanceBaseOperator):
         order_id: str,
         number_of_brackets_per_image: int | None = None,
         bracket_groups: list[list[str]] | None = None,
-        settings: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        self.settings = pop_settings(kwargs, settings)
         super().__init__(**kwargs)
         self.order_id = order_id
         self.number_of_brackets_per_image = number_of_brackets_per_image

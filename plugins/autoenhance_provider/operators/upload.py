@@ -16,7 +16,7 @@ from autoenhance_provider.exceptions import (
     AutoenhanceValidationError,
 )
 from autoenhance_provider.media import BRACKET_CONTENT_TYPE
-from autoenhance_provider.operators._base import AutoenhanceBaseOperator, pop_settings
+from autoenhance_provider.operators._base import AutoenhanceBaseOperator, AutoenhanceSettingsOperator
 from autoenhance_provider.operators._transfer import Progress, run_concurrently
 from autoenhance_provider.settings import validate_settings
 from autoenhance_provider.status import ImageStatus
@@ -94,7 +94,7 @@ class _UploadOperatorBase(AutoenhanceBaseOperator):
         return done
 
 
-class UploadImagesOperator(_UploadOperatorBase):
+class UploadImagesOperator(AutoenhanceSettingsOperator, _UploadOperatorBase):
     """Upload photos into an order; Autoenhance starts enhancing each one as it lands.
 
     ``source`` is a path or URI, a list of them, or an ``ObjectStoragePath``: a file, a folder
@@ -113,10 +113,10 @@ class UploadImagesOperator(_UploadOperatorBase):
     :param wait_for_upload: wait until the API has registered every upload (no image left
         ``waiting``), so that downstream tasks see a consistent order.
     :param on_invalid: ``"fail"`` (default) or ``"skip"`` files that cannot be uploaded.
-    :param settings: enhancement settings as a dict; they can also be keyword arguments
-        (``enhance_type``, ``sky_replacement``, ``cloud_type``, ``vertical_correction``,
-        ``lens_correction``, ``window_pull_type``, ``privacy``, ``upscale``, ``ai_version``,
-        ``threesixty``…).
+    :param enhance_type: and the other enhancement settings (``sky_replacement``,
+        ``cloud_type``, ``vertical_correction``, ``lens_correction``, ``window_pull_type``,
+        ``privacy``, ``upscale``, ``ai_version``, ``threesixty``…) as keyword arguments, or a
+        ``settings`` dict; see :class:`AutoenhanceSettingsOperator`.
     """
 
     template_fields: Sequence[str] = ("order_id", "source", "source_conn_id", "settings", "autoenhance_conn_id")
@@ -128,12 +128,8 @@ class UploadImagesOperator(_UploadOperatorBase):
         source: Source,
         max_concurrency: int = 8,
         wait_for_upload: bool = True,
-        settings: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        self.settings = pop_settings(kwargs, settings)
-        if not _templated(self.settings):
-            validate_settings(self.settings)  # a typo fails at DAG parse time, not at run time
         super().__init__(order_id=order_id, source=source, max_concurrency=max_concurrency, **kwargs)
         self.wait_for_upload = wait_for_upload
 
@@ -240,10 +236,6 @@ class UploadBracketsOperator(_UploadOperatorBase):
         for item, result in self._upload_all([f for f in files if f.name not in results], upload_one):
             results[item.name] = result
         return [results[f.name] for f in files]
-
-
-def _templated(value: Any) -> bool:
-    return "{{" in repr(value)
 
 
 def _describe_source(source: Any) -> str:

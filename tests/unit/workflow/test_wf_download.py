@@ -32,7 +32,7 @@ IMAGES = [
     image("11111111-aaaa-4aaa-8aaa-000000000001", "processed", "Kitchen.jpg"),
     image("22222222-bbbb-4bbb-8bbb-000000000002", "processed", "Living Room.png"),
     image("33333333-cccc-4ccc-8ccc-000000000003", "error", "broken.jpg", status_reason="corrupt file"),
-    image("44444444-dddd-4ddd-8ddd-000000000004", "processing", "later.jpg"),
+    image("44444444-dddd-4ddd-8ddd-000000000004", "expired", "later.jpg"),
 ]
 
 
@@ -173,12 +173,27 @@ def test_original_kind_downloads_originals(downloads, tmp_path):
 
     assert {path_of(r.url).rsplit("/", 1)[-1] for r in downloads.api_downloads()} == {"original"}
     # originals exist for images whatever their enhancement status
-    assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "Kitchen.jpg",
-        "Living Room.png",
-        "broken.jpg",
-        "later.jpg",
-    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["Kitchen.jpg", "Living Room.png", "broken.jpg"]
+
+
+def test_unfinished_order_fails_before_downloading_anything(wf_conn, requests_mock, tmp_path):
+    fake = FakeDownloads(requests_mock, [*IMAGES[:2], image("55555555-eeee-4eee-8eee-000000000005", "processing", "x.jpg")])
+
+    with pytest.raises(AutoenhanceError, match="not finished") as err:
+        download_op(str(tmp_path)).execute(make_context())
+
+    assert "OrderProcessedSensor" in str(err.value)
+    assert fake.api_downloads() == []
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_returned_uris_do_not_depend_on_the_api_listing_order(wf_conn, requests_mock, tmp_path):
+    FakeDownloads(requests_mock, IMAGES)
+    first = download_op(str(tmp_path / "a")).execute(make_context())
+    requests_mock.reset_mock()
+    FakeDownloads(requests_mock, list(reversed(IMAGES)))
+    second = download_op(str(tmp_path / "b")).execute(make_context())
+    assert [u.rsplit("/", 1)[-1] for u in first] == [u.rsplit("/", 1)[-1] for u in second]
 
 
 # ------------------------------------------------------------------------------ never twice
@@ -253,8 +268,8 @@ def test_hostile_and_duplicate_names_stay_inside_the_folder(wf_conn, requests_mo
     assert len({n.lower() for n in names}) == len(names)  # distinct on case-insensitive disks too
     assert not (tmp_path / "etc").exists()
     assert sorted(fake.downloaded_ids()) == sorted(img["image_id"] for img in images)
-    for image_data, uri in zip(images, uris, strict=True):
-        assert Path(uri.removeprefix("file://")).read_bytes() == content_of(image_data["image_id"])
+    written = sorted(Path(uri.removeprefix("file://")).read_bytes() for uri in uris)
+    assert written == sorted(content_of(image_data["image_id"]) for image_data in images)
 
 
 def test_deduplicated_name_never_overwrites_another_image(wf_conn, requests_mock, tmp_path):
@@ -270,8 +285,8 @@ def test_deduplicated_name_never_overwrites_another_image(wf_conn, requests_mock
 
     assert len(set(uris)) == 3
     assert len(list(tmp_path.iterdir())) == 3
-    for image_data, uri in zip(images, uris, strict=True):
-        assert Path(uri.removeprefix("file://")).read_bytes() == content_of(image_data["image_id"])
+    written = sorted(Path(uri.removeprefix("file://")).read_bytes() for uri in uris)
+    assert written == sorted(content_of(image_data["image_id"]) for image_data in images)
 
 
 # ------------------------------------------------------------------------------ assets & validation

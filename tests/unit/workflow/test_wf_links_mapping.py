@@ -73,13 +73,16 @@ def test_the_link_is_declared_in_provider_info():
 def _mapped(cls):
     partial = {
         CreateOrderOperator: ({}, {"name": ["Listing 1", "Listing 2"]}),
-        # .partial() only takes parameters of the signature: settings go in ``settings=``
+        # every enhancement setting is a real parameter, so .partial() accepts it
         UploadImagesOperator: (
-            {"order_id": ORDER_ID, "settings": {"enhance_type": "warm"}},
+            {"order_id": ORDER_ID, "enhance_type": "warm", "settings": {"privacy": True}},
             {"source": ["/a", "/b"]},
         ),
         UploadBracketsOperator: ({"order_id": ORDER_ID}, {"source": ["/a", "/b"]}),
-        ProcessOrderOperator: ({"number_of_brackets_per_image": 3}, {"order_id": ["o-1", "o-2"]}),
+        ProcessOrderOperator: (
+            {"number_of_brackets_per_image": 3, "sky_replacement": True},
+            {"order_id": ["o-1", "o-2"]},
+        ),
         DownloadImagesOperator: ({"destination": "/tmp/out", "format": "png"}, {"order_id": ["o-1", "o-2"]}),
         DeleteOrderOperator: ({}, {"order_id": ["o-1", "o-2"]}),
         OrderProcessedSensor: ({"poke_interval": 60, "mode": "reschedule"}, {"order_id": ["o-1", "o-2"]}),
@@ -206,3 +209,29 @@ def test_delete_succeeds_when_gone(wf_conn, requests_mock, status):
     assert [path_of(r.url) for r in requests_mock.request_history if r.method == "DELETE"] == [
         f"/v3/orders/{ORDER_ID}"
     ]
+
+
+def test_settings_can_be_expanded_per_mapped_instance():
+    with DAG("wf_mapping_settings", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC")):
+        task = UploadImagesOperator.partial(task_id="mapped", order_id=ORDER_ID, source="/a").expand(
+            enhance_type=["warm", "neutral"]
+        )
+    assert isinstance(task, MappedOperator)
+
+
+def test_every_known_setting_is_a_keyword_parameter():
+    import inspect
+
+    from autoenhance_provider.operators._base import AutoenhanceSettingsOperator
+    from autoenhance_provider.settings import KNOWN_SETTINGS
+
+    params = set(inspect.signature(AutoenhanceSettingsOperator.__init__).parameters) - {"self", "settings", "kwargs"}
+    assert params == set(KNOWN_SETTINGS)
+
+
+def test_keyword_settings_merge_over_the_settings_dict():
+    op = UploadImagesOperator(
+        task_id="u", order_id=ORDER_ID, source="/a", settings={"enhance_type": "warm", "privacy": True},
+        enhance_type="neutral", sky_replacement=False,
+    )
+    assert op.settings == {"enhance_type": "neutral", "privacy": True, "sky_replacement": False}
