@@ -1,0 +1,71 @@
+"""``/_sandbox/*`` admin routes: health, stats, reset, faults, bulk seeding, webhook log.
+
+Never faulted, never counted, no API key: they exist for tests and benchmarks, not clients.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from autoenhance_sandbox.errors import json_response
+from autoenhance_sandbox.schemas import fault_error, parse_json_body, parse_seed
+from autoenhance_sandbox.state import SandboxState
+
+FAULT_FIELDS = ("rate", "kinds", "endpoints", "seed", "phase", "slow_seconds")
+
+
+def configure_faults(state: SandboxState, changes: dict[str, Any]) -> dict[str, Any]:
+    """Apply a partial fault configuration (omitted keys keep their value); shared by the HTTP
+    admin endpoint and :meth:`autoenhance_sandbox.testing.SandboxServer.set_faults`."""
+    kwargs = {name: changes[name] for name in FAULT_FIELDS if name in changes}
+    settings = state.faults.configure(**kwargs, replace_seed="seed" in changes)
+    return settings.as_dict()
+
+
+def build_admin_router(state: SandboxState) -> APIRouter:
+    router = APIRouter(prefix="/_sandbox")
+
+    @router.get("/health")
+    async def health() -> Response:
+        return json_response({"status": "ok"})
+
+    @router.get("/stats")
+    async def stats() -> Response:
+        return json_response(state.stats())
+
+    @router.post("/reset")
+    async def reset() -> Response:
+        state.reset()
+        return json_response({"status": "reset"})
+
+    @router.get("/faults")
+    async def get_faults() -> Response:
+        return json_response(state.faults.settings.as_dict())
+
+    @router.post("/faults")
+    async def set_faults(request: Request) -> Response:
+        body = parse_json_body(await request.body())
+        try:
+            return json_response(configure_faults(state, body))
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise fault_error(exc) from None
+
+    @router.post("/seed")
+    async def seed(request: Request) -> Response:
+        req = parse_seed(parse_json_body(await request.body()))
+        ids = state.seed(
+            req.orders, req.images_per_order, req.finish_after_seconds, req.error_fraction, time.time()
+        )
+        return json_response({"order_ids": ids})
+
+    @router.get("/webhooks")
+    async def webhooks() -> Response:
+        with state.lock:
+            events = [dict(record) for record in state.webhook_log]
+        return json_response({"events": events})
+
+    return router
