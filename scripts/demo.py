@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -21,6 +22,7 @@ VENV_BIN = Path(sys.executable).parent
 PORT = int(os.environ.get("SANDBOX_PORT", "8765"))
 OUTPUT = REPO / "output" / "enhanced"
 SANDBOX_KEY = "demo-sandbox-key"
+LOG_MESSAGE = re.compile(r"\]\s+(.*?)\s+\[[\w.]+\]")
 
 
 def wait_healthy(url: str, seconds: float = 10.0) -> None:
@@ -67,8 +69,9 @@ def main() -> int:
             [airflow, "dags", "test", "example_autoenhance_pipeline"], env=env, capture_output=True, text=True
         )
         for line in (run.stdout + run.stderr).splitlines():
-            if any(word in line for word in ("uploaded", "processed", "downloaded", "Order page", "ERROR", "state=")):
-                print("  " + line.strip()[:200])
+            if "autoenhance_provider" in line or "DagRun Finished" in line or "[error" in line:
+                match = LOG_MESSAGE.search(line)
+                print("  " + (match.group(1) if match else line.strip())[:160])
         if run.returncode != 0:
             print(run.stdout[-4000:], run.stderr[-4000:], sep="\n")
             return run.returncode
