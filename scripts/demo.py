@@ -49,11 +49,24 @@ def main() -> int:
     sandbox = None
     if env.get("AUTOENHANCE_API_KEY"):
         print("Using the real Autoenhance API in development mode (no credits spent).")
-        conn = {"conn_type": "autoenhance", "password": env["AUTOENHANCE_API_KEY"], "extra": {"dev_mode": True}}
+        conn = {
+            "conn_type": "autoenhance",
+            "password": env["AUTOENHANCE_API_KEY"],
+            "extra": {"dev_mode": True},
+        }
     else:
         sandbox = subprocess.Popen(
-            [str(VENV_BIN / "autoenhance-sandbox"), "--port", str(PORT), "--api-key", SANDBOX_KEY,
-             "--processing-seconds", "3", "--log-level", "warning"],
+            [
+                str(VENV_BIN / "autoenhance-sandbox"),
+                "--port",
+                str(PORT),
+                "--api-key",
+                SANDBOX_KEY,
+                "--processing-seconds",
+                "3",
+                "--log-level",
+                "warning",
+            ],
         )
         wait_healthy(f"http://127.0.0.1:{PORT}/_sandbox/health")
         print(f"Local Autoenhance sandbox running at http://127.0.0.1:{PORT} (pid {sandbox.pid})")

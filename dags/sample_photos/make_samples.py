@@ -72,7 +72,9 @@ def main() -> None:
             save(exposure(base, ev), HERE / "hdr" / f"{room}_{label}EV.jpg")
     for shoot, seeds in (("shoot-a", (31, 32)), ("shoot-b", (41, 42))):
         for i, seed in enumerate(seeds, start=1):
-            save(dull(scene(seed, (195, 185, 175), (105, 65, 55))), HERE / "shoots" / shoot / f"photo-{i}.jpg")
+            save(
+                dull(scene(seed, (195, 185, 175), (105, 65, 55))), HERE / "shoots" / shoot / f"photo-{i}.jpg"
+            )
 
 
 if __name__ == "__main__":

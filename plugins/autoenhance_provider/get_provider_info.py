@@ -25,12 +25,16 @@ UI_FIELD_BEHAVIOUR: dict[str, Any] = {
 CONN_FIELDS: dict[str, Any] = {
     "api_version": {
         "label": "API version",
-        "description": "Pin a dated API version (sent as x-api-version), e.g. 2025-05-08. Empty: account default.",
+        "description": (
+            "Pin a dated API version (sent as x-api-version), e.g. 2025-05-08. Empty: account default."
+        ),
         "schema": {"type": ["string", "null"], "pattern": r"^(\d{4}-\d{2}-\d{2})?$"},
     },
     "dev_mode": {
         "label": "Development mode",
-        "description": "Send x-dev-mode: true so downloads exercise the purchase flow without spending credits.",
+        "description": (
+            "Send x-dev-mode: true so downloads exercise the purchase flow without spending credits."
+        ),
         "schema": {"type": ["boolean", "null"], "default": False},
     },
     "timeout": {
@@ -72,7 +76,9 @@ def get_provider_info() -> dict[str, Any]:
                 ],
             }
         ],
-        "sensors": [{"integration-name": "Autoenhance", "python-modules": [f"{_MODULE}.sensors.autoenhance"]}],
+        "sensors": [
+            {"integration-name": "Autoenhance", "python-modules": [f"{_MODULE}.sensors.autoenhance"]}
+        ],
         "triggers": [
             {"integration-name": "Autoenhance", "python-modules": [f"{_MODULE}.triggers.autoenhance"]}
         ],

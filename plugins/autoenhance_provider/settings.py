@@ -123,13 +123,13 @@ def choice(name: str, value: Any, allowed: Iterable[str], case: str = "lower") -
     text = str(value).strip()
     text = text.lower() if case == "lower" else text.upper()
     if text not in allowed:
-        raise AutoenhanceValidationError(
-            f"Invalid {name} {value!r}; allowed values: {', '.join(allowed)}"
-        )
+        raise AutoenhanceValidationError(f"Invalid {name} {value!r}; allowed values: {', '.join(allowed)}")
     return text
 
 
-def validate_settings(settings: Mapping[str, Any], *, context: str = "enhancement settings") -> dict[str, Any]:
+def validate_settings(
+    settings: Mapping[str, Any], *, context: str = "enhancement settings"
+) -> dict[str, Any]:
     """Check and normalise enhancement settings; unknown names pass through with a warning."""
     clean: dict[str, Any] = {}
     for name, value in settings.items():
@@ -142,7 +142,9 @@ def validate_settings(settings: Mapping[str, Any], *, context: str = "enhancemen
             clean[name] = to_int(name, value, *_INT_SETTINGS[name])
         elif name in _OBJECT_SETTINGS:
             if value is not None and not isinstance(value, dict):
-                raise AutoenhanceValidationError(f"{name} must be an object (dict), got {type(value).__name__}")
+                raise AutoenhanceValidationError(
+                    f"{name} must be an object (dict), got {type(value).__name__}"
+                )
             clean[name] = value
         elif name in _STRING_SETTINGS:
             clean[name] = None if value is None else str(value)

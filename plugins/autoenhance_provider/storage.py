@@ -22,7 +22,9 @@ _GLOB_CHARS = frozenset("*?[")
 Source = str | os.PathLike[str] | ObjectStoragePath | Iterable[Any]
 
 
-def to_storage_path(location: str | os.PathLike[str] | ObjectStoragePath, conn_id: str | None = None) -> ObjectStoragePath:
+def to_storage_path(
+    location: str | os.PathLike[str] | ObjectStoragePath, conn_id: str | None = None
+) -> ObjectStoragePath:
     """A path or URI as an ObjectStoragePath; plain local paths become absolute ``file://`` URIs."""
     if isinstance(location, ObjectStoragePath):
         return location
@@ -68,7 +70,8 @@ def expand_sources(source: Source, conn_id: str | None = None) -> list[ObjectSto
         return found
     if not isinstance(source, (str, os.PathLike, ObjectStoragePath)):
         raise AutoenhanceValidationError(
-            f"source must be a path, a URI, an ObjectStoragePath or a list of them, got {type(source).__name__}"
+            "source must be a path, a URI, an ObjectStoragePath or a list of them, "
+            f"got {type(source).__name__}"
         )
     path = to_storage_path(source, conn_id)
     raw = path.path
@@ -93,7 +96,11 @@ def _split_glob(path: ObjectStoragePath) -> tuple[ObjectStoragePath, str]:
     parts = path.path.split("/")
     first = next(i for i, part in enumerate(parts) if any(ch in _GLOB_CHARS for ch in part))
     base_text = "/".join(parts[:first]) or "/"
-    base = ObjectStoragePath(f"{path.protocol}://{base_text}", conn_id=path.conn_id) if path.protocol else ObjectStoragePath(base_text)
+    base = (
+        ObjectStoragePath(f"{path.protocol}://{base_text}", conn_id=path.conn_id)
+        if path.protocol
+        else ObjectStoragePath(base_text)
+    )
     return base, "/".join(parts[first:])
 
 
@@ -129,12 +136,16 @@ def inspect_sources(
     names: dict[str, str] = {}
     for item in good:
         if item.name in names:
-            problems.append(f"{item.uri}: same image name as {names[item.name]} (names must be unique per order)")
+            problems.append(
+                f"{item.uri}: same image name as {names[item.name]} (names must be unique per order)"
+            )
         names.setdefault(item.name, item.uri)
     return [g for g in good if names[g.name] == g.uri], problems
 
 
-def prepare_destination(destination: str | os.PathLike[str] | ObjectStoragePath, conn_id: str | None = None) -> ObjectStoragePath:
+def prepare_destination(
+    destination: str | os.PathLike[str] | ObjectStoragePath, conn_id: str | None = None
+) -> ObjectStoragePath:
     """Create the destination folder if needed and check that it can be written to."""
     path = to_storage_path(destination, conn_id)
     if is_local(path):
@@ -144,7 +155,9 @@ def prepare_destination(destination: str | os.PathLike[str] | ObjectStoragePath,
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise AutoenhanceValidationError(f"Destination folder {folder} cannot be created: {exc.strerror}") from None
+            raise AutoenhanceValidationError(
+                f"Destination folder {folder} cannot be created: {exc.strerror}"
+            ) from None
         if not os.access(folder, os.W_OK | os.X_OK):
             raise AutoenhanceValidationError(f"Destination folder {folder} is not writable")
     else:
