@@ -106,7 +106,7 @@ class DownloadTarget:
             self._check_path(self.path)
         elif hasattr(destination, "write"):
             self.fileobj = destination
-            self._start = destination.tell() if _seekable(destination) else None
+            self._start = destination.tell() if seekable(destination) else None
         else:
             raise AutoenhanceValidationError(
                 f"destination must be a file path or a binary file object, got {type(destination).__name__}"
@@ -116,15 +116,7 @@ class DownloadTarget:
     def _check_path(path: Path) -> None:
         if path.is_dir():
             raise AutoenhanceValidationError(f"Destination {path} is a directory; give a file path")
-        parent = path.parent
-        try:
-            parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise AutoenhanceValidationError(
-                f"Destination directory {parent} cannot be created: {exc.strerror}"
-            ) from None
-        if not os.access(parent, os.W_OK | os.X_OK):
-            raise AutoenhanceValidationError(f"Destination directory {parent} is not writable")
+        ensure_writable_directory(path.parent)
 
     @property
     def rewindable(self) -> bool:
@@ -152,7 +144,21 @@ class DownloadTarget:
         return written
 
 
-def _seekable(fileobj: Any) -> bool:
+def ensure_writable_directory(folder: Path) -> None:
+    """Create ``folder`` if needed; fail early, with its name, if it cannot be written to."""
+    if folder.exists() and not folder.is_dir():
+        raise AutoenhanceValidationError(f"Destination directory {folder} cannot be created: a file has that name")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise AutoenhanceValidationError(
+            f"Destination directory {folder} cannot be created: {exc.strerror}"
+        ) from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise AutoenhanceValidationError(f"Destination directory {folder} is not writable")
+
+
+def seekable(fileobj: Any) -> bool:
     try:
         return bool(fileobj.seekable())
     except (AttributeError, ValueError, OSError):

@@ -117,6 +117,15 @@ class AutoenhanceConnectionConfig:
             app_url=app_url,
         )
 
+    def timeouts(self, override: float | tuple[float, float] | list[float] | None = None) -> tuple[float, float]:
+        """(connect, read) seconds: the connection's, or a hook's ``timeout`` argument."""
+        if override is None:
+            return (self.connect_timeout, self.read_timeout)
+        if isinstance(override, (tuple, list)):
+            connect, read = override
+            return (float(connect), float(read))
+        return (min(float(override), self.connect_timeout), float(override))
+
     def api_headers(self) -> dict[str, str]:
         """Headers for API requests (and only for the API host)."""
         headers = {"x-api-key": self.api_key, "Accept": "application/json"}

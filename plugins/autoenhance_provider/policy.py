@@ -50,6 +50,15 @@ class RetryPolicy:
         ceiling = min(self.max_delay, self.initial_delay * 2 ** (failed_attempts - 1))
         return random.uniform(ceiling / 2, ceiling)
 
+    @classmethod
+    def for_hook(cls, retry_limit: int, retry_delay: float, retry_max_delay: float) -> RetryPolicy:
+        """The policy from a hook's ``retry_limit`` (retries after the first attempt) and delays."""
+        return cls(
+            max_attempts=max(1, int(retry_limit) + 1),
+            initial_delay=float(retry_delay),
+            max_delay=float(retry_max_delay),
+        )
+
     def to_dict(self) -> dict[str, float]:
         return {
             "max_attempts": self.max_attempts,

@@ -14,6 +14,7 @@ from typing import Any
 
 from airflow.sdk import ObjectStoragePath
 
+from autoenhance_provider._transport import ensure_writable_directory
 from autoenhance_provider.exceptions import AutoenhanceSourceError, AutoenhanceValidationError
 from autoenhance_provider.media import SNIFF_BYTES, SUPPORTED_EXTENSIONS, content_type_for, sniff_matches
 
@@ -149,17 +150,7 @@ def prepare_destination(
     """Create the destination folder if needed and check that it can be written to."""
     path = to_storage_path(destination, conn_id)
     if is_local(path):
-        folder = local_path(path)
-        if folder.exists() and not folder.is_dir():
-            raise AutoenhanceValidationError(f"Destination {folder} exists and is not a folder")
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise AutoenhanceValidationError(
-                f"Destination folder {folder} cannot be created: {exc.strerror}"
-            ) from None
-        if not os.access(folder, os.W_OK | os.X_OK):
-            raise AutoenhanceValidationError(f"Destination folder {folder} is not writable")
+        ensure_writable_directory(local_path(path))
     else:
         path.mkdir(parents=True, exist_ok=True)
     return path

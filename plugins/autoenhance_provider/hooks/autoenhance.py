@@ -22,6 +22,7 @@ from autoenhance_provider._transport import (
     indirect_image_url,
     install_log_redaction,
     open_source,
+    seekable,
     storage_error_text,
     user_agent,
 )
@@ -115,11 +116,7 @@ class AutoenhanceHook(BaseHook):
         super().__init__(logger_name=logger_name)
         self.autoenhance_conn_id = autoenhance_conn_id
         self._timeout_override = timeout
-        self.retry_policy = RetryPolicy(
-            max_attempts=max(1, int(retry_limit) + 1),
-            initial_delay=float(retry_delay),
-            max_delay=float(retry_max_delay),
-        )
+        self.retry_policy = RetryPolicy.for_hook(retry_limit, retry_delay, retry_max_delay)
         self.pool_size = max(1, int(pool_size))
         self._lock = threading.Lock()
 
@@ -134,13 +131,7 @@ class AutoenhanceHook(BaseHook):
 
     @property
     def timeout(self) -> tuple[float, float]:
-        if self._timeout_override is None:
-            return (self.config.connect_timeout, self.config.read_timeout)
-        if isinstance(self._timeout_override, (tuple, list)):
-            connect, read = self._timeout_override
-            return (float(connect), float(read))
-        value = float(self._timeout_override)
-        return (min(value, self.config.connect_timeout), value)
+        return self.config.timeouts(self._timeout_override)
 
     def _new_session(self, headers: dict[str, str]) -> requests.Session:
         session = requests.Session()
@@ -413,7 +404,7 @@ class AutoenhanceHook(BaseHook):
             headers = {"Content-Type": content_type}
             if length is not None:
                 headers["Content-Length"] = str(length)
-            start = fileobj.tell() if _seekable(fileobj) else None
+            start = fileobj.tell() if seekable(fileobj) else None
             policy = self.retry_policy if start is not None else replace(self.retry_policy, max_attempts=1)
 
             def rewound() -> IO[bytes]:
@@ -644,12 +635,6 @@ class AutoenhanceHook(BaseHook):
 
 
 # ---------------------------------------------------------------------- helpers
-def _seekable(fileobj: Any) -> bool:
-    try:
-        return bool(fileobj.seekable())
-    except (AttributeError, ValueError, OSError):
-        return False
-
 
 def _require_id(name: str, value: Any) -> str:
     text = str(value).strip() if value is not None else ""

@@ -64,11 +64,7 @@ class AutoenhanceAsyncHook(BaseHook):
         super().__init__()
         self.autoenhance_conn_id = autoenhance_conn_id
         self._timeout_override = timeout
-        self.retry_policy = RetryPolicy(
-            max_attempts=max(1, int(retry_limit) + 1),
-            initial_delay=float(retry_delay),
-            max_delay=float(retry_max_delay),
-        )
+        self.retry_policy = RetryPolicy.for_hook(retry_limit, retry_delay, retry_max_delay)
         self._config: AutoenhanceConnectionConfig | None = None
         self._client: httpx.AsyncClient | None = None
 
@@ -82,13 +78,7 @@ class AutoenhanceAsyncHook(BaseHook):
     async def _get_client(self) -> httpx.AsyncClient:
         if self._client is None:
             config = await self.get_config()
-            if self._timeout_override is None:
-                connect, read = config.connect_timeout, config.read_timeout
-            elif isinstance(self._timeout_override, (tuple, list)):
-                connect, read = map(float, self._timeout_override)
-            else:
-                read = float(self._timeout_override)
-                connect = min(read, config.connect_timeout)
+            connect, read = config.timeouts(self._timeout_override)
             self._client = httpx.AsyncClient(
                 headers={"User-Agent": user_agent("httpx"), **config.api_headers()},
                 timeout=httpx.Timeout(read, connect=connect),

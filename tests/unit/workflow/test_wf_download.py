@@ -366,7 +366,7 @@ def test_destination_that_is_a_file_fails_before_any_request(downloads, tmp_path
     target = tmp_path / "photo.jpg"
     target.write_bytes(b"x")
 
-    with pytest.raises(AutoenhanceValidationError, match="not a folder"):
+    with pytest.raises(AutoenhanceValidationError, match="cannot be created: a file has that name"):
         download_op(str(target)).execute(make_context())
     assert downloads.mock.call_count == 0
 
