@@ -26,6 +26,11 @@ except ImportError:  # pragma: no cover - Airflow 3.0
     from airflow.sdk.execution_time.secrets_masker import mask_secret  # type: ignore[no-redef]
 
 try:  # Airflow >= 3.1
+    from airflow.sdk import BaseHook
+except ImportError:  # pragma: no cover - Airflow 3.0
+    from airflow.hooks.base import BaseHook  # type: ignore[no-redef]
+
+try:  # Airflow >= 3.1
     from airflow.sdk import conf
 except ImportError:  # pragma: no cover - Airflow 3.0
     from airflow.configuration import conf  # type: ignore[no-redef]
@@ -35,6 +40,7 @@ __all__ = [
     "AirflowFailException",
     "AirflowSensorTimeout",
     "AirflowSkipException",
+    "BaseHook",
     "conf",
     "mask_secret",
 ]

@@ -12,10 +12,9 @@ from urllib.parse import quote, urljoin, urlsplit
 
 import requests
 import urllib3.exceptions
-from airflow.sdk import BaseHook
 from requests.adapters import HTTPAdapter
 
-from autoenhance_provider._compat import mask_secret
+from autoenhance_provider._compat import BaseHook, mask_secret
 from autoenhance_provider._transport import (
     CHUNK_SIZE,
     DownloadTarget,

@@ -14,8 +14,8 @@ from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
 
 import httpx
-from airflow.sdk import BaseHook
 
+from autoenhance_provider._compat import BaseHook
 from autoenhance_provider._transport import install_log_redaction, user_agent
 from autoenhance_provider.connection import DEFAULT_CONN_ID, AutoenhanceConnectionConfig
 from autoenhance_provider.exceptions import AutoenhanceAPIError

@@ -18,14 +18,14 @@ from unittest import mock
 
 import airflow.sdk.bases.sensor as base_sensor_module
 import pytest
-from airflow.sdk import timezone
-from airflow.sdk.exceptions import (
-    AirflowFailException,
-    AirflowRescheduleException,
-    AirflowSensorTimeout,
-    AirflowSkipException,
-    TaskDeferred,
-)
+
+try:  # Airflow >= 3.1
+    from airflow.sdk import timezone
+    from airflow.sdk.exceptions import AirflowRescheduleException, TaskDeferred
+except ImportError:  # Airflow 3.0
+    from airflow.exceptions import AirflowRescheduleException, TaskDeferred  # type: ignore[no-redef]
+    from airflow.utils import timezone  # type: ignore[no-redef]
+from autoenhance_provider._compat import AirflowFailException, AirflowSensorTimeout, AirflowSkipException
 from wf_helpers import (
     APP_URL,
     CONNECT_ERROR,
