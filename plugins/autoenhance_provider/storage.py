@@ -14,6 +14,7 @@ from typing import Any
 
 from airflow.sdk import ObjectStoragePath
 
+from autoenhance_provider._compat import storage_conn_id
 from autoenhance_provider._transport import ensure_writable_directory
 from autoenhance_provider.exceptions import AutoenhanceSourceError, AutoenhanceValidationError
 from autoenhance_provider.media import SNIFF_BYTES, SUPPORTED_EXTENSIONS, content_type_for, sniff_matches
@@ -98,7 +99,7 @@ def _split_glob(path: ObjectStoragePath) -> tuple[ObjectStoragePath, str]:
     first = next(i for i, part in enumerate(parts) if any(ch in _GLOB_CHARS for ch in part))
     base_text = "/".join(parts[:first]) or "/"
     base = (
-        ObjectStoragePath(f"{path.protocol}://{base_text}", conn_id=path.conn_id)
+        ObjectStoragePath(f"{path.protocol}://{base_text}", conn_id=storage_conn_id(path))
         if path.protocol
         else ObjectStoragePath(base_text)
     )

@@ -49,9 +49,10 @@ def create_app(config: SandboxConfig) -> FastAPI:
     )
     app.state.sandbox = state
     app.state.assets = assets
-    app.include_router(build_admin_router(state))
-    app.include_router(build_api_router(state, assets))
-    app.add_middleware(SandboxMiddleware, state=state)
+    admin_router, api_router = build_admin_router(state), build_api_router(state, assets)
+    app.include_router(admin_router)
+    app.include_router(api_router)
+    app.add_middleware(SandboxMiddleware, state=state, routes=[*admin_router.routes, *api_router.routes])
 
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> Response:

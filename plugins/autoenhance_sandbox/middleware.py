@@ -14,6 +14,7 @@ import contextlib
 import json
 import logging
 import re
+from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -54,15 +55,18 @@ def install_log_filter() -> None:
 class SandboxMiddleware:
     """See the module docstring."""
 
-    def __init__(self, app: ASGIApp, state: SandboxState) -> None:
+    def __init__(self, app: ASGIApp, state: SandboxState, routes: Sequence[BaseRoute] = ()) -> None:
         self.app = app
         self.state = state
+        # The app's routes, given by create_app: newer FastAPI versions (e.g. 0.165) keep each
+        # included router as one opaque entry of app.router.routes instead of copying its routes.
+        self._given_routes = list(routes)
         self._routes: list[tuple[re.Pattern[str], frozenset[str], str]] | None = None
 
     def _route_table(self, scope: Scope) -> list[tuple[re.Pattern[str], frozenset[str], str]]:
         if self._routes is None:
             table = []
-            routes: list[BaseRoute] = scope["app"].router.routes
+            routes: list[BaseRoute] = self._given_routes or scope["app"].router.routes
             for route in routes:
                 if isinstance(route, Route) and route.methods and not route.path.startswith("/_sandbox"):
                     template = re.sub(r":\w+}", "}", route.path).rstrip("/")

@@ -45,10 +45,18 @@ def sandbox(dag_sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> Sand
     return dag_sandbox
 
 
+def dag_bag(folder: Path = DAGS):
+    """Parse the DAG files of ``folder`` with Airflow's DagBag."""
+    try:  # Airflow 3.3
+        from airflow.dag_processing.dagbag import DagBag
+    except ImportError:  # Airflow 3.0
+        from airflow.models.dagbag import DagBag  # type: ignore[no-redef]
+
+    return DagBag(str(folder))
+
+
 def load_dag(dag_id: str):
     """Parse the example DAG file fresh (so AUTOENHANCE_POLL_INTERVAL is read now)."""
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(str(DAGS))
+    bag = dag_bag()
     assert not bag.import_errors, bag.import_errors
     return bag.get_dag(dag_id)

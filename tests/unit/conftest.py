@@ -89,10 +89,10 @@ def make_hook(conn):
 def log_capture(caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]):
     """Everything logged during a test, at DEBUG, whatever the route.
 
-    Airflow hooks log through structlog (printed to stdout, bypassing ``caplog``), libraries log
-    through the standard library. ``text()`` returns both, *before* Airflow's secrets masker
-    could hide anything, so a leak in the provider's own log calls is visible. Records of the
-    ``requests_mock`` logger are left out (the mock logs every URL it fakes).
+    Airflow 3.3 hooks log through structlog (printed to stdout, bypassing ``caplog``), Airflow 3.0
+    hooks and libraries through the standard library. ``text()`` returns both, *before* Airflow's
+    secrets masker could hide anything, so a leak in the provider's own log calls is visible.
+    Records of the ``requests_mock`` logger are left out (the mock logs every URL it fakes).
     """
     import logging
 
@@ -118,7 +118,16 @@ def log_capture(caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[s
             ]
             return "\n".join([*records, *self.printed, *rendered])
 
+    # Airflow 3.0's console handler (on the root logger, no level of its own) prints DEBUG records
+    # to stdout too, where they can no longer be told apart by logger: keep requests_mock's
+    # records off every root handler, not only out of caplog's list.
+    mock_logger = logging.getLogger("requests_mock")
+    propagate = mock_logger.propagate
+    mock_logger.propagate = False
     logs = _Logs()
-    with structlog.testing.capture_logs() as events:
-        logs.events = events
-        yield logs
+    try:
+        with structlog.testing.capture_logs() as events:
+            logs.events = events
+            yield logs
+    finally:
+        mock_logger.propagate = propagate

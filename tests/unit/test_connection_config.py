@@ -6,9 +6,10 @@ import json
 from types import SimpleNamespace
 
 import pytest
+from airflow.sdk import Connection
 from autoenhance_unit_helpers import FAKE_KEY, api, order
 
-from autoenhance_provider._compat import AirflowFailException
+from autoenhance_provider._compat import AirflowFailException, BaseHook
 from autoenhance_provider.connection import (
     DEFAULT_BASE_URL,
     AutoenhanceConnectionConfig,
@@ -229,8 +230,6 @@ BAD_CONNECTIONS = [
     pytest.param(
         {"extra": {"verify_ssl": "false"}}, "TLS verification cannot be switched off", id="verify-ssl"
     ),
-    pytest.param({"extra": "not json"}, "not valid JSON", id="extra-not-json"),
-    pytest.param({"extra": "[1, 2]"}, "must be a JSON object", id="extra-list"),
 ]
 
 
@@ -250,6 +249,50 @@ def test_bad_connections_fail_clearly_before_any_request(
     assert FAKE_KEY not in message
     assert FAKE_KEY not in repr(info.value)
     assert isinstance(info.value, AirflowFailException)
+    assert requests_mock.call_count == 0
+
+
+NON_OBJECT_EXTRAS = [
+    pytest.param("not json", "not valid JSON", id="extra-not-json"),
+    pytest.param("[1, 2]", "must be a JSON object", id="extra-list"),
+]
+#: Airflow 3.0's base hook (airflow.hooks.base) looks connections up as airflow.models.Connection,
+#: which rejects an extra that is not a JSON object, so such a connection never reaches the
+#: provider: the lookup reports it as not defined. On 3.3 the SDK Connection arrives as it is.
+LOOKUP_REJECTS_NON_OBJECT_EXTRA = BaseHook.__module__ == "airflow.hooks.base"
+
+
+@pytest.mark.parametrize(("extra", "needle"), NON_OBJECT_EXTRAS)
+def test_an_extra_that_is_not_a_json_object_fails_before_any_request(
+    set_connection, make_hook, requests_mock, extra, needle
+):
+    # The provider's own check, on the Connection a task gets from the API server (every version).
+    task_conn = Connection(
+        conn_id="autoenhance_default", conn_type="autoenhance", password=FAKE_KEY, extra=extra
+    )
+    with pytest.raises(AutoenhanceConfigError) as direct:
+        AutoenhanceConnectionConfig.from_connection(task_conn)
+    assert needle in str(direct.value)
+    assert "'autoenhance_default'" in str(direct.value)
+    assert isinstance(direct.value, AirflowFailException)
+
+    # The same connection from an AIRFLOW_CONN_ variable, through the hook.
+    set_connection(extra=extra)
+    hook = make_hook()
+    if LOOKUP_REJECTS_NON_OBJECT_EXTRA:
+        from airflow.exceptions import AirflowNotFoundException
+
+        with pytest.raises(AirflowNotFoundException) as info:
+            hook.get_order("o-1")
+        assert "autoenhance_default" in str(info.value)
+    else:
+        with pytest.raises(AutoenhanceConfigError) as info:
+            hook.get_order("o-1")
+        assert needle in str(info.value)
+        assert "'autoenhance_default'" in str(info.value)
+        assert isinstance(info.value, AirflowFailException)
+    assert FAKE_KEY not in str(info.value)
+    assert FAKE_KEY not in repr(info.value)
     assert requests_mock.call_count == 0
 
 

@@ -53,6 +53,22 @@ def _listed_modules(info: dict) -> list[str]:
     ]
 
 
+def _json_output(stdout: str):
+    """The JSON document of ``airflow ... --output json``.
+
+    Airflow 3.0 logs to stdout too (lines like ``[2026-01-01T00:00:00.000+0000] {x.py:1} INFO - ...``),
+    so the document is the one line of stdout that parses as JSON; 3.3 prints only the document.
+    """
+    documents = []
+    for line in stdout.splitlines():
+        try:
+            documents.append(json.loads(line))
+        except ValueError:
+            continue
+    assert len(documents) == 1, stdout[-2000:]
+    return documents[0]
+
+
 def _clean_env(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW_CONN_", "AIRFLOW__"))}
     env["AIRFLOW_HOME"] = str(tmp_path)
@@ -141,7 +157,12 @@ def test_existing_listed_modules_import(info, module):
 
 
 def test_listed_classes_import(info, conn_type_entry):
-    from airflow.sdk import BaseHook, BaseOperatorLink
+    from airflow.sdk import BaseOperatorLink
+
+    try:  # Airflow >= 3.1
+        from airflow.sdk import BaseHook
+    except ImportError:  # Airflow 3.0
+        from airflow.hooks.base import BaseHook  # type: ignore[no-redef]
 
     assert issubclass(_import_path(conn_type_entry["hook-class-name"]), BaseHook)
     for link_path in info["extra-links"]:
@@ -281,7 +302,7 @@ def test_airflow_providers_list_shows_the_provider(tmp_path):
     )
 
     assert result.returncode == 0, result.stderr[-2000:]
-    providers = json.loads(result.stdout[result.stdout.index("[") :])
+    providers = _json_output(result.stdout)
     ours = [p for p in providers if p["package_name"] == DIST_NAME]
     assert ours, f"{DIST_NAME} missing from: {[p['package_name'] for p in providers]}"
     assert ours[0]["version"] == __version__
@@ -298,7 +319,7 @@ def test_airflow_providers_hooks_registers_the_connection_type(tmp_path):
     )
 
     assert result.returncode == 0, result.stderr[-2000:]
-    hooks = json.loads(result.stdout[result.stdout.index("[") :])
+    hooks = _json_output(result.stdout)
     (ours,) = [h for h in hooks if h["connection_type"] == "autoenhance"]
     assert ours["class"] == "autoenhance_provider.hooks.autoenhance.AutoenhanceHook"
     assert ours["conn_id_attribute_name"] == "autoenhance_conn_id"

@@ -37,6 +37,18 @@ class AutoenhanceTaskMixin:
     def set_label(context: Context, label: Any) -> None:
         context[LABEL_KEY] = str(label)  # type: ignore[literal-required]
 
+    @classmethod
+    def partial(cls, **kwargs: Any) -> Any:
+        """``BaseOperator.partial()``, with the label template as the mapped task's default.
+
+        Airflow 3.3 takes ``.partial()`` defaults from the operator's ``__init__`` signature; 3.0 to
+        3.2 take BaseOperator's (no template), so mapped instances would go unlabelled.
+        """
+        partial = super().partial(**kwargs)  # type: ignore[misc]
+        if "map_index_template" not in kwargs and partial.kwargs.get("map_index_template") is None:
+            partial.kwargs["map_index_template"] = DEFAULT_MAP_INDEX_TEMPLATE
+        return partial
+
 
 class AutoenhanceBaseOperator(AutoenhanceTaskMixin, BaseOperator):
     """Base of the Autoenhance operators: no network in ``__init__``; hook built on first use."""

@@ -51,8 +51,33 @@ def httpx_handler(monkeypatch: pytest.MonkeyPatch):
 
 @pytest.fixture
 def logs():
-    """Structured log events of operators, hooks and triggers during the test."""
+    """Log events of operators, hooks and triggers during the test, as structlog event dicts.
+
+    Their loggers are structlog loggers on Airflow 3.3 and standard-library loggers
+    (``airflow.task.operators.…``) on Airflow 3.0; records of the latter are added in the same shape.
+    """
+    import logging
+
     import structlog.testing
 
+    class _AsEvents(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            events.append(
+                {
+                    "event": record.msg,
+                    "positional_args": record.args or (),
+                    "log_level": record.levelname.lower(),
+                    "logger": record.name,
+                }
+            )
+
+    root, handler = logging.getLogger(), _AsEvents()
+    level = root.level
     with structlog.testing.capture_logs() as events:
-        yield events
+        root.addHandler(handler)
+        root.setLevel(logging.DEBUG)
+        try:
+            yield events
+        finally:
+            root.removeHandler(handler)
+            root.setLevel(level)

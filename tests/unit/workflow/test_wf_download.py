@@ -177,7 +177,9 @@ def test_original_kind_downloads_originals(downloads, tmp_path):
 
 
 def test_unfinished_order_fails_before_downloading_anything(wf_conn, requests_mock, tmp_path):
-    fake = FakeDownloads(requests_mock, [*IMAGES[:2], image("55555555-eeee-4eee-8eee-000000000005", "processing", "x.jpg")])
+    fake = FakeDownloads(
+        requests_mock, [*IMAGES[:2], image("55555555-eeee-4eee-8eee-000000000005", "processing", "x.jpg")]
+    )
 
     with pytest.raises(AutoenhanceError, match="not finished") as err:
         download_op(str(tmp_path)).execute(make_context())
@@ -372,7 +374,7 @@ def test_destination_that_is_a_file_fails_before_any_request(downloads, tmp_path
 
 
 def test_init_touches_neither_network_nor_connection(monkeypatch, requests_mock, tmp_path):
-    from airflow.sdk import BaseHook
+    from autoenhance_provider._compat import BaseHook  # the provider hooks' base class
 
     monkeypatch.setattr(BaseHook, "get_connection", mock.Mock(side_effect=AssertionError("lookup")))
     download_op(str(tmp_path / "never-created"), autoenhance_conn_id="nope", format="png")

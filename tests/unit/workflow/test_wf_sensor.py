@@ -25,7 +25,6 @@ try:  # Airflow >= 3.1
 except ImportError:  # Airflow 3.0
     from airflow.exceptions import AirflowRescheduleException, TaskDeferred  # type: ignore[no-redef]
     from airflow.utils import timezone  # type: ignore[no-redef]
-from autoenhance_provider._compat import AirflowFailException, AirflowSensorTimeout, AirflowSkipException
 from wf_helpers import (
     APP_URL,
     CONNECT_ERROR,
@@ -40,6 +39,7 @@ from wf_helpers import (
     processing_order,
 )
 
+from autoenhance_provider._compat import AirflowFailException, AirflowSensorTimeout, AirflowSkipException
 from autoenhance_provider.exceptions import (
     AutoenhanceNotFoundError,
     AutoenhanceOrderFailedError,
@@ -397,7 +397,7 @@ def test_the_order_link_is_published_before_waiting(api):
 
 # ------------------------------------------------------------------------------ construction
 def test_init_touches_neither_network_nor_connection(monkeypatch, requests_mock):
-    from airflow.sdk import BaseHook
+    from autoenhance_provider._compat import BaseHook  # the provider hooks' base class
 
     monkeypatch.delenv("AIRFLOW_CONN_AUTOENHANCE_DEFAULT", raising=False)
     monkeypatch.setattr(BaseHook, "get_connection", mock.Mock(side_effect=AssertionError("lookup")))

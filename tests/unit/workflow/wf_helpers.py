@@ -7,7 +7,6 @@ import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -182,18 +181,12 @@ class FakeTI:
         return self.first_reschedule_date
 
 
-class OutletEvents(dict):
-    """``context["outlet_events"][asset].extra = ...`` without Airflow's accessor."""
-
-    def __missing__(self, key: Any) -> SimpleNamespace:
-        value = SimpleNamespace(extra={})
-        self[key] = value
-        return value
-
-
 def make_context(ti: FakeTI | None = None) -> dict[str, Any]:
+    # Airflow's own accessor: it keys events by asset identity (an Asset is not hashable on 3.0).
+    from airflow.sdk.execution_time.context import OutletEventAccessors
+
     ti = ti or FakeTI()
-    return {"ti": ti, "task_instance": ti, "run_id": ti.run_id, "outlet_events": OutletEvents()}
+    return {"ti": ti, "task_instance": ti, "run_id": ti.run_id, "outlet_events": OutletEventAccessors()}
 
 
 # ------------------------------------------------------------------------------ image files
