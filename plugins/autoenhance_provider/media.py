@@ -64,21 +64,30 @@ def sniff_matches(content_type: str, head: bytes) -> bool:
 
 _UNSAFE = re.compile(r"[^\w.\- ()+,@=]")
 MAX_NAME_CHARS = 150
+#: File systems limit a name to 255 *bytes*: 150 characters of CJK text are 450 bytes in UTF-8.
+#: The stem keeps room for a de-duplication suffix, the extension and the ``.part`` temp name.
+MAX_NAME_BYTES = 150
 
 
 def safe_stem(image_name: str, fallback: str) -> str:
     """A file-name stem derived from an image name that cannot leave the destination folder.
 
     Drops any directory part (``../../etc/passwd`` -> ``passwd``), control characters and NUL,
-    replaces characters that are unsafe on common file systems, and bounds the length.
+    replaces characters that are unsafe on common file systems, and bounds the length (in
+    characters and in UTF-8 bytes).
     """
     text = unicodedata.normalize("NFC", str(image_name or "")).replace("\\", "/")
     text = "".join(ch for ch in text if unicodedata.category(ch)[0] != "C")
     text = text.rsplit("/", 1)[-1]
     stem = PurePosixPath(text).stem if PurePosixPath(text).suffix.lower() in CONTENT_TYPES else text
     stem = _UNSAFE.sub("_", stem).strip(" .")
-    stem = stem[:MAX_NAME_CHARS].rstrip(" .")
-    return stem or _UNSAFE.sub("_", fallback)[:MAX_NAME_CHARS] or "image"
+    stem = _utf8_prefix(stem[:MAX_NAME_CHARS], MAX_NAME_BYTES).rstrip(" .")
+    return stem or _utf8_prefix(_UNSAFE.sub("_", fallback)[:MAX_NAME_CHARS], MAX_NAME_BYTES) or "image"
+
+
+def _utf8_prefix(text: str, max_bytes: int) -> str:
+    """The longest prefix of ``text`` that is at most ``max_bytes`` long in UTF-8."""
+    return text.encode("utf-8")[:max_bytes].decode("utf-8", "ignore")
 
 
 def extension_for(kind: str, fmt: str | None, image_name: str) -> str:

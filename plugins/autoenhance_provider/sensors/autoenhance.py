@@ -10,6 +10,7 @@ from typing import Any
 from airflow.sdk import BaseSensorOperator, Context, PokeReturnValue
 
 from autoenhance_provider._compat import (
+    AirflowException,
     AirflowFailException,
     AirflowSensorTimeout,
     AirflowSkipException,
@@ -110,6 +111,8 @@ class OrderProcessedSensor(AutoenhanceTaskMixin, BaseSensorOperator):
                 end_time=deadline,
                 error_budget=self.error_budget,
                 hook_params=self.hook_params,
+                # The check above was the first poll: the trigger's first one is an interval later.
+                first_poll_at=time.time() + self.poke_interval,
             ),
             method_name="execute_complete",
             # Only a safety net should the triggerer die: the trigger's own deadline comes first.
@@ -118,7 +121,9 @@ class OrderProcessedSensor(AutoenhanceTaskMixin, BaseSensorOperator):
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
         if self._wait is None:
-            self._wait = OrderWait(str(self.order_id), deadline=None, error_budget=self.error_budget, logger=self.log)
+            self._wait = OrderWait(
+                str(self.order_id), deadline=None, error_budget=self.error_budget, logger=self.log
+            )
         try:
             event = self._wait.check(self.hook.get_order(str(self.order_id)))
         except AutoenhanceError as exc:
@@ -126,6 +131,21 @@ class OrderProcessedSensor(AutoenhanceTaskMixin, BaseSensorOperator):
         if event is None:
             return False
         return PokeReturnValue(is_done=True, xcom_value=self._finish(context, event))
+
+    def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
+        """Resume after deferral, with the soft_fail / never_fail rules of every other path.
+
+        Airflow 3.2+ applies them here itself. Before, the trigger's safety-net timeout
+        (AirflowSensorTimeout) ignored soft_fail and never_fail was not applied at all.
+        """
+        try:
+            return super().resume_execution(next_method, next_kwargs, context)
+        except AirflowSkipException:
+            raise
+        except AirflowException as exc:
+            if self.never_fail or (self.soft_fail and isinstance(exc, AirflowSensorTimeout)):
+                raise AirflowSkipException(f"Skipping due to soft_fail/never_fail: {exc}") from exc
+            raise
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         """Resume after the trigger: map its event exactly as a poke would."""
@@ -140,6 +160,10 @@ class OrderProcessedSensor(AutoenhanceTaskMixin, BaseSensorOperator):
         failed = result.get("failed") or []
         if failed:
             context["ti"].xcom_push(key=FAILED_IMAGES_KEY, value=failed)
-            self.log.warning("%d image(s) failed and are listed in XCom key %r", len(failed), FAILED_IMAGES_KEY)
-        self.log.info("Order %s is done: %s/%s processed", self.order_id, result.get("processed"), result.get("total"))
+            self.log.warning(
+                "%d image(s) failed and are listed in XCom key %r", len(failed), FAILED_IMAGES_KEY
+            )
+        self.log.info(
+            "Order %s is done: %s/%s processed", self.order_id, result.get("processed"), result.get("total")
+        )
         return result

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -27,6 +28,9 @@ class AutoenhanceOrderTrigger(BaseTrigger):
         survives a move to another triggerer process; None waits without a deadline.
     :param error_budget: consecutive failed polls (each after the client's retries) tolerated.
     :param hook_params: keyword arguments for :class:`AutoenhanceAsyncHook` (timeouts, retries).
+    :param first_poll_at: wall-clock time (epoch seconds) of the first poll; None polls at once.
+        :class:`OrderProcessedSensor` sets it one interval after its own check before deferring,
+        so the order is not read twice in a row (as in poke mode: check, sleep, check).
     """
 
     def __init__(
@@ -37,6 +41,7 @@ class AutoenhanceOrderTrigger(BaseTrigger):
         end_time: float | None = None,
         error_budget: int = DEFAULT_ERROR_BUDGET,
         hook_params: dict[str, Any] | None = None,
+        first_poll_at: float | None = None,
     ) -> None:
         super().__init__()
         self.order_id = str(order_id)
@@ -45,6 +50,7 @@ class AutoenhanceOrderTrigger(BaseTrigger):
         self.end_time = None if end_time is None else float(end_time)
         self.error_budget = int(error_budget)
         self.hook_params = dict(hook_params or {})
+        self.first_poll_at = None if first_poll_at is None else float(first_poll_at)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -56,11 +62,18 @@ class AutoenhanceOrderTrigger(BaseTrigger):
                 "end_time": self.end_time,
                 "error_budget": self.error_budget,
                 "hook_params": self.hook_params,
+                "first_poll_at": self.first_poll_at,
             },
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        wait = OrderWait(self.order_id, deadline=self.end_time, error_budget=self.error_budget, logger=self.log)
+        wait = OrderWait(
+            self.order_id, deadline=self.end_time, error_budget=self.error_budget, logger=self.log
+        )
+        if self.first_poll_at is not None:
+            # Never past the deadline: the poll at the deadline decides success or timeout.
+            first = self.first_poll_at if self.end_time is None else min(self.first_poll_at, self.end_time)
+            await asyncio.sleep(max(0.0, first - time.time()))
         hook = AutoenhanceAsyncHook(self.autoenhance_conn_id, **self.hook_params)
         try:
             while True:
@@ -69,7 +82,11 @@ class AutoenhanceOrderTrigger(BaseTrigger):
                 except AutoenhanceError as exc:
                     event = wait.on_error(exc)
                 except Exception as exc:  # anything unexpected still ends in one clean event
-                    event = {"status": ERROR, "order_id": self.order_id, "message": f"{type(exc).__name__}: {exc}"}
+                    event = {
+                        "status": ERROR,
+                        "order_id": self.order_id,
+                        "message": f"{type(exc).__name__}: {exc}",
+                    }
                 event = event or wait.timeout_event()
                 if event is not None:
                     yield TriggerEvent(event)

@@ -1,0 +1,267 @@
+"""Bad input -> what you get: each row of the README table "Bad input → what you get", end to end
+through the operators and the sensor against the sandbox over HTTP (rows already covered by
+unit or integration tests name those tests in the README instead).
+
+Each test states the exception a task sees, whether Airflow retries it (``AirflowFailException``
+subclasses are permanent: no retry is burnt), and that nothing was sent when the problem is
+visible before any request.
+"""
+
+from __future__ import annotations
+
+import pytest
+from sec_helpers import FakeTI, context, jpeg_bytes
+
+from autoenhance_provider._compat import AirflowFailException, AirflowSensorTimeout
+from autoenhance_provider.exceptions import (
+    AutoenhanceAuthError,
+    AutoenhanceConfigError,
+    AutoenhanceConnectionError,
+    AutoenhanceCreditsError,
+    AutoenhanceError,
+    AutoenhanceNotFoundError,
+    AutoenhanceOrderFailedError,
+    AutoenhanceSourceError,
+    AutoenhanceTimeoutError,
+    AutoenhanceTransientError,
+    AutoenhanceUnprocessableError,
+    AutoenhanceValidationError,
+)
+from autoenhance_provider.hooks.autoenhance import AutoenhanceHook
+from autoenhance_provider.operators.download import DownloadImagesOperator
+from autoenhance_provider.operators.order import CreateOrderOperator
+from autoenhance_provider.operators.upload import UploadImagesOperator
+from autoenhance_provider.sensors.autoenhance import OrderProcessedSensor
+
+pytestmark = pytest.mark.integration
+
+FAST = {"retry_delay": 0.01, "retry_max_delay": 0.05}
+
+
+def requests_made(sandbox) -> int:
+    return sum(sum(by_status.values()) for by_status in sandbox.stats()["requests"].values())
+
+
+def photos(folder, *names, data: bytes | None = None):
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        (folder / name).write_bytes(jpeg_bytes() if data is None else data)
+    return folder
+
+
+def upload(order_id: str, source, **kwargs) -> list[dict]:
+    operator = UploadImagesOperator(
+        task_id="upload", order_id=order_id, source=str(source), hook_params=dict(FAST), **kwargs
+    )
+    return operator.execute(context())
+
+
+def poke_sensor(order_id: str, **kwargs):
+    ti = FakeTI()
+    kwargs.setdefault("timeout", 30)
+    sensor = OrderProcessedSensor(
+        task_id="wait",
+        order_id=order_id,
+        mode="poke",
+        deferrable=False,
+        poke_interval=0.1,
+        hook_params=dict(FAST),
+        **kwargs,
+    )
+    return sensor.execute(context(ti)), ti
+
+
+# ------------------------------------------------------------------------------ the connection
+def test_missing_connection(sandbox, monkeypatch):
+    monkeypatch.delenv("AIRFLOW_CONN_AUTOENHANCE_NOWHERE", raising=False)
+    operator = CreateOrderOperator(task_id="create", autoenhance_conn_id="autoenhance_nowhere")
+    with pytest.raises(Exception, match="autoenhance_nowhere") as info:
+        operator.execute(context())
+    assert type(info.value).__name__ == "AirflowNotFoundException"
+    assert "isn't defined" in str(info.value) or "not defined" in str(info.value)
+    assert requests_made(sandbox) == 0
+
+
+def test_empty_api_key(sandbox, conn):
+    conn(password="   ")
+    with pytest.raises(AutoenhanceConfigError, match="has no API key") as info:
+        CreateOrderOperator(task_id="create").execute(context())
+    assert isinstance(info.value, AirflowFailException)
+    assert requests_made(sandbox) == 0
+
+
+def test_wrong_api_key_is_401_and_not_retried(sandbox, conn):
+    conn(password="not-the-sandbox-key")
+    with pytest.raises(AutoenhanceAuthError) as info:
+        CreateOrderOperator(task_id="create", hook_params=dict(FAST)).execute(context())
+    assert info.value.status_code == 401
+    assert isinstance(info.value, AirflowFailException)
+    assert sandbox.stats()["requests"]["POST /v3/orders"] == {"401": 1}  # tried once, not retried
+
+
+# ------------------------------------------------------------------------------ the API says no
+def test_unknown_order_is_404(sandbox, conn, tmp_path):
+    with pytest.raises(AutoenhanceNotFoundError) as info:
+        DownloadImagesOperator(
+            task_id="download",
+            order_id="no-such-order",
+            destination=str(tmp_path / "out"),
+            hook_params=dict(FAST),
+        ).execute(context())
+    assert info.value.status_code == 404
+    assert isinstance(info.value, AirflowFailException)
+    with pytest.raises(AutoenhanceNotFoundError):
+        poke_sensor("no-such-order")
+
+
+def test_a_value_the_api_rejects_is_422_naming_the_field(sandbox, conn):
+    with pytest.raises(AutoenhanceUnprocessableError, match="order_id") as info:
+        CreateOrderOperator(task_id="create", order_id="listing 42/2026", hook_params=dict(FAST)).execute(
+            context()
+        )
+    assert info.value.status_code == 422
+    assert isinstance(info.value, AirflowFailException)
+    assert "json.order_id" in str(info.value)
+
+
+def test_invalid_setting_fails_at_parse_time_naming_the_allowed_values(sandbox, conn):
+    with pytest.raises(AutoenhanceValidationError, match="enhance_type") as info:
+        UploadImagesOperator(task_id="upload", order_id="o", source="/x", enhance_type="sunny")
+    assert "warm" in str(info.value)
+    assert "neutral" in str(info.value)
+    assert requests_made(sandbox) == 0
+
+
+def test_invalid_download_parameter_fails_at_parse_time(sandbox, conn, tmp_path):
+    with pytest.raises(AutoenhanceValidationError, match="quality"):
+        DownloadImagesOperator(task_id="download", order_id="o", destination=str(tmp_path), quality=120)
+
+
+# ------------------------------------------------------------------------------ the files
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        ({"notes.txt": b"hello", "anim.gif": b"GIF89a"}, "unsupported file type"),
+        ({"empty.jpg": b""}, "the file is empty"),
+        ({"renamed.jpg": b"\x89PNG\r\n\x1a\n" + b"\0" * 64}, "not a valid image/jpeg file"),
+    ],
+    ids=["unsupported-type", "empty-file", "wrong-content"],
+)
+def test_bad_files_are_refused_before_any_request(sandbox, conn, tmp_path, files, message):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    with pytest.raises(AutoenhanceSourceError, match=message) as info:
+        upload("o-1", folder)
+    assert isinstance(info.value, AirflowFailException)
+    assert requests_made(sandbox) == 0
+
+
+def test_empty_folder(sandbox, conn, tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(AutoenhanceSourceError, match="contains no files"):
+        upload("o-1", tmp_path / "empty")
+    assert requests_made(sandbox) == 0
+
+
+def test_missing_file(sandbox, conn, tmp_path):
+    with pytest.raises(AutoenhanceSourceError, match="not found"):
+        upload("o-1", tmp_path / "nowhere" / "front.jpg")
+    with pytest.raises(AutoenhanceSourceError, match="No files match"):
+        upload("o-1", tmp_path / "*.jpg")
+    assert requests_made(sandbox) == 0
+
+
+def test_unwritable_destination(sandbox, conn, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(AutoenhanceValidationError, match="cannot be created") as info:
+        DownloadImagesOperator(task_id="download", order_id="o-1", destination=str(blocker / "out")).execute(
+            context()
+        )
+    assert isinstance(info.value, AirflowFailException)
+    assert requests_made(sandbox) == 0
+
+
+# ------------------------------------------------------------------------------ money and results
+def test_out_of_credits_is_402_and_a_retry_buys_only_the_rest(sandbox, conn, tmp_path):
+    hook = AutoenhanceHook(**FAST)
+    order_id = hook.create_order(name="credits")["order_id"]
+    upload(order_id, photos(tmp_path / "photos", "a.jpg", "b.jpg", "c.jpg"))
+    hook.wait_for_order(order_id, poll_interval=0.1, timeout=30)
+    sandbox.state.credits_remaining = 1  # like `autoenhance-sandbox --credits 1`
+    out = tmp_path / "out"
+
+    def download():
+        return DownloadImagesOperator(
+            task_id="download",
+            order_id=order_id,
+            destination=str(out),
+            preview=False,
+            max_concurrency=1,
+            hook_params=dict(FAST),
+        ).execute(context())
+
+    with pytest.raises(AutoenhanceCreditsError) as info:
+        download()
+    assert info.value.status_code == 402
+    assert isinstance(info.value, AirflowFailException)
+    assert [p.name for p in out.iterdir()] == ["a.jpg"]  # the one bought; no partial files
+    sandbox.state.credits_remaining = None  # credits topped up
+    assert len(download()) == 3
+    assert sorted(p.name for p in out.iterdir()) == ["a.jpg", "b.jpg", "c.jpg"]
+    assert set(sandbox.stats()["purchases_per_image"].values()) == {1}
+
+
+def test_image_that_fails_processing(sandbox, conn, tmp_path):
+    hook = AutoenhanceHook(**FAST)
+    order_id = hook.create_order(name="broken")["order_id"]
+    folder = photos(tmp_path / "photos", "good.jpg")
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"not really a jpeg" * 10)  # passes the sniff
+    upload(order_id, folder)
+
+    with pytest.raises(AutoenhanceOrderFailedError, match=r"broken\.jpg") as info:
+        poke_sensor(order_id)
+    assert isinstance(info.value, AirflowFailException)
+    assert "not a decodable image" in str(info.value) or "damaged" in str(info.value)
+
+    summary, ti = poke_sensor(order_id, allow_partial=True)
+    assert summary["processed"] == 1
+    assert [f["image_name"] for f in ti.xcom["failed_images"]] == ["broken.jpg"]
+    uris = DownloadImagesOperator(
+        task_id="download", order_id=order_id, destination=str(tmp_path / "out"), hook_params=dict(FAST)
+    ).execute(context())
+    assert [u.rsplit("/", 1)[-1] for u in uris] == ["good.jpg"]
+
+
+def test_waiting_too_long(sandbox, conn, tmp_path):
+    sandbox.config.processing_seconds = 3600
+    hook = AutoenhanceHook(**FAST)
+    order_id = hook.create_order(name="slow")["order_id"]
+    upload(order_id, photos(tmp_path / "photos", "a.jpg"))
+    with pytest.raises(AirflowSensorTimeout):
+        poke_sensor(order_id, timeout=0.5)
+    with pytest.raises(AutoenhanceTimeoutError):
+        hook.wait_for_order(order_id, poll_interval=0.1, timeout=0.3)
+    with pytest.raises(AutoenhanceError, match="not finished"):
+        DownloadImagesOperator(
+            task_id="download", order_id=order_id, destination=str(tmp_path / "out"), hook_params=dict(FAST)
+        ).execute(context())
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+# ------------------------------------------------------------------------------ the network
+def test_api_keeps_failing_is_a_transient_error_airflow_may_retry(sandbox, conn):
+    sandbox.set_faults(1.0, kinds=["503"], seed=1)
+    with pytest.raises(AutoenhanceTransientError) as info:
+        CreateOrderOperator(task_id="create", hook_params={**FAST, "retry_limit": 2}).execute(context())
+    assert info.value.status_code == 503
+    assert not isinstance(info.value, AirflowFailException)
+
+
+def test_api_unreachable_is_a_connection_error_airflow_may_retry(sandbox, conn):
+    conn(host="http://127.0.0.1:9")  # the discard port: nothing listens
+    with pytest.raises(AutoenhanceConnectionError) as info:
+        CreateOrderOperator(task_id="create", hook_params={**FAST, "retry_limit": 1}).execute(context())
+    assert not isinstance(info.value, AirflowFailException)

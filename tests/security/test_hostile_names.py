@@ -1,0 +1,96 @@
+"""Image names chosen by someone else cannot make DownloadImagesOperator write outside its folder.
+
+End to end: the images are registered in the sandbox under hostile names (anyone with the web app
+or the API can name an image), uploaded, processed, and downloaded by the operator over HTTP.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from sec_helpers import context, jpeg_bytes
+
+from autoenhance_provider.hooks.autoenhance import AutoenhanceHook
+from autoenhance_provider.operators.download import DownloadImagesOperator
+
+pytestmark = pytest.mark.integration
+
+NAME_MAX_BYTES = 255  # ext4, xfs, btrfs, APFS, NTFS (in UTF-16 units): the strictest common limit
+
+
+def hostile_names(tmp_path: Path) -> list[str]:
+    return [
+        "../../etc/passwd",
+        "../../../../../../../../tmp/escaped.jpg",
+        "..\\..\\windows\\win.ini",
+        "/etc/shadow.jpg",
+        str(tmp_path / "outside.jpg"),  # an absolute path that would be writable
+        "sub/dir/nested.jpg",
+        "~/home.jpg",
+        "a\x00b.jpg",  # NUL
+        "new\nline\r\t.jpg",
+        "\x1b[31mred.jpg",  # terminal escape
+        "x" * 1000 + ".jpg",
+        "写" * 300 + ".jpg",  # 150 characters would still be 450 bytes
+        "é" * 200 + ".jpg",
+        "..",
+        ".",
+        "..\uff0f..\uff0ffullwidth-slash.jpg",  # FULLWIDTH SOLIDUS, not a path separator
+        "%2e%2e%2fencoded.jpg",
+        "CON.jpg",
+        " .jpg",
+    ]
+
+
+def snapshot(folder: Path) -> set[str]:
+    return {str(p.relative_to(folder)) for p in folder.rglob("*")}
+
+
+def test_hostile_image_names_stay_inside_the_destination(sandbox, conn, tmp_path):
+    hook = AutoenhanceHook(retry_delay=0.01, retry_max_delay=0.05)
+    order_id = hook.create_order(name="hostile")["order_id"]
+    names = hostile_names(tmp_path)
+    data = jpeg_bytes()
+    source = tmp_path / "photo.jpg"
+    source.write_bytes(data)
+    for name in names:
+        created = hook.create_image(name, order_id=order_id, content_type="image/jpeg")
+        hook.upload_file(created["upload_url"], source, "image/jpeg")
+    hook.wait_for_order(order_id, poll_interval=0.1, timeout=60)
+    stored = sorted(i["image_name"] for i in hook.get_order(order_id)["images"])
+    assert stored == sorted(names)  # the sandbox kept the names as given
+
+    dest = tmp_path / "work" / "dest"
+    before_tmp = snapshot(tmp_path)
+    operator = DownloadImagesOperator(
+        task_id="download", order_id=order_id, destination=str(dest), preview=False, format="jpeg"
+    )
+    uris = operator.execute(context())
+    operator.hook.close()
+
+    files = sorted(dest.iterdir())
+    assert len(files) == len(names) == len(uris)
+    for path in files:
+        assert path.parent == dest
+        assert path.is_file()
+        assert not path.is_symlink()
+        assert not path.name.startswith(".")
+        assert len(path.name.encode()) <= NAME_MAX_BYTES
+        assert all(ch not in path.name for ch in "/\\\x00\n\r\t\x1b")
+        assert path.read_bytes()[:3] == b"\xff\xd8\xff"
+    # Nothing appeared anywhere else: not next to the destination, not at the absolute paths.
+    created = snapshot(tmp_path) - before_tmp
+    assert created == {"work", "work/dest"} | {f"work/dest/{p.name}" for p in files}
+    assert not (tmp_path / "outside.jpg").exists()
+    assert not Path("/tmp/escaped.jpg").exists()
+    assert not Path(os.path.expanduser("~/home.jpg")).exists()
+    # A retry maps every image to the same file and downloads nothing again.
+    again = DownloadImagesOperator(
+        task_id="download", order_id=order_id, destination=str(dest), preview=False, format="jpeg"
+    )
+    before = sandbox.stats()["downloads"]["enhanced"]
+    assert sorted(again.execute(context())) == sorted(uris)
+    assert sandbox.stats()["downloads"]["enhanced"] == before
+    assert set(sandbox.stats()["purchases_per_image"].values()) == {1}

@@ -1,0 +1,58 @@
+"""The soak: the pipeline DAG again and again in a real (SQLite) Airflow, with injected faults."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from autoenhance_sandbox.testing import SandboxServer, run_sandbox
+
+REPO = Path(__file__).resolve().parents[2]
+DAGS = REPO / "dags"
+
+
+@pytest.fixture(scope="session")
+def soak_airflow_db() -> None:
+    """Create (or upgrade) the SQLite metadata DB of the test AIRFLOW_HOME (tests/conftest.py)."""
+    subprocess.run(
+        [str(Path(sys.executable).parent / "airflow"), "db", "migrate"],
+        check=True,
+        capture_output=True,
+        env=dict(os.environ),
+    )
+
+
+@pytest.fixture(scope="session")
+def soak_sandbox_server() -> Iterator[SandboxServer]:
+    with run_sandbox(processing_seconds=0.5, merge_seconds=0.3) as server:
+        yield server
+
+
+@pytest.fixture
+def soak_sandbox(
+    soak_sandbox_server: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[SandboxServer]:
+    """The sandbox as the default connection, with short client back-offs so faults cost little time."""
+    from autoenhance_provider.hooks.autoenhance import AutoenhanceHook
+    from autoenhance_provider.hooks.autoenhance_async import AutoenhanceAsyncHook
+
+    server = soak_sandbox_server
+    server.restore_config()
+    server.reset()
+    server.clear_faults()
+    conn = {"conn_type": "autoenhance", "host": server.base_url, "password": server.api_key}
+    monkeypatch.setenv("AIRFLOW_CONN_AUTOENHANCE_DEFAULT", json.dumps(conn))
+    monkeypatch.setenv("AUTOENHANCE_POLL_INTERVAL", "0.5")
+    # The example DAG passes no hook_params: shorten the hooks' default back-offs instead (a 429's
+    # Retry-After of 1 s is capped by retry_max_delay). Retry counts stay the defaults.
+    for hook in (AutoenhanceHook, AutoenhanceAsyncHook):
+        monkeypatch.setitem(hook.__init__.__kwdefaults__, "retry_delay", 0.02)
+        monkeypatch.setitem(hook.__init__.__kwdefaults__, "retry_max_delay", 0.2)
+    yield server
+    server.clear_faults()

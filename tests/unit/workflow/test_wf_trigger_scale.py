@@ -1,0 +1,160 @@
+"""What keeps waiting cheap at scale: no duplicate first poll, one HTTP client per event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+import pytest
+from wf_helpers import ORDER_ID, OrderScript, done_order, processing_order
+
+from autoenhance_provider.hooks.autoenhance_async import _SHARED_CLIENTS, AutoenhanceAsyncHook
+from autoenhance_provider.triggers.autoenhance import AutoenhanceOrderTrigger
+
+FAST = {"retry_delay": 0, "retry_max_delay": 0}
+
+
+async def events_of(trigger: AutoenhanceOrderTrigger) -> list[dict]:
+    async def collect():
+        return [event.payload async for event in trigger.run()]
+
+    return await asyncio.wait_for(collect(), timeout=10)
+
+
+# ------------------------------------------------------------------------------ first_poll_at
+def test_the_sensor_defers_with_the_first_poll_one_interval_after_its_check(wf_conn, requests_mock):
+    try:  # Airflow >= 3.2
+        from airflow.sdk.exceptions import TaskDeferred
+    except ImportError:  # Airflow 3.0, 3.1
+        from airflow.exceptions import TaskDeferred  # type: ignore[no-redef]
+
+    from autoenhance_provider.sensors.autoenhance import OrderProcessedSensor
+
+    requests_mock.get(f"https://api.autoenhance.test/v3/orders/{ORDER_ID}", json=processing_order())
+    sensor = OrderProcessedSensor(task_id="wait", order_id=ORDER_ID, deferrable=True, poke_interval=30)
+    ti = type("TI", (), {"xcom_push": lambda self, key, value: None})()
+    before = time.time()
+    with pytest.raises(TaskDeferred) as info:
+        sensor.execute({"ti": ti})
+    trigger = info.value.trigger
+    assert before + 30 <= trigger.first_poll_at <= time.time() + 30
+    assert trigger.serialize()[1]["first_poll_at"] == trigger.first_poll_at
+    assert requests_mock.call_count == 1  # the sensor's own check
+
+
+async def test_no_poll_before_first_poll_at(wf_conn, httpx_handler):
+    seen_at: list[float] = []
+    script = OrderScript(done_order())
+
+    def handler(request):
+        seen_at.append(time.time())
+        return script.handler(request)
+
+    httpx_handler(handler)
+    start = time.time()
+    trigger = AutoenhanceOrderTrigger(
+        order_id=ORDER_ID, poll_interval=30, end_time=start + 60, first_poll_at=start + 0.3, hook_params=FAST
+    )
+    events = await events_of(trigger)
+    assert [e["status"] for e in events] == ["success"]
+    assert len(seen_at) == 1
+    assert seen_at[0] >= start + 0.3
+
+
+async def test_first_poll_at_after_the_deadline_polls_at_the_deadline(wf_conn, httpx_handler):
+    seen = httpx_handler(OrderScript(processing_order()).handler)
+    start = time.time()
+    trigger = AutoenhanceOrderTrigger(
+        order_id=ORDER_ID,
+        poll_interval=30,
+        end_time=start + 0.2,
+        first_poll_at=start + 3600,
+        hook_params=FAST,
+    )
+    events = await events_of(trigger)
+    assert [e["status"] for e in events] == ["timeout"]
+    assert len(seen) == 1
+    assert time.time() - start < 5
+
+
+async def test_first_poll_at_in_the_past_polls_at_once(wf_conn, httpx_handler):
+    seen = httpx_handler(OrderScript(done_order()).handler)
+    trigger = AutoenhanceOrderTrigger(
+        order_id=ORDER_ID, poll_interval=30, first_poll_at=time.time() - 100, hook_params=FAST
+    )
+    start = time.monotonic()
+    assert [e["status"] for e in await events_of(trigger)] == ["success"]
+    assert len(seen) == 1
+    assert time.monotonic() - start < 2
+
+
+# ------------------------------------------------------------------------------ shared client
+async def test_hooks_on_one_loop_share_one_client_until_the_last_closes(wf_conn, httpx_handler):
+    httpx_handler(OrderScript(done_order()).handler)
+    hooks = [AutoenhanceAsyncHook(**FAST) for _ in range(3)]
+    for hook in hooks:
+        await hook.get_order(ORDER_ID)
+    clients = {id(hook._client) for hook in hooks}
+    assert len(clients) == 1
+    client = hooks[0]._client
+    await hooks[0].aclose()
+    await hooks[1].aclose()
+    assert not client.is_closed
+    await hooks[2].aclose()
+    assert client.is_closed
+    assert _SHARED_CLIENTS.get(asyncio.get_running_loop()) == {}
+
+
+async def test_a_closed_hook_can_be_used_again(wf_conn, httpx_handler):
+    httpx_handler(OrderScript(done_order()).handler)
+    hook = AutoenhanceAsyncHook(**FAST)
+    await hook.get_order(ORDER_ID)
+    await hook.aclose()
+    await hook.aclose()  # twice is harmless
+    assert (await hook.get_order(ORDER_ID))["order_id"] == ORDER_ID
+    await hook.aclose()
+
+
+async def test_different_settings_get_different_clients(wf_conn, httpx_handler):
+    httpx_handler(OrderScript(done_order()).handler)
+    a, b = AutoenhanceAsyncHook(timeout=5, **FAST), AutoenhanceAsyncHook(timeout=7, **FAST)
+    await a.get_order(ORDER_ID)
+    await b.get_order(ORDER_ID)
+    assert a._client is not b._client
+    await a.aclose()
+    await b.aclose()
+
+
+async def test_many_triggers_share_one_client_and_all_finish(wf_conn, httpx_handler):
+    created: list[object] = []
+    calls = {"n": 0}
+
+    def handler(request):
+        calls["n"] += 1  # every trigger sees "processing" once, so all of them hold the client
+        return httpx.Response(200, json=processing_order() if calls["n"] <= 50 else done_order())
+
+    seen = httpx_handler(handler)
+    # count the clients the hook builds (the fixture replaced httpx.AsyncClient already)
+    import autoenhance_provider.hooks.autoenhance_async as module
+
+    patched = module.httpx.AsyncClient
+
+    def counting(*args, **kwargs):
+        client = patched(*args, **kwargs)
+        created.append(client)
+        return client
+
+    module.httpx.AsyncClient = counting
+    try:
+        triggers = [
+            AutoenhanceOrderTrigger(order_id=ORDER_ID, poll_interval=0.01, hook_params=FAST)
+            for _ in range(50)
+        ]
+        results = await asyncio.gather(*(events_of(t) for t in triggers))
+    finally:
+        module.httpx.AsyncClient = patched
+    assert all([e["status"] for e in events] == ["success"] for events in results)
+    assert len(seen) == 100
+    assert len(created) == 1
+    assert created[0].is_closed
