@@ -36,5 +36,38 @@ format: install
 demo: install
 	$(PY) scripts/demo.py
 
+## Benchmarks against the sandbox on 127.0.0.1 (about 10 minutes): bulk upload, memory, waiting at
+## scale, request budget, import/parse cost. Prints one table and writes bench/RESULTS.md.
+bench: install
+	$(PY) bench/run_all.py
+
 clean:
 	rm -rf $(DEMO_HOME) output .pytest_cache
+
+## Airflow 3.0 compatibility: the unit, integration and example-DAG tests again, on Airflow 3.0.6
+## in a second venv (e2e, soak, bench and security are heavy and do not depend on the version).
+## Airflow 3.0 sets no upper bound on these, but works only with the releases of its time (what
+## its constraints file pins): ObjectStoragePath needs universal-pathlib 0.2, the task execution
+## API needs cadwyn 5, which needs FastAPI < 0.117.
+COMPAT_VENV ?= .venv-airflow30
+COMPAT_AIRFLOW_VERSION ?= 3.0.6
+COMPAT_PINS := "universal-pathlib<0.3" "cadwyn<6" "fastapi<0.117"
+
+.PHONY: compat
+
+$(COMPAT_VENV)/.installed: pyproject.toml
+	@test -x $(COMPAT_VENV)/bin/python || $(PYTHON) -m venv $(COMPAT_VENV)
+	$(COMPAT_VENV)/bin/pip install -q --disable-pip-version-check --upgrade pip
+	$(COMPAT_VENV)/bin/pip install -q --disable-pip-version-check \
+		"apache-airflow==$(COMPAT_AIRFLOW_VERSION)" $(COMPAT_PINS) -e ".[test,sandbox]"
+	@touch $@
+
+compat: $(COMPAT_VENV)/.installed
+	$(COMPAT_VENV)/bin/python -m pytest tests/unit tests/integration tests/dags
+
+## A local Airflow (api-server, scheduler, dag-processor, triggerer on SQLite in airflow_home/) plus
+## the sandbox, with the example DAGs and the `autoenhance_default` connection; Ctrl-C stops it all.
+AIRFLOW_PORT ?= 8080
+.PHONY: airflow
+airflow: install
+	$(PY) scripts/airflow_local.py --port $(AIRFLOW_PORT) --sandbox-port $(SANDBOX_PORT)

@@ -1,0 +1,123 @@
+"""Fixtures of the multi-process end-to-end tests: the Celery stack, one pipeline run, a browser.
+
+The stack runs with its own AIRFLOW_HOME in a temporary folder (nothing is inherited from the
+AIRFLOW_* variables that tests/conftest.py sets for the test process) and is stopped — every
+process group it started, by pid — when the module's tests are done, also when they fail.
+Screenshots go to pytest's temporary folder; with AUTOENHANCE_UPDATE_SCREENSHOTS=1 they are also
+copied to docs/ (see run_celery_stack.publish_screenshot).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from run_celery_stack import CHROMIUM_FLAGS, DAG_ID, CeleryStack, ensure_prerequisites
+
+TIMINGS: dict[str, float] = {}
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if TIMINGS:
+        parts = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in TIMINGS.items())
+        terminalreporter.write_line(f"e2e timings: {parts}")
+
+
+@pytest.fixture(scope="module")
+def celery_stack() -> Iterator[CeleryStack]:
+    started = time.monotonic()
+    for step, seconds in ensure_prerequisites().items():
+        TIMINGS[f"install_{step}"] = seconds
+    stack = CeleryStack(processing_seconds=12)
+    try:
+        stack.start()
+        TIMINGS.update(stack.timings)
+        yield stack
+    finally:
+        stack.stop()
+        leftovers = stack.leftovers()
+        if os.environ.get("AUTOENHANCE_E2E_KEEP"):
+            print(f"e2e stack files kept in {stack.root}")
+        else:
+            shutil.rmtree(stack.root, ignore_errors=True)
+        TIMINGS["e2e_module_total"] = time.monotonic() - started
+        assert not leftovers, f"processes still running after stop(): {leftovers}"
+
+
+@pytest.fixture(scope="module")
+def pipeline_run(celery_stack: CeleryStack) -> dict[str, Any]:
+    """Trigger example_autoenhance_pipeline once through the REST API and wait for the end."""
+    stack = celery_stack
+    output = Path(tempfile.mkdtemp(prefix="enhanced-", dir=stack.root))
+    # The dag-processor must have serialised the DAG before it can be triggered.
+    stack.wait_for(f"{DAG_ID} to be parsed", lambda: stack.api("GET", f"/dags/{DAG_ID}").ok, timeout=120)
+    response = stack.api("PATCH", f"/dags/{DAG_ID}", json={"is_paused": False})
+    assert response.ok, response.text
+    started = time.monotonic()
+    response = stack.api(
+        "POST",
+        f"/dags/{DAG_ID}/dagRuns",
+        json={"logical_date": None, "conf": {"output_folder": str(output)}},
+    )
+    assert response.status_code == 200, response.text
+    run_id = response.json()["dag_run_id"]
+    seen_states: set[tuple[str, str]] = set()
+
+    def finished() -> dict[str, Any] | None:
+        instances = stack.api("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances").json()
+        for ti in instances["task_instances"]:
+            seen_states.add((ti["task_id"], str(ti["state"])))
+        run = stack.api("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}").json()
+        return run if run["state"] in ("success", "failed") else None
+
+    run = stack.wait_for(f"dag run {run_id}", finished, timeout=300, interval=0.5)
+    TIMINGS["pipeline_run"] = time.monotonic() - started
+    instances = stack.api("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances").json()["task_instances"]
+    return {
+        "run_id": run_id,
+        "run": run,
+        "task_instances": {ti["task_id"]: ti for ti in instances},
+        "seen_states": seen_states,
+        "output": output,
+    }
+
+
+@pytest.fixture(scope="module")
+def screenshot_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("screenshots")
+
+
+@pytest.fixture(scope="module")
+def browser(celery_stack: CeleryStack) -> Iterator[Any]:
+    """Debian's headless Chromium through Debian's chromedriver, logged in to the api-server."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    profile = tempfile.mkdtemp(prefix="chromium-profile-", dir=celery_stack.root)
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
+    for flag in [*CHROMIUM_FLAGS, f"--user-data-dir={profile}"]:
+        options.add_argument(flag)
+    service = Service(executable_path=shutil.which("chromedriver") or "/usr/bin/chromedriver")
+    started = time.monotonic()
+    driver = webdriver.Chrome(service=service, options=options)
+    try:
+        driver.get(celery_stack.api_url + "/")
+        wait = WebDriverWait(driver, 30)
+        wait.until(ec.presence_of_element_located((By.NAME, "username"))).send_keys(celery_stack.username)
+        driver.find_element(By.NAME, "password").send_keys(celery_stack.password)
+        driver.find_element(By.XPATH, "//button[@type='submit'][normalize-space()='Sign in']").click()
+        wait.until(ec.presence_of_element_located((By.XPATH, "//*[normalize-space()='Welcome']")))
+        TIMINGS["browser_login"] = time.monotonic() - started
+        yield driver
+    finally:
+        driver.quit()

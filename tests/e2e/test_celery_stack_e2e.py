@@ -1,0 +1,236 @@
+"""example_autoenhance_pipeline on a real multi-process Airflow: CeleryExecutor, PostgreSQL, Redis.
+
+The components are separate processes (api-server, scheduler, dag-processor, triggerer, Celery
+worker) that share nothing but the metadata DB, the broker and the log folder; the DAG is triggered
+and inspected only through the public REST API (/api/v2, JWT from the simple auth manager). The
+connection form is checked in Debian's headless Chromium against the same api-server.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+from run_celery_stack import DAG_ID, FAKE_API_KEY, SAMPLE_PHOTOS, CeleryStack, publish_screenshot
+
+pytestmark = pytest.mark.e2e
+
+TASKS = ["create_order", "upload_photos", "wait_for_enhancement", "download_enhanced"]
+PHOTOS = sorted(p.name for p in SAMPLE_PHOTOS.iterdir() if p.suffix.lower() in {".jpg", ".jpeg"})
+
+
+def ti_path(run: dict[str, Any], task_id: str) -> str:
+    return f"/dags/{DAG_ID}/dagRuns/{run['run_id']}/taskInstances/{task_id}"
+
+
+def task_log(stack: CeleryStack, run: dict[str, Any], task_id: str, try_number: int) -> list[dict[str, Any]]:
+    response = stack.api(
+        "GET",
+        f"{ti_path(run, task_id)}/logs/{try_number}",
+        params={"full_content": "true"},
+        headers={"Accept": "application/json"},
+    )
+    assert response.status_code == 200, response.text
+    return response.json()["content"]
+
+
+def side_by_side(left_png: bytes, right_png: bytes, path: Path) -> None:
+    """One PNG of two real screenshots of the same dialog (its two sections), next to each other."""
+    left, right = Image.open(io.BytesIO(left_png)), Image.open(io.BytesIO(right_png))
+    gap = 24
+    combined = Image.new("RGB", (left.width + gap + right.width, max(left.height, right.height)), "white")
+    combined.paste(left, (0, 0))
+    combined.paste(right, (left.width + gap, 0))
+    combined.save(path, optimize=True)
+
+
+def test_pipeline_succeeds_on_celery(celery_stack: CeleryStack, pipeline_run: dict[str, Any]) -> None:
+    states = {task_id: ti["state"] for task_id, ti in pipeline_run["task_instances"].items()}
+    assert pipeline_run["run"]["state"] == "success", (states, celery_stack.diagnostics())
+    assert states == dict.fromkeys(TASKS, "success")
+    # Every task went through the Celery queue and ran in a worker process.
+    for ti in pipeline_run["task_instances"].values():
+        assert ti["queue"] == "default"
+        assert ti["hostname"]
+    worker_log = celery_stack.log_text("celery-worker")
+    assert worker_log.count("execute_workload") >= len(TASKS), worker_log[-2000:]
+
+
+def test_wait_was_deferred_and_resumed_by_the_triggerer(
+    celery_stack: CeleryStack, pipeline_run: dict[str, Any]
+) -> None:
+    stack, run = celery_stack, pipeline_run
+    # 1. The audit (event) log: running -> deferred -> running -> success, all within try 1.
+    events = stack.api(
+        "GET",
+        "/eventLogs",
+        params={
+            "dag_id": DAG_ID,
+            "run_id": run["run_id"],
+            "task_id": "wait_for_enhancement",
+            "order_by": "when",
+        },
+    ).json()["event_logs"]
+    sequence = [(event["event"], event["try_number"]) for event in events]
+    assert sequence == [("running", 1), ("deferred", 1), ("running", 1), ("success", 1)], sequence
+    # 2. The task-instance tries: a single try, so the task resumed after the trigger, it was not retried.
+    tries = stack.api("GET", f"{ti_path(run, 'wait_for_enhancement')}/tries").json()["task_instances"]
+    assert [(t["try_number"], t["state"]) for t in tries] == [(1, "success")]
+    # 3. The task log (through the REST API) holds the triggerer's part: the trigger ran and fired.
+    lines = task_log(stack, run, "wait_for_enhancement", 1)
+    text = "\n".join(str(line.get("event", "")) for line in lines)
+    assert "Pausing task as DEFERRED" in text
+    assert ".log.trigger." in text  # the triggerer's own log file of this task instance
+    assert "Trigger fired event" in text
+    assert "trigger completed" in text
+    fired = next(line for line in lines if line.get("event") == "Trigger fired event")
+    assert "'status': 'success'" in str(fired.get("result"))
+    assert text.index("Pausing task as DEFERRED") < text.index("Trigger fired event")
+    # 4. That part was written by a triggerer job: attempt=1.log.trigger.<job id>.log, and the REST API
+    #    lists that id as a TriggererJob.
+    trigger_file = next(str(line["event"]) for line in lines if ".log.trigger." in str(line.get("event")))
+    job_id = int(re.search(r"\.log\.trigger\.(\d+)\.log$", trigger_file).group(1))
+    jobs = stack.api("GET", "/jobs", params={"job_type": "TriggererJob"}).json()["jobs"]
+    assert job_id in {job["id"] for job in jobs}, (job_id, jobs)
+
+
+def test_sandbox_saw_one_order_and_every_image(
+    celery_stack: CeleryStack, pipeline_run: dict[str, Any]
+) -> None:
+    stats = celery_stack.sandbox_get("/_sandbox/stats").json()
+    assert stats["orders_created"] == 1
+    assert stats["images_created"] == len(PHOTOS)
+    assert stats["uploads"] == len(PHOTOS)
+    assert stats["downloads"]["enhanced"] == len(PHOTOS)
+    assert stats["purchases"] == len(PHOTOS)  # full_size=True: bought once each, never twice
+    assert stats["duplicate_image_names"] == {}
+    assert stats["leaked_api_key"] == {"storage": 0, "assets": 0}
+
+
+def test_enhanced_files_in_the_output_folder(pipeline_run: dict[str, Any]) -> None:
+    output: Path = pipeline_run["output"]
+    files = sorted(p.name for p in output.iterdir())
+    assert files == PHOTOS
+    for name in files:
+        with Image.open(output / name) as image:
+            assert image.format == "JPEG"
+            assert image.size[0] > 0
+
+
+def test_api_key_in_no_log(celery_stack: CeleryStack, pipeline_run: dict[str, Any]) -> None:
+    stack = celery_stack
+    # Every task log, as the UI shows it (REST API), including the triggerer's part.
+    for task_id, ti in pipeline_run["task_instances"].items():
+        content = json.dumps(task_log(stack, pipeline_run, task_id, ti["try_number"]))
+        assert "autoenhance_provider" in content, f"{task_id}: no line of the provider in its log?"
+        assert FAKE_API_KEY not in content, f"API key in the log of {task_id}"
+    # Every file of the log folder (tasks, triggers, dag-processor) and every component's output.
+    scanned = 0
+    for folder in (stack.home / "logs", stack.log_dir):
+        for path in folder.rglob("*"):
+            if path.is_file():
+                scanned += 1
+                assert FAKE_API_KEY not in path.read_text(errors="replace"), f"API key in {path}"
+    assert scanned >= len(TASKS) + 5
+
+
+def test_connection_form_in_chromium(celery_stack: CeleryStack, browser: Any, screenshot_dir: Path) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from autoenhance_provider.get_provider_info import CONN_FIELDS, UI_FIELD_BEHAVIOUR
+
+    wait = WebDriverWait(browser, 30)
+    # Admin -> Connections -> Add Connection, as a user would click.
+    browser.find_element(By.CSS_SELECTOR, "button[aria-label='Admin']").click()
+    menu_item = "//*[@role='menuitem'][normalize-space()='Connections']"
+    wait.until(ec.element_to_be_clickable((By.XPATH, menu_item))).click()
+    wait.until(ec.url_contains("/connections"))
+    wait.until(ec.element_to_be_clickable((By.XPATH, "//button[normalize-space()='Add Connection']"))).click()
+    wait.until(ec.presence_of_element_located((By.NAME, "connection_id"))).send_keys("autoenhance_ui_check")
+    chooser = browser.find_element(By.CSS_SELECTOR, "input[role='combobox']")
+    chooser.click()
+    chooser.send_keys("Autoenhance")
+    option = "//*[@role='option'][normalize-space()='Autoenhance']"
+    wait.until(ec.presence_of_element_located((By.XPATH, option)))
+    chooser.send_keys(Keys.ENTER)
+
+    dialog = browser.find_element(By.CSS_SELECTOR, "[role='dialog']")
+    password = wait.until(ec.visibility_of_element_located((By.NAME, "password")))
+    host = browser.find_element(By.NAME, "host")
+    labels = {label.text.strip() for label in browser.find_elements(By.TAG_NAME, "label")} - {""}
+    # Our relabelling and placeholders; the key is a password field.
+    assert {"API key", "API base URL"} <= labels, labels
+    assert password.get_attribute("type") == "password"
+    assert password.get_attribute("placeholder") == UI_FIELD_BEHAVIOUR["placeholders"]["password"]
+    assert host.get_attribute("placeholder") == UI_FIELD_BEHAVIOUR["placeholders"]["host"]
+    # The unused standard fields are hidden.
+    for hidden in ("login", "schema", "port"):
+        assert not browser.find_elements(By.NAME, hidden), f"{hidden} is shown"
+    assert not {"Login", "Schema", "Port"} & labels, labels
+    browser.execute_script("document.activeElement.blur()")
+    standard_png = dialog.screenshot_as_png
+    password.send_keys("ui-check-key")
+    host.send_keys(celery_stack.sandbox_url)
+
+    # Our extra fields, with labels and descriptions, in the "Extra Fields" section (the form
+    # shows one section at a time).
+    browser.find_element(By.XPATH, "//button[normalize-space()='Extra Fields']").click()
+    for name, spec in CONN_FIELDS.items():
+        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, f"[name='element_{name}']")))
+        label = browser.find_element(By.XPATH, f"//label[normalize-space()='{spec['label']}']")
+        assert wait.until(lambda _, label=label: label.is_displayed()), spec["label"]
+        text = json.dumps(spec["description"], ensure_ascii=False)
+        assert browser.find_elements(By.XPATH, f"//*[normalize-space()={text}]"), spec["description"]
+    extra_png = dialog.screenshot_as_png
+    path = screenshot_dir / "connection-form.png"
+    side_by_side(standard_png, extra_png, path)
+    publish_screenshot(path)
+
+    # Save it and read it back through the REST API: the form writes our conn type and extras.
+    browser.find_element(By.CSS_SELECTOR, "[name='element_api_version']").send_keys("2025-05-08")
+    browser.find_element(By.XPATH, "//button[normalize-space()='Save']").click()
+
+    def saved() -> dict[str, Any] | None:
+        response = celery_stack.api("GET", "/connections/autoenhance_ui_check")
+        return response.json() if response.ok else None
+
+    conn = celery_stack.wait_for("the connection to be saved", saved, timeout=30)
+    assert conn["conn_type"] == "autoenhance"
+    assert conn["host"] == celery_stack.sandbox_url
+    assert json.loads(conn["extra"])["api_version"] == "2025-05-08"
+
+
+def test_pipeline_graph_in_chromium(
+    celery_stack: CeleryStack, pipeline_run: dict[str, Any], browser: Any, screenshot_dir: Path
+) -> None:
+    from urllib.parse import quote
+
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(browser, 30)
+    browser.set_window_size(1600, 820)  # wide: the graph, the run's details beside it
+    browser.get(f"{celery_stack.api_url}/dags/{DAG_ID}/runs/{quote(pipeline_run['run_id'], safe='')}")
+    wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, "button[aria-label^='Show Graph']"))).click()
+    for task_id in TASKS:
+        wait.until(ec.visibility_of_element_located((By.XPATH, f"//*[normalize-space()='{task_id}']")))
+    badges = wait.until(
+        lambda driver: (
+            (found := driver.find_elements(By.XPATH, "//*[normalize-space()='success']"))
+            and len(found) >= len(TASKS)
+            and found
+        )
+    )
+    assert len(badges) >= len(TASKS)
+    path = screenshot_dir / "pipeline-graph.png"
+    assert browser.save_screenshot(str(path))
+    publish_screenshot(path)
