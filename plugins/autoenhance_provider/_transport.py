@@ -147,7 +147,9 @@ class DownloadTarget:
 def ensure_writable_directory(folder: Path) -> None:
     """Create ``folder`` if needed; fail early, with its name, if it cannot be written to."""
     if folder.exists() and not folder.is_dir():
-        raise AutoenhanceValidationError(f"Destination directory {folder} cannot be created: a file has that name")
+        raise AutoenhanceValidationError(
+            f"Destination directory {folder} cannot be created: a file has that name"
+        )
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -117,7 +117,9 @@ class AutoenhanceConnectionConfig:
             app_url=app_url,
         )
 
-    def timeouts(self, override: float | tuple[float, float] | list[float] | None = None) -> tuple[float, float]:
+    def timeouts(
+        self, override: float | tuple[float, float] | list[float] | None = None
+    ) -> tuple[float, float]:
         """(connect, read) seconds: the connection's, or a hook's ``timeout`` argument."""
         if override is None:
             return (self.connect_timeout, self.read_timeout)

@@ -68,7 +68,8 @@ def test_image_upload_process_and_downloads(hook, sandbox, photo, tmp_path):
     assert image["enhance_type"] == "warm"
 
     summary = hook.wait_for_order(order_id, poll_interval=0.1, timeout=30)
-    assert summary["processed"] == 1 and not summary["failed"]
+    assert summary["processed"] == 1
+    assert not summary["failed"]
     assert hook.is_order_done(hook.get_order(order_id))
 
     full = tmp_path / "out" / "front-enhanced.jpg"
@@ -80,7 +81,8 @@ def test_image_upload_process_and_downloads(hook, sandbox, photo, tmp_path):
     small = io.BytesIO()
     hook.download_image(created["image_id"], small, kind="enhanced", format="png", max_width=50)
     img = Image.open(io.BytesIO(small.getvalue()))
-    assert img.format == "PNG" and img.width <= 50
+    assert img.format == "PNG"
+    assert img.width <= 50
 
     original = tmp_path / "out" / "original.jpg"
     hook.download_image(created["image_id"], original, kind="original")
@@ -102,7 +104,9 @@ def test_reprocess_report_and_delete_image(hook, sandbox, photo):
     assert again["enhance_type"] == "neutral"
     assert hook.get_image(created["image_id"])["status"] in ("processing", "processed")
     hook.wait_for_order(order_id, poll_interval=0.1, timeout=30)
-    assert isinstance(hook.report_image(created["image_id"], ["COLOUR", "sky_replacement"], comment="ok", score=4), dict)
+    assert isinstance(
+        hook.report_image(created["image_id"], ["COLOUR", "sky_replacement"], comment="ok", score=4), dict
+    )
     hook.delete_image(created["image_id"])
     with pytest.raises(AutoenhanceNotFoundError):
         hook.get_image(created["image_id"])
@@ -113,7 +117,8 @@ def test_legacy_upload_url_field(hook, sandbox_conn, photo):
     sandbox_conn("old_version", api_version="2024-06-01")
     old = AutoenhanceHook("old_version", retry_delay=0)
     created = old.create_image("front.jpg", content_type="image/jpeg")
-    assert "s3PutObjectUrl" in created and created["upload_url"] == created["s3PutObjectUrl"]
+    assert "s3PutObjectUrl" in created
+    assert created["upload_url"] == created["s3PutObjectUrl"]
     old.upload_file(created["upload_url"], photo(), "image/jpeg")
     assert old.get_image(created["image_id"])["status"] in ("processing", "processed")
 
@@ -125,13 +130,18 @@ def test_hdr_brackets_grouped_and_merged(hook, sandbox, photo):
             name = f"{room}_{ev}EV.jpg"
             bracket = hook.create_bracket(order_id, name, metadata={"ev": ev})
             assert bracket["is_uploaded"] is False
-            hook.upload_file(bracket["upload_url"], photo(name, level=60 + 40 * ("m2", "0", "p2").index(ev)),
-                             "application/octet-stream")
+            hook.upload_file(
+                bracket["upload_url"],
+                photo(name, level=60 + 40 * ("m2", "0", "p2").index(ev)),
+                "application/octet-stream",
+            )
     brackets = hook.list_brackets(order_id)
-    assert len(brackets) == 6 and all(b["is_uploaded"] for b in brackets)
+    assert len(brackets) == 6
+    assert all(b["is_uploaded"] for b in brackets)
     hook.process_order(order_id, number_of_brackets_per_image=3, enhance_type="neutral")
     summary = hook.wait_for_order(order_id, poll_interval=0.1, timeout=30)
-    assert summary["total"] == 2 and summary["processed"] == 2
+    assert summary["total"] == 2
+    assert summary["processed"] == 2
     names = sorted(img["image_name"] for img in hook.get_order(order_id)["images"])
     assert names == ["bedroom_m2EV.jpg", "living_m2EV.jpg"]
 
@@ -168,7 +178,9 @@ def test_credits_exhausted_and_dev_mode(hook, sandbox, sandbox_conn, photo, tmp_
     with pytest.raises(AutoenhanceCreditsError):
         hook.download_image(created["image_id"], tmp_path / "a.jpg", preview=False)
     sandbox_conn("dev", dev_mode=True)
-    AutoenhanceHook("dev", retry_delay=0).download_image(created["image_id"], tmp_path / "b.jpg", preview=False)
+    AutoenhanceHook("dev", retry_delay=0).download_image(
+        created["image_id"], tmp_path / "b.jpg", preview=False
+    )
     assert (tmp_path / "b.jpg").stat().st_size > 0
 
 
@@ -188,6 +200,8 @@ def test_whole_flow_survives_faults(hook, sandbox, photo, tmp_path):
     assert sum(stats["faults_injected"].values()) > 0
     assert stats["duplicate_image_names"] == {}
     assert stats["live_orders"] == 1
-    assert sorted(i["image_name"] for i in hook.get_order(order_id)["images"]) == [f"p{i}.jpg" for i in range(6)]
+    assert sorted(i["image_name"] for i in hook.get_order(order_id)["images"]) == [
+        f"p{i}.jpg" for i in range(6)
+    ]
     assert stats["leaked_api_key"] == {"storage": 0, "assets": 0}
     assert all(n == 1 for n in stats["purchases_per_image"].values())

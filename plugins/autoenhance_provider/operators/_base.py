@@ -35,7 +35,10 @@ class AutoenhanceTaskMixin:
 
     @staticmethod
     def set_label(context: Context, label: Any) -> None:
-        context[LABEL_KEY] = str(label)  # type: ignore[literal-required]
+        """Name a mapped instance after what it works on; plain tasks keep an empty label."""
+        map_index = getattr(context.get("ti"), "map_index", -1)
+        if isinstance(map_index, int) and map_index >= 0:
+            context[LABEL_KEY] = str(label)  # type: ignore[literal-required]
 
     @classmethod
     def partial(cls, **kwargs: Any) -> Any:

@@ -36,7 +36,7 @@ class DownloadImagesOperator(AutoenhanceBaseOperator):
     :param order_id: the order (templated).
     :param destination: folder path, URI or ``ObjectStoragePath`` (templated).
     :param kind: ``enhanced`` (default), ``original`` or ``preview``.
-    :param format: ``jpeg``, ``png`` or ``webp``; quality 1–90; max_width; scale (0–1];
+    :param format: ``jpeg``, ``png`` or ``webp``; quality 1-90; max_width; scale (0-1];
         preview; watermark — the API's rendering parameters (all templated).
     :param overwrite: download again even if the file exists.
     :param max_concurrency: downloads in flight at once.
@@ -58,7 +58,7 @@ class DownloadImagesOperator(AutoenhanceBaseOperator):
         order_id: str,
         destination: str | os.PathLike[str] | ObjectStoragePath,
         kind: str = "enhanced",
-        format: str | None = None,  # noqa: A002 - the API's parameter name
+        format: str | None = None,
         quality: int | None = None,
         max_width: int | None = None,
         scale: float | None = None,
@@ -117,7 +117,9 @@ class DownloadImagesOperator(AutoenhanceBaseOperator):
             self.log.info("%d file(s) already in %s; not downloading them again", skipped, folder)
         paid_before = [img["image_id"] for img, _ in todo if img.get("downloaded")]
         if paid_before and self.kind == "enhanced" and params.get("preview") is False:
-            self.log.info("%d image(s) were bought earlier; fetching them again costs no credit", len(paid_before))
+            self.log.info(
+                "%d image(s) were bought earlier; fetching them again costs no credit", len(paid_before)
+            )
 
         progress = Progress(len(todo), "downloaded", self.log)
 
@@ -144,15 +146,21 @@ class DownloadImagesOperator(AutoenhanceBaseOperator):
         self, order: dict[str, Any], folder: ObjectStoragePath, fmt: str | None
     ) -> list[tuple[dict[str, Any], ObjectStoragePath]]:
         """Which image goes to which file; images that failed or are not ready are reported."""
-        ready_statuses = {ImageStatus.PROCESSED} if self.kind != "original" else {
-            ImageStatus.PROCESSED,
-            ImageStatus.PROCESSING,
-            ImageStatus.ERROR,
-        }
+        ready_statuses = (
+            {ImageStatus.PROCESSED}
+            if self.kind != "original"
+            else {
+                ImageStatus.PROCESSED,
+                ImageStatus.PROCESSING,
+                ImageStatus.ERROR,
+            }
+        )
         plan: list[tuple[dict[str, Any], ObjectStoragePath]] = []
         used: set[str] = set()
         # Sorted, so a retry maps every name to the same image whatever order the API lists them in.
-        images = sorted(order.get("images") or [], key=lambda i: (str(i.get("image_name")), str(i.get("image_id"))))
+        images = sorted(
+            order.get("images") or [], key=lambda i: (str(i.get("image_name")), str(i.get("image_id")))
+        )
         for image in images:
             status = ImageStatus.parse(image.get("status"))
             name = image.get("image_name") or image.get("image_id")
@@ -176,7 +184,9 @@ class DownloadImagesOperator(AutoenhanceBaseOperator):
 
     def _download_one(self, image_id: str, path: ObjectStoragePath, params: dict[str, Any]) -> int:
         if is_local(path):
-            return int(self.hook.download_image(image_id, local_path(path), kind=self.kind, **params)["bytes"])
+            return int(
+                self.hook.download_image(image_id, local_path(path), kind=self.kind, **params)["bytes"]
+            )
         handle = path.open("wb")
         try:
             written = int(self.hook.download_image(image_id, handle, kind=self.kind, **params)["bytes"])
@@ -194,14 +204,22 @@ class DownloadImagesOperator(AutoenhanceBaseOperator):
     def _emit_asset_event(self, context: Context, order_id: str, uris: list[str]) -> None:
         for outlet in self.outlets or []:
             if isinstance(outlet, Asset):
-                context["outlet_events"][outlet].extra = {"order_id": order_id, "count": len(uris), "uris": uris[:100]}
+                context["outlet_events"][outlet].extra = {
+                    "order_id": order_id,
+                    "count": len(uris),
+                    "uris": uris[:100],
+                }
 
 
 def _fixed_asset(destination: Any) -> Asset | None:
     """An outlet asset for a destination known at parse time (not a Jinja template)."""
     if isinstance(destination, ObjectStoragePath):
         return Asset(_as_uri(str(destination)))
-    if isinstance(destination, (str, os.PathLike)) and "{{" not in str(destination) and str(destination).strip():
+    if (
+        isinstance(destination, (str, os.PathLike))
+        and "{{" not in str(destination)
+        and str(destination).strip()
+    ):
         return Asset(_as_uri(str(to_storage_path(destination))))
     return None
 

@@ -53,7 +53,9 @@ class CreateOrderOperator(AutoenhanceBaseOperator):
             self.log.info("Created Autoenhance order %s", order_id)
         except AutoenhanceConflictError:
             order = self.hook.get_order(order_id)
-            self.log.info("Autoenhance order %s already exists (an earlier try created it); reusing it", order_id)
+            self.log.info(
+                "Autoenhance order %s already exists (an earlier try created it); reusing it", order_id
+            )
         final_id = str((order or {}).get("order_id") or order_id)
         if final_id != order_id:
             self.log.warning(

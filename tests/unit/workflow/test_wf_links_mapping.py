@@ -225,13 +225,31 @@ def test_every_known_setting_is_a_keyword_parameter():
     from autoenhance_provider.operators._base import AutoenhanceSettingsOperator
     from autoenhance_provider.settings import KNOWN_SETTINGS
 
-    params = set(inspect.signature(AutoenhanceSettingsOperator.__init__).parameters) - {"self", "settings", "kwargs"}
+    params = set(inspect.signature(AutoenhanceSettingsOperator.__init__).parameters) - {
+        "self",
+        "settings",
+        "kwargs",
+    }
     assert params == set(KNOWN_SETTINGS)
 
 
 def test_keyword_settings_merge_over_the_settings_dict():
     op = UploadImagesOperator(
-        task_id="u", order_id=ORDER_ID, source="/a", settings={"enhance_type": "warm", "privacy": True},
-        enhance_type="neutral", sky_replacement=False,
+        task_id="u",
+        order_id=ORDER_ID,
+        source="/a",
+        settings={"enhance_type": "warm", "privacy": True},
+        enhance_type="neutral",
+        sky_replacement=False,
     )
     assert op.settings == {"enhance_type": "neutral", "privacy": True, "sky_replacement": False}
+
+
+def test_a_plain_task_gets_no_label(wf_conn, requests_mock):
+    """Unmapped tasks render an empty label, so the UI shows no map index for them."""
+    requests_mock.delete(api("/v3/orders/o-1"), status_code=204)
+    context = make_context(FakeTI(map_index=-1))
+
+    DeleteOrderOperator(task_id="delete", order_id="o-1", hook_params=FAST).execute(context)
+
+    assert LABEL_KEY not in context
