@@ -3,29 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from autoenhance_sandbox.testing import SandboxServer, run_sandbox
-
-REPO = Path(__file__).resolve().parents[2]
-DAGS = REPO / "dags"
-
-
-@pytest.fixture(scope="session")
-def airflow_db() -> None:
-    """Create the SQLite metadata DB of the test AIRFLOW_HOME (set in tests/conftest.py)."""
-    subprocess.run(
-        [str(Path(sys.executable).parent / "airflow"), "db", "migrate"],
-        check=True,
-        capture_output=True,
-        env=dict(os.environ),
-    )
+from example_dags_support import DAGS, dag_bag, load_dag  # noqa: F401 - used by the tests
 
 
 @pytest.fixture(scope="session")
@@ -43,20 +26,3 @@ def sandbox(dag_sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> Sand
     monkeypatch.setenv("AIRFLOW_CONN_AUTOENHANCE_DEFAULT", json.dumps(conn))
     monkeypatch.setenv("AUTOENHANCE_POLL_INTERVAL", "0.5")
     return dag_sandbox
-
-
-def dag_bag(folder: Path = DAGS):
-    """Parse the DAG files of ``folder`` with Airflow's DagBag."""
-    try:  # Airflow 3.3
-        from airflow.dag_processing.dagbag import DagBag
-    except ImportError:  # Airflow 3.0
-        from airflow.models.dagbag import DagBag  # type: ignore[no-redef]
-
-    return DagBag(str(folder))
-
-
-def load_dag(dag_id: str):
-    """Parse the example DAG file fresh (so AUTOENHANCE_POLL_INTERVAL is read now)."""
-    bag = dag_bag()
-    assert not bag.import_errors, bag.import_errors
-    return bag.get_dag(dag_id)

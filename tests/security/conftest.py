@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
@@ -41,16 +38,3 @@ def conn(sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> Callable[..
 
     _set()
     return _set
-
-
-@pytest.fixture(scope="session")
-def security_airflow_db() -> None:
-    """Create (or upgrade) the SQLite metadata DB of the test AIRFLOW_HOME (tests/conftest.py)."""
-    import os
-
-    subprocess.run(
-        [str(Path(sys.executable).parent / "airflow"), "db", "migrate"],
-        check=True,
-        capture_output=True,
-        env=dict(os.environ),
-    )

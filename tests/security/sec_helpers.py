@@ -40,16 +40,3 @@ def context(ti: FakeTI | None = None) -> dict[str, Any]:
 
     ti = ti or FakeTI()
     return {"ti": ti, "task_instance": ti, "run_id": ti.run_id, "outlet_events": OutletEventAccessors()}
-
-
-def load_dag(dag_id: str):
-    from pathlib import Path
-
-    try:  # Airflow 3.3
-        from airflow.dag_processing.dagbag import DagBag
-    except ImportError:  # Airflow 3.0
-        from airflow.models.dagbag import DagBag  # type: ignore[no-redef]
-
-    bag = DagBag(str(Path(__file__).resolve().parents[2] / "dags"))
-    assert not bag.import_errors, bag.import_errors
-    return bag.get_dag(dag_id)

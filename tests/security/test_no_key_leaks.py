@@ -14,11 +14,12 @@ import re
 import traceback
 
 import pytest
-from sec_helpers import LEAK_CANARY_KEY, load_dag
+from sec_helpers import LEAK_CANARY_KEY
 
 from autoenhance_provider.exceptions import AutoenhanceAuthError, AutoenhanceError
 from autoenhance_provider.hooks.autoenhance import AutoenhanceHook
 from autoenhance_provider.hooks.autoenhance_async import AutoenhanceAsyncHook
+from example_dags_support import load_dag
 
 pytestmark = [pytest.mark.dags, pytest.mark.integration]
 
@@ -60,7 +61,7 @@ def xcom_and_rendered_fields(dag_id: str, run_id: str) -> tuple[list, list]:
 
 
 def test_pipeline_run_shows_the_key_nowhere(
-    security_airflow_db, sandbox, conn, monkeypatch, tmp_path, capfd, everything_logged
+    airflow_db, sandbox, conn, monkeypatch, tmp_path, capfd, everything_logged
 ):
     sandbox.config.api_key = LEAK_CANARY_KEY  # live config; restored for the next test
     conn(password=LEAK_CANARY_KEY)
@@ -90,7 +91,7 @@ def test_pipeline_run_shows_the_key_nowhere(
 
 
 def test_a_rejected_key_fails_the_run_without_showing_it(
-    security_airflow_db, sandbox, conn, monkeypatch, tmp_path, capfd, everything_logged
+    airflow_db, sandbox, conn, monkeypatch, tmp_path, capfd, everything_logged
 ):
     conn(password=LEAK_CANARY_KEY)  # the sandbox expects another key: 401
     monkeypatch.setenv("AUTOENHANCE_POLL_INTERVAL", "0.5")

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,17 +12,6 @@ from autoenhance_sandbox.testing import SandboxServer, run_sandbox
 
 REPO = Path(__file__).resolve().parents[2]
 DAGS = REPO / "dags"
-
-
-@pytest.fixture(scope="session")
-def soak_airflow_db() -> None:
-    """Create (or upgrade) the SQLite metadata DB of the test AIRFLOW_HOME (tests/conftest.py)."""
-    subprocess.run(
-        [str(Path(sys.executable).parent / "airflow"), "db", "migrate"],
-        check=True,
-        capture_output=True,
-        env=dict(os.environ),
-    )
 
 
 @pytest.fixture(scope="session")

@@ -81,7 +81,7 @@ def add_faults(total: dict[str, int], stats: dict[str, Any]) -> None:
         total[kind] = total.get(kind, 0) + count
 
 
-def test_pipeline_soak_with_faults_on_every_endpoint(soak_airflow_db, soak_sandbox, tmp_path):
+def test_pipeline_soak_with_faults_on_every_endpoint(airflow_db, soak_sandbox, tmp_path):
     names = make_photos(tmp_path / "photos")
     dag = load_pipeline()
     faults: dict[str, int] = {}
@@ -206,7 +206,7 @@ def cut_put(url: str, source: Any, content_type: str, size: int | None) -> None:
 
 @pytest.mark.parametrize(("after", "how"), KILL_RUNS)
 def test_upload_killed_mid_way_and_retried_by_airflow(
-    soak_airflow_db, soak_sandbox, tmp_path, monkeypatch, after, how
+    airflow_db, soak_sandbox, tmp_path, monkeypatch, after, how
 ):
     names = make_photos(tmp_path / "photos")
     crash = CrashOnFirstTry(after, how)
