@@ -23,12 +23,12 @@ test: install
 	$(PY) -m pytest
 
 lint: install
-	$(VENV)/bin/ruff check plugins dags tests bench
-	$(VENV)/bin/ruff format --check plugins dags tests bench
+	$(VENV)/bin/ruff check plugins dags tests bench scripts
+	$(VENV)/bin/ruff format --check plugins dags tests bench scripts
 
 format: install
-	$(VENV)/bin/ruff format plugins dags tests bench
-	$(VENV)/bin/ruff check --fix plugins dags tests bench
+	$(VENV)/bin/ruff format plugins dags tests bench scripts
+	$(VENV)/bin/ruff check --fix plugins dags tests bench scripts
 
 ## Run example_autoenhance_pipeline end to end on an embedded SQLite Airflow against the local
 ## sandbox (started and stopped by the script). With AUTOENHANCE_API_KEY set it uses the real
