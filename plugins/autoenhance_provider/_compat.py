@@ -16,6 +16,7 @@ try:  # Airflow >= 3.2
         AirflowFailException,
         AirflowSensorTimeout,
         AirflowSkipException,
+        TaskDeferralTimeout,
     )
 except ImportError:  # pragma: no cover - Airflow 3.0, 3.1
     from airflow.exceptions import (  # type: ignore[no-redef]
@@ -23,6 +24,7 @@ except ImportError:  # pragma: no cover - Airflow 3.0, 3.1
         AirflowFailException,
         AirflowSensorTimeout,
         AirflowSkipException,
+        TaskDeferralTimeout,
     )
 
 try:  # Airflow >= 3.1
@@ -58,6 +60,7 @@ __all__ = [
     "AirflowSensorTimeout",
     "AirflowSkipException",
     "BaseHook",
+    "TaskDeferralTimeout",
     "conf",
     "mask_secret",
     "storage_conn_id",

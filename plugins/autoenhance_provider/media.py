@@ -91,16 +91,16 @@ def _utf8_prefix(text: str, max_bytes: int) -> str:
 
 
 def extension_for(kind: str, fmt: str | None, image_name: str) -> str:
-    """The extension a downloaded file gets: the requested format, else what the API renders."""
+    """The extension a downloaded file gets.
+
+    The requested format's; else, for an original, the uploaded file's own (the original comes
+    back as it was uploaded: a TIFF stays ``.tiff``, a Canon RAW ``.cr2``); else ``.jpg``, what
+    the API renders enhanced images and previews as.
+    """
     if fmt:
         return ".jpg" if fmt in ("jpeg", "jpg") else f".{fmt}"
     if kind == "original":
         suffix = PurePosixPath(str(image_name)).suffix.lower()
-        if suffix in (".jpg", ".jpeg", ".png", ".webp"):
+        if suffix in CONTENT_TYPES:
             return ".jpg" if suffix == ".jpeg" else suffix
     return ".jpg"
-
-
-def extension_for_content_type(content_type: str | None) -> str | None:
-    ct = (content_type or "").split(";")[0].strip().lower()
-    return {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp"}.get(ct)

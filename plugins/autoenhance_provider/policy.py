@@ -12,6 +12,7 @@ import email.utils
 import json
 import random
 import re
+import ssl
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -31,7 +32,10 @@ from autoenhance_provider.exceptions import (
     AutoenhanceUnprocessableError,
 )
 
-RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+def is_retryable_status(status: int) -> bool:
+    """429 (rate limited) and every 5xx except 501 (the server will never implement the call)."""
+    return status == 429 or (500 <= status < 600 and status != 501)
 
 
 @dataclass(frozen=True)
@@ -131,7 +135,7 @@ def error_for_status(
     """The exception a task sees for an HTTP error status."""
     parsed_message, detail = _api_message(body)
     message = message or parsed_message
-    if status in RETRYABLE_STATUSES:
+    if is_retryable_status(status):
         cls: type[AutoenhanceAPIError] = AutoenhanceTransientError
     elif 400 <= status < 500:
         cls = _CLIENT_ERRORS.get(status, AutoenhanceClientError)
@@ -141,25 +145,56 @@ def error_for_status(
 
 
 def failure_for_status(
-    status: int, method: str, path: str, body: str = "", headers: Mapping[str, str] | None = None
+    status: int,
+    method: str,
+    path: str,
+    body: str = "",
+    headers: Mapping[str, str] | None = None,
+    *,
+    secret: str | None = None,
 ) -> Failure:
-    """Classify an HTTP error: 429 was refused before any work; 5xx may have done the work."""
+    """Classify an HTTP error: 429 was refused before any work; 5xx may have done the work.
+
+    ``secret`` (the API key) is cut out of the quoted body: a server may echo request headers.
+    """
+    if secret:
+        body = body.replace(secret, "***")
     error = error_for_status(status, method, path, body)
     retry_after = parse_retry_after((headers or {}).get("Retry-After"))
     return Failure(
         error=error,
-        retryable=status in RETRYABLE_STATUSES,
+        retryable=is_retryable_status(status),
         ambiguous=status != 429,
         retry_after=retry_after,
         reason=f"HTTP {status}",
     )
 
 
-def failure_for_exception(exc: BaseException, method: str, path: str, *, sent: bool) -> Failure:
-    """Classify a network error; ``sent`` is False when the request never left (refused, DNS)."""
+def failure_for_exception(
+    exc: BaseException, method: str, path: str, *, sent: bool, network: bool = True
+) -> Failure:
+    """Classify a transport error.
+
+    ``sent`` is False when the request never left (refused, DNS); ``network`` is False for
+    errors that are not about the network (a bad URL…). A TLS failure (untrusted certificate)
+    is a configuration problem: retrying cannot fix it.
+    """
     kind = type(exc).__name__
     error = AutoenhanceConnectionError(f"Autoenhance API {method} {path} failed: {kind}: {_brief(exc)}")
-    return Failure(error=error, retryable=True, ambiguous=sent, reason=kind)
+    return Failure(error=error, retryable=network and not is_tls_failure(exc), ambiguous=sent, reason=kind)
+
+
+def is_tls_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it, however deeply wrapped) is a TLS/certificate error."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, ssl.SSLError) or type(current).__name__ == "SSLError":
+            return True
+        seen.add(id(current))
+        nested = current.args[0] if current.args and isinstance(current.args[0], BaseException) else None
+        current = current.__cause__ or current.__context__ or nested or getattr(current, "reason", None)
+    return False
 
 
 def _brief(exc: BaseException) -> str:

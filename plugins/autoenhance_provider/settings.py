@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.parse import quote
 
 from autoenhance_provider.exceptions import AutoenhanceValidationError
 
@@ -125,6 +126,19 @@ def choice(name: str, value: Any, allowed: Iterable[str], case: str = "lower") -
     if text not in allowed:
         raise AutoenhanceValidationError(f"Invalid {name} {value!r}; allowed values: {', '.join(allowed)}")
     return text
+
+
+def require_id(name: str, value: Any) -> str:
+    """An order/image/bracket id: non-empty text."""
+    text = str(value).strip() if value is not None else ""
+    if not text:
+        raise AutoenhanceValidationError(f"{name} must not be empty")
+    return text
+
+
+def path_segment(name: str, value: Any) -> str:
+    """An id as one URL path segment, so an id can never change the path."""
+    return quote(require_id(name, value), safe="")
 
 
 def validate_settings(

@@ -283,7 +283,11 @@ def test_process_order_operator_resolves_bracket_names(conn, requests_mock):
     requests_mock.get(
         api("/v3/orders/o-1/brackets"),
         json={
-            "brackets": [{"bracket_id": "b-1", "name": "ev-2.jpg"}, {"bracket_id": "b-2", "name": "ev0.jpg"}]
+            "brackets": [
+                {"bracket_id": "b-0", "name": "ev-2.jpg", "is_uploaded": False},  # left by a re-sent create
+                {"bracket_id": "b-1", "name": "ev-2.jpg", "is_uploaded": True},
+                {"bracket_id": "b-2", "name": "ev0.jpg", "is_uploaded": True},
+            ]
         },
     )
     requests_mock.post(api("/v3/orders/o-1/process"), json=order("o-1", is_merging=True))

@@ -31,13 +31,13 @@ from autoenhance_provider.exceptions import (
     truncate,
 )
 from autoenhance_provider.policy import (
-    RETRYABLE_STATUSES,
     Failure,
     Retrier,
     RetryPolicy,
     error_for_status,
     failure_for_exception,
     failure_for_status,
+    is_retryable_status,
     parse_retry_after,
 )
 
@@ -127,7 +127,8 @@ def test_error_for_status_classes(status, cls):
 
 
 def test_retryable_statuses():
-    assert frozenset({429, 500, 502, 503, 504}) == RETRYABLE_STATUSES
+    retryable = {s for s in range(400, 600) if is_retryable_status(s)}
+    assert retryable == {429, *range(500, 600)} - {501}
 
 
 @pytest.mark.parametrize(
@@ -321,3 +322,28 @@ def test_order_failed_error_lists_at_most_20():
     assert "n19" in str(err)
     assert "n20" not in str(err)
     assert "and 5 more" in str(err)
+
+
+def test_an_echoed_key_is_cut_out_of_error_bodies():
+    key = "ae-test-KEY-4f9c2d71b8"
+    failure = failure_for_status(403, "GET", "/v3/orders/x", f'{{"message": "bad key {key}"}}', secret=key)
+    assert key not in str(failure.error)
+    assert "***" in str(failure.error)
+
+
+def test_tls_failures_are_not_retried_whatever_wraps_them():
+    import ssl
+
+    import httpx
+    import requests
+
+    from autoenhance_provider.policy import is_tls_failure
+
+    cert = ssl.SSLCertVerificationError(1, "certificate verify failed")
+    wrapped_httpx = httpx.ConnectError("[SSL: CERTIFICATE_VERIFY_FAILED]")
+    wrapped_httpx.__cause__ = cert
+    assert is_tls_failure(wrapped_httpx)
+    assert is_tls_failure(requests.exceptions.SSLError(cert))
+    assert not is_tls_failure(httpx.ConnectError("connection refused"))
+    assert not failure_for_exception(wrapped_httpx, "GET", "/x", sent=False).retryable
+    assert failure_for_exception(httpx.ConnectError("refused"), "GET", "/x", sent=False).retryable

@@ -21,7 +21,6 @@ from autoenhance_provider.media import (
     MAX_NAME_CHARS,
     content_type_for,
     extension_for,
-    extension_for_content_type,
     safe_stem,
     sniff_matches,
 )
@@ -312,19 +311,14 @@ def test_safe_stem_fallback_is_sanitised_too():
         ("enhanced", None, "a.png", ".jpg"),
         ("original", None, "a.PNG", ".png"),
         ("original", None, "a.jpeg", ".jpg"),
-        ("original", None, "a.cr2", ".jpg"),
+        ("original", None, "a.cr2", ".cr2"),
+        ("original", None, "a.TIFF", ".tiff"),
+        ("original", None, "notes.txt", ".jpg"),
         ("preview", "webp", "a", ".webp"),
     ],
 )
 def test_extension_for(kind, fmt, name, ext):
     assert extension_for(kind, fmt, name) == ext
-
-
-def test_extension_for_content_type():
-    assert extension_for_content_type("image/png; charset=binary") == ".png"
-    assert extension_for_content_type("IMAGE/JPEG") == ".jpg"
-    assert extension_for_content_type("application/json") is None
-    assert extension_for_content_type(None) is None
 
 
 # ------------------------------------------------------------------------------ transport helpers

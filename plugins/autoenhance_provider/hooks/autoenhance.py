@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import IO, Any
-from urllib.parse import quote, urljoin, urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import requests
 import urllib3.exceptions
@@ -49,6 +49,8 @@ from autoenhance_provider.policy import (
     redact_url,
 )
 from autoenhance_provider.settings import (
+    path_segment,
+    require_id,
     to_int,
     validate_download_params,
     validate_report,
@@ -118,6 +120,7 @@ class AutoenhanceHook(BaseHook):
         self.retry_policy = RetryPolicy.for_hook(retry_limit, retry_delay, retry_max_delay)
         self.pool_size = max(1, int(pool_size))
         self._lock = threading.Lock()
+        self._sessions: dict[str, requests.Session] = {}
 
     # ------------------------------------------------------------------ connection & sessions
     @cached_property
@@ -142,25 +145,35 @@ class AutoenhanceHook(BaseHook):
         session.mount("http://", adapter)
         return session
 
-    @cached_property
+    def _lazy_session(self, name: str, headers: Any) -> requests.Session:
+        """Create a session once, even when upload threads ask for it at the same moment."""
+        session = self._sessions.get(name)
+        if session is None:
+            with self._lock:
+                session = self._sessions.get(name)
+                if session is None:
+                    session = self._sessions[name] = self._new_session(headers())
+        return session
+
+    @property
     def session(self) -> requests.Session:
         """Session for the API host only: it carries the API key."""
-        with self._lock:
-            return self._new_session(self.config.api_headers())
+        return self._lazy_session("api", self.config.api_headers)
 
-    @cached_property
+    @property
     def storage_session(self) -> requests.Session:
         """Key-less session for presigned uploads, asset hosts and any other host."""
-        with self._lock:
-            return self._new_session({})
+        return self._lazy_session("storage", dict)
 
     def get_conn(self) -> requests.Session:
         return self.session
 
     def close(self) -> None:
-        for name in ("session", "storage_session"):
-            if name in self.__dict__:
-                self.__dict__.pop(name).close()
+        """Close the sessions (their pooled connections); the hook can be used again after."""
+        with self._lock:
+            sessions, self._sessions = self._sessions, {}
+        for session in sessions.values():
+            session.close()
 
     def order_url(self, order_id: str) -> str:
         """The order's page in the Autoenhance web app (for links and logs)."""
@@ -229,8 +242,14 @@ class AutoenhanceHook(BaseHook):
             else:
                 if response.status_code < 400:
                     return response
-                body = _error_body(response).replace(self.config.api_key, "***")
-                failure = failure_for_status(response.status_code, method, shown_path, body, response.headers)
+                failure = failure_for_status(
+                    response.status_code,
+                    method,
+                    shown_path,
+                    _error_body(response),
+                    response.headers,
+                    secret=self.config.api_key,
+                )
                 response.close()
             delay = retrier.next_delay(failure)
             self.log.warning(
@@ -273,7 +292,7 @@ class AutoenhanceHook(BaseHook):
         if name is not None:
             body["name"] = str(name)
         if order_id is not None:
-            body["order_id"] = _require_id("order_id", order_id)
+            body["order_id"] = require_id("order_id", order_id)
         recover = (lambda: self._existing_order(order_id)) if order_id else None
         return self._api("POST", "/v3/orders/", json=body, recover=recover, idempotent=False)
 
@@ -282,7 +301,7 @@ class AutoenhanceHook(BaseHook):
         return Recovered(order) if order is not None else None
 
     def get_order(self, order_id: str) -> dict[str, Any]:
-        return self._api("GET", f"/v3/orders/{_segment('order_id', order_id)}")
+        return self._api("GET", f"/v3/orders/{path_segment('order_id', order_id)}")
 
     def get_order_or_none(self, order_id: str) -> dict[str, Any] | None:
         """The order, or None if it does not exist (or was deleted)."""
@@ -310,11 +329,13 @@ class AutoenhanceHook(BaseHook):
             params["offset"] = token
 
     def update_order(self, order_id: str, name: str) -> dict[str, Any]:
-        return self._api("PATCH", f"/v3/orders/{_segment('order_id', order_id)}", json={"name": str(name)})
+        return self._api(
+            "PATCH", f"/v3/orders/{path_segment('order_id', order_id)}", json={"name": str(name)}
+        )
 
     def delete_order(self, order_id: str) -> None:
         """Delete an order; a lost response followed by a 404 counts as deleted."""
-        path = f"/v3/orders/{_segment('order_id', order_id)}"
+        path = f"/v3/orders/{path_segment('order_id', order_id)}"
         self._api(
             "DELETE", path, recover=lambda: None if self.get_order_or_none(order_id) else Recovered(None)
         )
@@ -342,7 +363,7 @@ class AutoenhanceHook(BaseHook):
         if "images" in grouping:
             grouping["images"] = _bracket_groups(grouping["images"])
         body = {**validate_settings(settings, context="process_order"), **grouping}
-        oid = _segment("order_id", order_id)
+        oid = path_segment("order_id", order_id)
         recover = lambda: self._processing_started(order_id)  # noqa: E731
         try:
             return self._api("POST", f"/v3/orders/{oid}/process", json=body, recover=recover)
@@ -383,7 +404,7 @@ class AutoenhanceHook(BaseHook):
             raise AutoenhanceValidationError("image_name must not be empty")
         body: dict[str, Any] = {"image_name": str(image_name), **validate_settings(settings)}
         if order_id is not None:
-            body["order_id"] = _require_id("order_id", order_id)
+            body["order_id"] = require_id("order_id", order_id)
         if content_type:
             body["contentType"] = content_type
         recover = (lambda: self._discard_unuploaded(order_id, image_name)) if order_id else None
@@ -445,21 +466,21 @@ class AutoenhanceHook(BaseHook):
                 return {"bytes": length, "etag": response.headers.get("ETag")}
 
     def get_image(self, image_id: str) -> dict[str, Any]:
-        return self._api("GET", f"/v3/images/{_segment('image_id', image_id)}")
+        return self._api("GET", f"/v3/images/{path_segment('image_id', image_id)}")
 
     def reprocess_image(self, image_id: str, **settings: Any) -> dict[str, Any]:
         """Enhance an image again; settings not given keep their previous values."""
-        path = f"/v3/images/{_segment('image_id', image_id)}/process"
+        path = f"/v3/images/{path_segment('image_id', image_id)}/process"
         body = validate_settings(settings, context="reprocess_image")
         try:
             return self._api("POST", path, json=body)
         except AutoenhanceClientError as exc:
             if exc.status_code != 405:
                 raise
-        return self._api("PATCH", path, json=body)
+        return self._api("PATCH", path, json=body, idempotent=False)  # re-enhancing is not free
 
     def delete_image(self, image_id: str, *, missing_ok: bool = False) -> None:
-        path = f"/v3/images/{_segment('image_id', image_id)}"
+        path = f"/v3/images/{path_segment('image_id', image_id)}"
         try:
             self._api("DELETE", path)
         except AutoenhanceNotFoundError:
@@ -480,7 +501,7 @@ class AutoenhanceHook(BaseHook):
             body["comment"] = str(comment)
         if checked_score is not None:
             body["score"] = checked_score
-        return self._api("POST", f"/v3/images/{_segment('image_id', image_id)}/report", json=body) or {}
+        return self._api("POST", f"/v3/images/{path_segment('image_id', image_id)}/report", json=body) or {}
 
     # ------------------------------------------------------------------ brackets
     def create_bracket(
@@ -493,16 +514,17 @@ class AutoenhanceHook(BaseHook):
         """
         if not str(name or "").strip():
             raise AutoenhanceValidationError("bracket name must not be empty")
-        body: dict[str, Any] = {"order_id": _require_id("order_id", order_id), "name": str(name)}
+        body: dict[str, Any] = {"order_id": require_id("order_id", order_id), "name": str(name)}
         if metadata is not None:
             if not isinstance(metadata, dict):
                 raise AutoenhanceValidationError("bracket metadata must be a dict")
             body["metadata"] = metadata
-        created = self._api("POST", "/v3/brackets/", json=body, recover=lambda: None, idempotent=False)
+        # Re-sent after a lost response on purpose: the worst case is an empty bracket.
+        created = self._api("POST", "/v3/brackets/", json=body, idempotent=True)
         return _with_upload_url(created, "bracket")
 
     def list_brackets(self, order_id: str) -> list[dict[str, Any]]:
-        data = self._api("GET", f"/v3/orders/{_segment('order_id', order_id)}/brackets") or {}
+        data = self._api("GET", f"/v3/orders/{path_segment('order_id', order_id)}/brackets") or {}
         return list(data.get("brackets") or []) if isinstance(data, dict) else list(data)
 
     # ------------------------------------------------------------------ downloads
@@ -522,8 +544,9 @@ class AutoenhanceHook(BaseHook):
         query = validate_download_params(kind, params)
         kind = str(kind).strip().lower()  # as validated; the path must use the API's spelling
         target = DownloadTarget(destination)
-        path = f"/v3/images/{_segment('image_id', image_id)}/{kind}"
-        retrier = Retrier(self.retry_policy, resend_safe=target.rewindable)
+        path = f"/v3/images/{path_segment('image_id', image_id)}/{kind}"
+        # Only for a body that breaks off mid-way (each GET already retries on its own).
+        retrier = Retrier(replace(self.retry_policy, max_attempts=3), resend_safe=target.rewindable)
         while True:
             response = self._attempts("GET", path, params=query, stream=True)
             assert isinstance(response, requests.Response)
@@ -672,18 +695,6 @@ class _BlockSizeAdapter(HTTPAdapter):
         super().init_poolmanager(*args, **kwargs)
 
 
-def _require_id(name: str, value: Any) -> str:
-    text = str(value).strip() if value is not None else ""
-    if not text:
-        raise AutoenhanceValidationError(f"{name} must not be empty")
-    return text
-
-
-def _segment(name: str, value: Any) -> str:
-    """An id as one URL path segment (so an id can never change the path)."""
-    return quote(_require_id(name, value), safe="")
-
-
 def _bracket_groups(groups: Any) -> list[dict[str, list[str]]]:
     if not isinstance(groups, list) or not groups:
         raise AutoenhanceValidationError("images must be a non-empty list of bracket groups")
@@ -726,13 +737,10 @@ def _error_body(response: requests.Response) -> str:
 
 
 def _failure_for_request_exception(exc: requests.RequestException, method: str, path: str) -> Failure:
-    retryable = isinstance(
+    network = isinstance(
         exc, (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
     )
-    if isinstance(exc, requests.exceptions.SSLError):
-        retryable = False
-    failure = failure_for_exception(exc, method, path, sent=_may_have_been_sent(exc))
-    return replace(failure, retryable=retryable)
+    return failure_for_exception(exc, method, path, sent=_may_have_been_sent(exc), network=network)
 
 
 def _may_have_been_sent(exc: requests.RequestException) -> bool:

@@ -12,7 +12,7 @@ import ssl
 import weakref
 from functools import cache
 from typing import Any
-from urllib.parse import quote, urljoin, urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import httpx
 
@@ -27,6 +27,7 @@ from autoenhance_provider.policy import (
     failure_for_exception,
     failure_for_status,
 )
+from autoenhance_provider.settings import path_segment
 
 install_log_redaction()
 _MAX_REDIRECTS = 5
@@ -81,6 +82,7 @@ class AutoenhanceAsyncHook(BaseHook):
     :param retry_limit: retries per request after the first attempt.
     :param retry_delay: first backoff in seconds (doubles per retry, with jitter).
     :param retry_max_delay: longest single backoff, also the cap on ``Retry-After``.
+    :param pool_size: accepted (and unused) so that one ``hook_params`` dict serves both hooks.
     """
 
     def __init__(
@@ -91,7 +93,7 @@ class AutoenhanceAsyncHook(BaseHook):
         retry_limit: int = 5,
         retry_delay: float = 1.0,
         retry_max_delay: float = 30.0,
-        **_: Any,
+        pool_size: int | None = None,
     ) -> None:
         super().__init__()
         self.autoenhance_conn_id = autoenhance_conn_id
@@ -155,10 +157,10 @@ class AutoenhanceAsyncHook(BaseHook):
         await self.aclose()
 
     async def get_order(self, order_id: str) -> dict[str, Any]:
-        return await self._get_json(f"/v3/orders/{quote(str(order_id), safe='')}")
+        return await self._get_json(f"/v3/orders/{path_segment('order_id', order_id)}")
 
     async def get_image(self, image_id: str) -> dict[str, Any]:
-        return await self._get_json(f"/v3/images/{quote(str(image_id), safe='')}")
+        return await self._get_json(f"/v3/images/{path_segment('image_id', image_id)}")
 
     async def _get_json(self, path: str) -> Any:
         config = await self.get_config()
@@ -179,7 +181,7 @@ class AutoenhanceAsyncHook(BaseHook):
                             response.status_code, "GET", path, "the response was not JSON"
                         ) from None
                 failure = failure_for_status(
-                    response.status_code, "GET", path, response.text, response.headers
+                    response.status_code, "GET", path, response.text, response.headers, secret=config.api_key
                 )
             delay = retrier.next_delay(failure)
             self.log.warning(
@@ -213,12 +215,7 @@ class AutoenhanceAsyncHook(BaseHook):
 
 def _failure_for_httpx_exception(exc: httpx.HTTPError, path: str) -> Failure:
     sent = not isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
-    failure = failure_for_exception(exc, "GET", path, sent=sent)
-    if not isinstance(exc, httpx.TransportError):
-        from dataclasses import replace
-
-        failure = replace(failure, retryable=False)
-    return failure
+    return failure_for_exception(exc, "GET", path, sent=sent, network=isinstance(exc, httpx.TransportError))
 
 
 async def _get_connection(conn_id: str) -> Any:

@@ -6,10 +6,11 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from typing import TypeVar
 
 from autoenhance_provider._compat import AirflowFailException
+from autoenhance_provider.exceptions import AutoenhanceError, AutoenhanceStorageError
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -54,12 +55,14 @@ def run_concurrently(
     max_concurrency: int,
     describe: Callable[[T], str],
     log: logging.Logger,
+    stop_on_any_failure: bool = False,
 ) -> tuple[list[tuple[T, R]], list[tuple[T, BaseException]]]:
     """Run ``work`` on every item with a bounded thread pool.
 
     A permanent failure (bad key, rejected settings) stops the remaining work at once; other
     failures are collected so everything else still finishes and a task retry only redoes the
-    failed items.
+    failed items — unless ``stop_on_any_failure`` (when the order of the items matters). A task
+    timeout or kill in the main thread stops the queue too instead of waiting for it to drain.
     """
     items = list(items)
     done: list[tuple[T, R]] = []
@@ -75,38 +78,50 @@ def run_concurrently(
             raise _NotStarted
         try:
             return work(item)
-        except AirflowFailException:
-            stopping.set()
+        except Exception as exc:
+            if stop_on_any_failure or isinstance(exc, AirflowFailException):
+                stopping.set()
             raise
 
-    with ThreadPoolExecutor(max_workers=max(1, min(max_concurrency, len(items)))) as pool:
+    pool = ThreadPoolExecutor(max_workers=max(1, min(max_concurrency, len(items))))
+    try:
         futures: dict[Future[R], T] = {pool.submit(guarded, item): item for item in items}
-        pending = set(futures)
-        while pending:
-            finished, pending = wait(pending, return_when=FIRST_EXCEPTION)
-            stop = False
-            for future in finished:
-                item = futures[future]
-                error = future.exception()
-                if error is None:
-                    done.append((item, future.result()))
-                    continue
-                if isinstance(error, _NotStarted):
-                    continue
+        for future in as_completed(futures):
+            item = futures[future]
+            error = future.exception()
+            if error is None:
+                done.append((item, future.result()))
+            elif not isinstance(error, _NotStarted):
                 failed.append((item, error))
                 log.error("%s failed: %s", describe(item), error)
-                stop = stop or isinstance(error, AirflowFailException)
-            if stop:
-                for future in pending:
-                    future.cancel()
-                wait(pending)
-                for future in pending:
-                    if not future.cancelled() and future.exception() is None:
-                        done.append((futures[future], future.result()))
-                break
+    except BaseException:
+        # AirflowTaskTimeout (SIGALRM) or a kill arrives here: don't wait for the queue.
+        stopping.set()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
     order = {id(item): i for i, item in enumerate(items)}
     done.sort(key=lambda pair: order[id(pair[0])])
     return done, failed
+
+
+def raise_for_failures(
+    failed: list[tuple[T, BaseException]], *, total: int, succeeded: int, what: str, name: Callable[[T], str]
+) -> None:
+    """One way to report failed transfers: the first permanent error as it is (no retry burnt on
+    it), otherwise a summary that Airflow may retry — a retry redoes only the failed items."""
+    if not failed:
+        return
+    permanent = next((e for _, e in failed if isinstance(e, AirflowFailException)), None)
+    if permanent is not None:
+        raise permanent
+    names = ", ".join(name(item) for item, _ in failed[:10])
+    # Keep the storage class when that is what failed, so callers can tell it apart.
+    storage = all(isinstance(e, AutoenhanceStorageError) for _, e in failed)
+    raise (AutoenhanceStorageError if storage else AutoenhanceError)(
+        f"{len(failed)} of {total} {what}(s) failed ({names}); {succeeded} succeeded and are kept, "
+        f"a retry redoes only the rest. First error: {failed[0][1]}"
+    ) from failed[0][1]
 
 
 class _NotStarted(Exception):

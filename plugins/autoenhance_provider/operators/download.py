@@ -12,7 +12,7 @@ from airflow.sdk import Asset, Context, ObjectStoragePath
 from autoenhance_provider.exceptions import AutoenhanceError, AutoenhanceValidationError
 from autoenhance_provider.media import extension_for, safe_stem
 from autoenhance_provider.operators._base import AutoenhanceBaseOperator
-from autoenhance_provider.operators._transfer import Progress, run_concurrently
+from autoenhance_provider.operators._transfer import Progress, raise_for_failures, run_concurrently
 from autoenhance_provider.settings import validate_download_params
 from autoenhance_provider.status import ImageStatus, evaluate_order
 from autoenhance_provider.storage import is_local, local_path, prepare_destination, to_storage_path
@@ -100,6 +100,7 @@ class DownloadImagesOperator(AutoenhanceBaseOperator):
         self.set_label(context, order_id)
         params = self._render_params()
         query = validate_download_params(self.kind, params)
+        self.kind = str(self.kind).strip().lower()  # as validated: "ORIGINAL" means original
         folder = prepare_destination(self.destination, self.destination_conn_id)
         self.publish_order(context, order_id)
         order = self.hook.get_order(order_id)
@@ -129,15 +130,20 @@ class DownloadImagesOperator(AutoenhanceBaseOperator):
             progress.add(written)
             return written
 
-        _, failed = run_concurrently(
+        done, failed = run_concurrently(
             todo,
             download,
             max_concurrency=self.max_concurrency,
             describe=lambda e: f"Download of {e[0].get('image_name')}",
             log=self.log,
         )
-        if failed:
-            raise failed[0][1]
+        raise_for_failures(
+            failed,
+            total=len(todo),
+            succeeded=len(done),
+            what="download",
+            name=lambda e: str(e[0].get("image_name")),
+        )
         uris = [str(path) for _, path in plan]
         self._emit_asset_event(context, order_id, uris)
         return uris

@@ -121,6 +121,8 @@ class ProcessOrderOperator(AutoenhanceSettingsOperator):
     def _resolve_groups(self, order_id: str) -> list[dict[str, list[str]]]:
         """Accept bracket names as well as ids in ``bracket_groups``."""
         brackets = self.hook.list_brackets(order_id)
+        # Only uploaded brackets: a re-sent create may have left an empty one with the same name.
+        brackets = [b for b in brackets if b.get("is_uploaded")]
         by_name = {b.get("name"): b.get("bracket_id") for b in brackets}
         ids = {b.get("bracket_id") for b in brackets}
         return [
@@ -136,6 +138,7 @@ class DeleteOrderOperator(AutoenhanceBaseOperator):
     """
 
     template_fields: Sequence[str] = ("order_id", "autoenhance_conn_id")
+    operator_extra_links = ()  # a deleted order has no page to link to
 
     def __init__(self, *, order_id: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)

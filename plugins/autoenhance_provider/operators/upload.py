@@ -8,16 +8,14 @@ from typing import IO, Any
 
 from airflow.sdk import Context
 
-from autoenhance_provider._compat import AirflowFailException
 from autoenhance_provider.exceptions import (
     AutoenhanceError,
     AutoenhanceSourceError,
-    AutoenhanceStorageError,
     AutoenhanceValidationError,
 )
 from autoenhance_provider.media import BRACKET_CONTENT_TYPE
 from autoenhance_provider.operators._base import AutoenhanceBaseOperator, AutoenhanceSettingsOperator
-from autoenhance_provider.operators._transfer import Progress, run_concurrently
+from autoenhance_provider.operators._transfer import Progress, raise_for_failures, run_concurrently
 from autoenhance_provider.settings import validate_settings
 from autoenhance_provider.status import ImageStatus
 from autoenhance_provider.storage import (
@@ -76,6 +74,9 @@ class _UploadOperatorBase(AutoenhanceBaseOperator):
             raise AutoenhanceSourceError(f"Nothing to upload from {self.source}")
         return files
 
+    #: Stop at the first failure (the order of the uploads matters for bracket grouping).
+    keep_order = False
+
     def _upload_all(self, files: list[SourceFile], upload_one: Any) -> list[tuple[SourceFile, Any]]:
         progress = Progress(len(files), self.verb, self.log)
         total_mb = sum(f.size for f in files) / 1e6
@@ -94,18 +95,11 @@ class _UploadOperatorBase(AutoenhanceBaseOperator):
             max_concurrency=self.max_concurrency,
             describe=lambda f: f"Upload of {f.uri}",
             log=self.log,
+            stop_on_any_failure=self.keep_order,
         )
-        if failed:
-            permanent = next((e for _, e in failed if isinstance(e, AirflowFailException)), None)
-            if permanent is not None:
-                raise permanent
-            names = ", ".join(item.name for item, _ in failed[:10])
-            # Keep the storage class when that is what failed, so callers can tell it apart.
-            storage = all(isinstance(e, AutoenhanceStorageError) for _, e in failed)
-            raise (AutoenhanceStorageError if storage else AutoenhanceError)(
-                f"{len(failed)} of {len(files)} upload(s) failed ({names}); {len(done)} succeeded and are "
-                f"kept, a retry uploads only the rest. First error: {failed[0][1]}"
-            ) from failed[0][1]
+        raise_for_failures(
+            failed, total=len(files), succeeded=len(done), what="upload", name=lambda f: f.name
+        )
         return done
 
 
@@ -227,10 +221,12 @@ class UploadImagesOperator(AutoenhanceSettingsOperator, _UploadOperatorBase):
 class UploadBracketsOperator(_UploadOperatorBase):
     """Upload HDR bracket files into an order (sent as ``application/octet-stream``).
 
-    Start grouping and enhancement afterwards with :class:`ProcessOrderOperator`. Idempotent on
-    retry: brackets already uploaded under the same name are skipped. ``max_concurrency``
-    defaults to 1 because ``number_of_brackets_per_image`` groups brackets in upload order;
-    raise it when you group explicitly or automatically.
+    The order must exist (create it with :class:`CreateOrderOperator`). Start grouping and
+    enhancement afterwards with :class:`ProcessOrderOperator`. Idempotent on retry: brackets
+    already uploaded under the same name are skipped. ``max_concurrency`` defaults to 1 because
+    ``number_of_brackets_per_image`` groups brackets in upload order: then the upload stops at
+    the first failure, so a retry continues in sequence. Raise it when you group explicitly or
+    automatically.
 
     Returns a list of ``{"bracket_id", "name"}``.
     """
@@ -239,15 +235,15 @@ class UploadBracketsOperator(_UploadOperatorBase):
 
     def __init__(self, *, order_id: str, source: Source, max_concurrency: int = 1, **kwargs: Any) -> None:
         super().__init__(order_id=order_id, source=source, max_concurrency=max_concurrency, **kwargs)
+        # One at a time means "in order": stop at a failure so a retry continues in sequence.
+        self.keep_order = self.max_concurrency == 1
 
     def execute(self, context: Context) -> list[dict[str, str]]:
         order_id = str(self.order_id)
         self.set_label(context, _describe_source(self.source))
         files = self._files(content_type=BRACKET_CONTENT_TYPE)
         self.publish_order(context, order_id)
-        if self.hook.get_order_or_none(order_id) is None:
-            self.hook.create_order(order_id=order_id)
-            self.log.info("Created order %s for the brackets", order_id)
+        # Lists the order's brackets; an unknown order fails here with a 404 (create it first).
         uploaded = {b.get("name"): b for b in self.hook.list_brackets(order_id) if b.get("is_uploaded")}
         results = {
             f.name: {"bracket_id": uploaded[f.name]["bracket_id"], "name": f.name}

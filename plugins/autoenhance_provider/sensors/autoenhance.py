@@ -7,13 +7,13 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from airflow.sdk import BaseSensorOperator, Context, PokeReturnValue
+from airflow.sdk import BaseOperator, BaseSensorOperator, Context, PokeReturnValue
 
 from autoenhance_provider._compat import (
-    AirflowException,
     AirflowFailException,
     AirflowSensorTimeout,
     AirflowSkipException,
+    TaskDeferralTimeout,
     conf,
 )
 from autoenhance_provider.connection import DEFAULT_CONN_ID
@@ -133,19 +133,29 @@ class OrderProcessedSensor(AutoenhanceTaskMixin, BaseSensorOperator):
         return PokeReturnValue(is_done=True, xcom_value=self._finish(context, event))
 
     def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
-        """Resume after deferral, with the soft_fail / never_fail rules of every other path.
+        """Resume after deferral with exactly the failure rules of poke mode.
 
-        Airflow 3.2+ applies them here itself. Before, the trigger's safety-net timeout
-        (AirflowSensorTimeout) ignored soft_fail and never_fail was not applied at all.
+        BaseSensorOperator (3.2+) turns *any* error into a skip under ``soft_fail``, so an API
+        outage would skip the task in deferrable mode but fail it (retryably) in poke mode; 3.0
+        and 3.1 ignored ``soft_fail`` on the safety-net timeout. Poke mode's rules: a timeout or
+        a permanent failure skips with ``soft_fail``; anything skips with ``never_fail``;
+        transient errors stay retryable.
         """
         try:
-            return super().resume_execution(next_method, next_kwargs, context)
+            return BaseOperator.resume_execution(self, next_method, next_kwargs, context)
         except AirflowSkipException:
             raise
-        except AirflowException as exc:
-            if self.never_fail or (self.soft_fail and isinstance(exc, AirflowSensorTimeout)):
-                raise AirflowSkipException(f"Skipping due to soft_fail/never_fail: {exc}") from exc
-            raise
+        except TaskDeferralTimeout as exc:
+            error: BaseException = AirflowSensorTimeout(*exc.args)
+            cause: BaseException = exc
+        except Exception as exc:
+            error = cause = exc
+        permanent = isinstance(error, (AirflowSensorTimeout, AirflowFailException))
+        if self.never_fail or (self.soft_fail and permanent):
+            raise AirflowSkipException(f"Skipping due to soft_fail/never_fail: {error}") from cause
+        if error is cause:
+            raise error
+        raise error from cause
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         """Resume after the trigger: map its event exactly as a poke would."""

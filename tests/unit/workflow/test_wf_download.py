@@ -391,3 +391,16 @@ def test_template_fields():
         "preview",
         "autoenhance_conn_id",
     }
+
+
+def test_kind_is_case_insensitive_and_originals_keep_their_type(wf_conn, requests_mock, tmp_path):
+    images = [
+        image("11111111-aaaa-4aaa-8aaa-000000000001", "processed", "front.TIFF"),
+        image("22222222-bbbb-4bbb-8bbb-000000000002", "processing", "raw.cr2"),
+    ]
+    fake = FakeDownloads(requests_mock, images)
+
+    download_op(str(tmp_path), kind=" ORIGINAL ").execute(make_context())
+
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["front.tiff", "raw.cr2"]
+    assert {path_of(r.url).rsplit("/", 1)[-1] for r in fake.api_downloads()} == {"original"}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -450,3 +451,30 @@ def test_deferrable_default_follows_operators_default_deferrable(tmp_path, value
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == str(value == "true")
+
+
+@pytest.mark.parametrize("mode", ["poke", "deferrable"])
+def test_soft_fail_does_not_turn_an_outage_into_a_skip(wf_conn, mode, requests_mock):
+    """A transient API error is retryable in every mode, soft_fail or not (poke mode's rule)."""
+    from autoenhance_provider.exceptions import AutoenhanceConnectionError, AutoenhanceTransientError
+
+    transient = (AutoenhanceTransientError, AutoenhanceConnectionError)
+    if mode == "poke":
+        requests_mock.get(re.compile(r".*/v3/orders/.*"), status_code=503)
+        with pytest.raises(transient):
+            make_sensor("poke", soft_fail=True, error_budget=1).execute(make_context())
+        return
+    event = {"status": "error", "order_id": ORDER_ID, "message": "HTTP 503", "status_code": 503, "path": "/x"}
+    with pytest.raises(transient):
+        make_sensor("deferrable", soft_fail=True).resume_execution(
+            "execute_complete", {"event": event}, make_context()
+        )
+
+
+def test_soft_fail_skips_a_failed_order_in_deferrable_mode_as_in_poke_mode(wf_conn):
+    failed = {"order_id": ORDER_ID, "failed": [{"image_name": "a.jpg", "status": "error"}]}
+    event = {"status": "failed", "order_id": ORDER_ID, "message": "", "progress": failed}
+    with pytest.raises(AirflowSkipException):
+        make_sensor("deferrable", soft_fail=True).resume_execution(
+            "execute_complete", {"event": event}, make_context()
+        )

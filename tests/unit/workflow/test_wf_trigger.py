@@ -344,8 +344,14 @@ async def test_async_hook_honours_retry_after_on_429(wf_conn, httpx_handler, mon
     script = OrderScript(Status(429, headers={"Retry-After": "7"}), done_order())
     httpx_handler(script.handler)
     sleeps: list[float] = []
+    test_loop = asyncio.get_running_loop()
+    real_sleep = asyncio.sleep
 
-    async def fake_sleep(seconds):
+    async def fake_sleep(seconds, *args):
+        # asyncio.sleep is global: a sandbox left running by another test (its own loop, in a
+        # thread) must keep its real sleeps, and must not be recorded as ours.
+        if asyncio.get_running_loop() is not test_loop:
+            return await real_sleep(seconds, *args)
         sleeps.append(seconds)
 
     monkeypatch.setattr(asyncio, "sleep", fake_sleep)

@@ -31,6 +31,7 @@ import autoenhance_provider.operators.upload as upload_module
 from autoenhance_provider.exceptions import (
     AutoenhanceAuthError,
     AutoenhanceError,
+    AutoenhanceNotFoundError,
     AutoenhanceSourceError,
     AutoenhanceStorageError,
     AutoenhanceValidationError,
@@ -156,6 +157,9 @@ class FakeAPI:
 
     def _list_brackets(self, request, context):
         with self.lock:
+            if not self.order_exists:
+                context.status_code = 404
+                return json.dumps({"message": "Not Found", "detail": {}})
             return json.dumps({"brackets": list(self.brackets.values())})
 
     def _put(self, request, context):
@@ -658,15 +662,38 @@ def test_already_uploaded_brackets_are_skipped(fake_api, brackets, no_sleep):
     assert result[1]["bracket_id"] != "br-half"
 
 
-def test_missing_order_is_created_for_brackets(wf_conn, requests_mock, brackets, no_sleep):
+def test_brackets_into_a_missing_order_fail_without_creating_anything(
+    wf_conn, requests_mock, brackets, no_sleep
+):
     fake = FakeAPI(requests_mock, order_exists=False)
 
-    bracket_op(str(brackets)).execute(make_context())
+    with pytest.raises(AutoenhanceNotFoundError):
+        bracket_op(str(brackets)).execute(make_context())
 
-    creates = [r for r in fake.requests("POST") if path_of(r.url) == "/v3/orders/"]
-    assert len(creates) == 1
-    assert creates[0].json()["order_id"] == ORDER_ID
-    assert len(fake.stored) == 3
+    assert fake.requests("POST") == []
+    assert fake.stored == {}
+
+
+def test_bracket_upload_stops_at_the_first_failure_so_a_retry_keeps_the_order(
+    wf_conn, requests_mock, brackets, no_sleep
+):
+    """One at a time means in order: after b2 fails, b3 must not be uploaded before it."""
+    fake = FakeAPI(requests_mock)
+    original = fake._put
+    calls = []
+
+    def put(request, context):
+        calls.append(request.url)
+        if len(calls) == 2:
+            context.status_code = 500
+            return ""
+        return original(request, context)
+
+    requests_mock.put(re.compile(re.escape(STORAGE_HOST) + r"/put/.*"), text=put)
+    with pytest.raises(AutoenhanceError):
+        bracket_op(str(brackets), hook_params={"retry_limit": 0}).execute(make_context())
+    assert len(calls) == 2
+    assert len(fake.stored) == 1
 
 
 def test_bad_bracket_files_are_refused_before_any_request(fake_api, brackets):
