@@ -1,4 +1,5 @@
-"""``/_sandbox/*`` admin routes: health, stats, reset, faults, bulk seeding, webhook log.
+"""``/_sandbox/*`` admin routes: health, stats, reset, faults, contract options, bulk seeding,
+webhook log, rejection log.
 
 Never faulted, never counted, no API key: they exist for tests and benchmarks, not clients.
 """
@@ -53,6 +54,25 @@ def build_admin_router(state: SandboxState) -> APIRouter:
             return json_response(configure_faults(state, body))
         except (TypeError, ValueError, AttributeError) as exc:
             raise fault_error(exc) from None
+
+    @router.get("/options")
+    async def get_options() -> Response:
+        return json_response(state.config.options())
+
+    @router.post("/options")
+    async def set_options(request: Request) -> Response:
+        """Pick contract readings for the following requests (all-or-nothing; 422 on a typo)."""
+        body = parse_json_body(await request.body())
+        try:
+            return json_response(state.config.set_options(**body))
+        except (TypeError, ValueError) as exc:
+            raise fault_error(exc) from None
+
+    @router.get("/rejections")
+    async def rejections() -> Response:
+        with state.lock:
+            records = [dict(record) for record in state.rejections]
+        return json_response({"rejections": records})
 
     @router.post("/seed")
     async def seed(request: Request) -> Response:

@@ -7,6 +7,7 @@ trailing slash; the middleware strips one from requests, so both spellings work.
 
 from __future__ import annotations
 
+import datetime as dt
 import hmac
 import html
 import time
@@ -17,7 +18,7 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from autoenhance_sandbox.assets import AssetService
-from autoenhance_sandbox.errors import json_response, unauthorized
+from autoenhance_sandbox.errors import ApiError, json_response, not_found, unauthorized
 from autoenhance_sandbox.render import probe
 from autoenhance_sandbox.schemas import (
     encode_offset,
@@ -33,7 +34,7 @@ from autoenhance_sandbox.schemas import (
 )
 from autoenhance_sandbox.state import SandboxState
 from autoenhance_sandbox.storage import BRACKET_CONTENT_TYPE, public_base_url
-from autoenhance_sandbox.versions import parse_api_version, upload_url_field
+from autoenhance_sandbox.versions import parse_api_version, shape_image, shape_order, upload_url_field
 
 DOWNLOAD_KINDS_OPEN = ("original", "preview", "watermark")  # no key needed (SDK-2410, DOCS)
 
@@ -48,7 +49,20 @@ def build_api_router(state: SandboxState, assets: AssetService) -> APIRouter:
             raise unauthorized()
 
     async def body_of(request: Request) -> dict:
-        return parse_json_body(await request.body())
+        raw = await request.body()
+        request.state.raw_body = raw  # for the rejection log (GET /_sandbox/rejections)
+        return parse_json_body(raw)
+
+    def version_of(request: Request) -> dt.date | None:
+        return parse_api_version(request.headers.get("x-api-version"))
+
+    def route_gate(option: str) -> None:
+        """``process_route``/``merge_route`` = ``missing_404``/``missing_405``: play a server
+        without that endpoint (APIFlask's 404/405 bodies)."""
+        if option == "missing_404":
+            raise not_found()
+        if option == "missing_405":
+            raise ApiError(405, "Method Not Allowed", headers={"Allow": "OPTIONS"})
 
     def asset_base(request: Request) -> str:
         return public_base_url(request.url.scheme, request.headers.get("host"), state.config.asset_base_url)
@@ -59,27 +73,33 @@ def build_api_router(state: SandboxState, assets: AssetService) -> APIRouter:
     async def create_order(request: Request) -> Response:
         require_key(request)
         order_id, name = parse_order_in(await body_of(request))
-        return json_response(state.create_order(order_id, name, time.time()))
+        return json_response(
+            shape_order(state.create_order(order_id, name, time.time()), version_of(request))
+        )
 
     @router.get("/v3/orders")
     async def list_orders(request: Request) -> Response:
         require_key(request)
-        after, per_page = parse_list_query(request.query_params)
+        after, per_page = parse_list_query(request.query_params, state.config.per_page_over_max)
         orders, next_seq = state.list_orders(after, per_page, time.time())
+        version = version_of(request)
+        orders = [shape_order(order, version) for order in orders]
         next_offset = encode_offset(next_seq) if next_seq is not None else None
         return json_response(
             {"orders": orders, "pagination": {"next_offset": next_offset, "per_page": per_page}}
         )
 
     @router.get("/v3/orders/{order_id}")
-    async def get_order(order_id: str) -> Response:
-        return json_response(state.get_order(order_id, time.time()))
+    async def get_order(order_id: str, request: Request) -> Response:
+        return json_response(shape_order(state.get_order(order_id, time.time()), version_of(request)))
 
     @router.patch("/v3/orders/{order_id}")
     async def edit_order(order_id: str, request: Request) -> Response:
         require_key(request)
         name = parse_order_patch(await body_of(request))
-        return json_response(state.rename_order(order_id, name, time.time()))
+        return json_response(
+            shape_order(state.rename_order(order_id, name, time.time()), version_of(request))
+        )
 
     @router.delete("/v3/orders/{order_id}")
     async def delete_order(order_id: str, request: Request) -> Response:
@@ -90,14 +110,18 @@ def build_api_router(state: SandboxState, assets: AssetService) -> APIRouter:
     @router.post("/v3/orders/{order_id}/process")
     async def process_order(order_id: str, request: Request) -> Response:
         require_key(request)
-        process = parse_process(await body_of(request), allow_grouping=True)
-        return json_response(state.process_order(order_id, process, time.time()))
+        route_gate(state.config.process_route)
+        version = version_of(request)
+        process = parse_process(await body_of(request), allow_grouping=True, version=version)
+        return json_response(shape_order(state.process_order(order_id, process, time.time()), version))
 
     @router.post("/v3/orders/{order_id}/merge")
     async def merge_order(order_id: str, request: Request) -> Response:
         require_key(request)
-        process = parse_process(await body_of(request), allow_grouping=False)
-        return json_response(state.process_order(order_id, process, time.time()))
+        route_gate(state.config.merge_route)
+        version = version_of(request)
+        process = parse_process(await body_of(request), allow_grouping=False, version=version)
+        return json_response(shape_order(state.process_order(order_id, process, time.time()), version))
 
     @router.get("/v3/orders/{order_id}/brackets")
     async def order_brackets(order_id: str) -> Response:
@@ -108,22 +132,30 @@ def build_api_router(state: SandboxState, assets: AssetService) -> APIRouter:
     @router.post("/v3/images")
     async def create_image(request: Request) -> Response:
         require_key(request)
-        image = parse_image_in(await body_of(request), partial=False)
+        version = version_of(request)
+        image = parse_image_in(
+            await body_of(request), partial=False, version=version, unknown=state.config.unknown_image_fields
+        )
+        if state.config.upload_content_type == "octet_stream":
+            image.content_type = BRACKET_CONTENT_TYPE  # URL signed for octet-stream whatever was sent
         now = time.time()
         out, object_key = state.create_image(image, now)
         url = state.blobs.presign_put(asset_base(request), object_key, image.content_type, now)
-        out[upload_url_field(parse_api_version(request.headers.get("x-api-version")))] = url
-        return json_response(out)
+        out[upload_url_field(version)] = url
+        return json_response(shape_image(out, version))
 
     @router.get("/v3/images/{image_id}")
-    async def get_image(image_id: str) -> Response:
-        return json_response(state.get_image(image_id, time.time()))
+    async def get_image(image_id: str, request: Request) -> Response:
+        return json_response(shape_image(state.get_image(image_id, time.time()), version_of(request)))
 
     @router.api_route("/v3/images/{image_id}/process", methods=["POST", "PATCH"])
     async def reprocess_image(image_id: str, request: Request) -> Response:
         require_key(request)
-        update = parse_image_in(await body_of(request), partial=True)
-        return json_response(state.reprocess_image(image_id, update, time.time()))
+        version = version_of(request)
+        update = parse_image_in(
+            await body_of(request), partial=True, version=version, unknown=state.config.unknown_image_fields
+        )
+        return json_response(shape_image(state.reprocess_image(image_id, update, time.time()), version))
 
     @router.delete("/v3/images/{image_id}")
     async def delete_image(image_id: str, request: Request) -> Response:
@@ -156,6 +188,8 @@ def build_api_router(state: SandboxState, assets: AssetService) -> APIRouter:
 
     @router.get("/v3/images/{image_id}/preview")
     async def download_preview(image_id: str, request: Request) -> Response:
+        if state.config.preview_route == "enhanced_only":
+            raise not_found()  # only GET /enhanced?preview=true exists on such a server
         return await download(image_id, "preview", request)
 
     @router.get("/v3/images/{image_id}/watermark")

@@ -55,7 +55,15 @@ def create_app(config: SandboxConfig) -> FastAPI:
     app.add_middleware(SandboxMiddleware, state=state, routes=[*admin_router.routes, *api_router.routes])
 
     @app.exception_handler(ApiError)
-    async def api_error(_: Request, exc: ApiError) -> Response:
+    async def api_error(request: Request, exc: ApiError) -> Response:
+        if exc.status in (400, 409, 422) and request.url.path.startswith("/v3"):
+            state.record_rejection(
+                request.method,
+                request.url.path,
+                request.headers.get("x-api-version"),
+                getattr(request.state, "raw_body", b""),
+                exc,
+            )
         return exc.response()
 
     @app.exception_handler(S3Error)

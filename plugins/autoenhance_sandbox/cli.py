@@ -12,7 +12,13 @@ import os
 import socket
 from collections.abc import Sequence
 
-from autoenhance_sandbox.config import SandboxConfig
+from autoenhance_sandbox.config import (
+    CONTRACT_CHOICES,
+    CREDIT_STATUSES,
+    ENV_PREFIX,
+    SandboxConfig,
+    options_from_env,
+)
 from autoenhance_sandbox.faults import FAULT_KINDS, FAULT_PHASES
 
 ENV_API_KEY = "AUTOENHANCE_SANDBOX_API_KEY"
@@ -47,6 +53,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--credits", type=int, default=None, help="credits for full-size purchases (default unlimited)"
     )
     p.add_argument("--asset-base-url", default=None, help="base URL handed out for uploads and downloads")
+    contract = p.add_argument_group(
+        "contract options", f"undocumented behaviours (also ${ENV_PREFIX}<NAME>; see docs/sandbox.md)"
+    )
+    for name, choices in CONTRACT_CHOICES.items():
+        contract.add_argument(
+            f"--{name.replace('_', '-')}", choices=choices, default=None, help=f"default {choices[0]}"
+        )
+    contract.add_argument(
+        "--out-of-credits-status", type=int, choices=CREDIT_STATUSES, default=None, help="default 402"
+    )
     p.add_argument(
         "--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"]
     )
@@ -87,6 +103,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         credits=args.credits,
         asset_base_url=args.asset_base_url,
     )
+    options = options_from_env(dict(os.environ))  # flags win over the environment
+    options.update(
+        {name: getattr(args, name) for name in config.options() if getattr(args, name) is not None}
+    )
+    config.set_options(**options)
     sock = bind_socket(args.host, args.port)
     port = sock.getsockname()[1]
     display_host = f"[{args.host}]" if ":" in args.host else args.host

@@ -6,9 +6,26 @@ The dataclass is *live*: the running app keeps a reference to it, so a test may 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any
 
 from autoenhance_sandbox.faults import FAULT_KINDS, FAULT_PHASES, normalise_kinds
+
+#: Behaviours public sources leave open: option name -> the readings the sandbox can play (the
+#: first is the default). See docs/sandbox.md, "Contract table".
+CONTRACT_CHOICES: dict[str, tuple[str, ...]] = {
+    "duplicate_order_id": ("conflict", "validation", "bad_request", "existing"),
+    "upload_content_type": ("for_sent_type", "octet_stream"),
+    "preview_route": ("both", "enhanced_only"),
+    "process_route": ("available", "missing_404", "missing_405"),
+    "merge_route": ("available", "missing_404", "missing_405"),
+    "per_page_over_max": ("reject", "clamp"),
+    "unknown_image_fields": ("ignore", "reject"),
+}
+#: Plausible answers when credits run out (402 Payment Required is the default).
+CREDIT_STATUSES: tuple[int, ...] = (402, 400, 403, 409, 422, 429)
+OPTION_NAMES: tuple[str, ...] = (*CONTRACT_CHOICES, "out_of_credits_status")
+ENV_PREFIX = "AUTOENHANCE_SANDBOX_"
 
 
 @dataclass
@@ -28,6 +45,14 @@ class SandboxConfig:
     webhook_token: str | None = None
     credits: int | None = None
     asset_base_url: str | None = None
+    duplicate_order_id: str = "conflict"
+    upload_content_type: str = "for_sent_type"
+    preview_route: str = "both"
+    process_route: str = "available"
+    merge_route: str = "available"
+    per_page_over_max: str = "reject"
+    unknown_image_fields: str = "ignore"
+    out_of_credits_status: int = 402
 
     def __post_init__(self) -> None:
         """Fail fast on nonsense so a typo in a test or CLI flag is not silently ignored."""
@@ -44,3 +69,41 @@ class SandboxConfig:
             raise ValueError("credits must be >= 0")
         if self.asset_base_url:
             self.asset_base_url = self.asset_base_url.rstrip("/")
+        self.set_options(**{name: getattr(self, name) for name in OPTION_NAMES})
+
+    def options(self) -> dict[str, Any]:
+        """The contract options (JSON shape of ``GET /_sandbox/options``)."""
+        return {name: getattr(self, name) for name in OPTION_NAMES}
+
+    def set_options(self, **changes: Any) -> dict[str, Any]:
+        """Validate and apply contract options all-or-nothing (a typo must fail, not be ignored)."""
+        checked: dict[str, Any] = {}
+        for name, value in changes.items():
+            if name == "out_of_credits_status":
+                try:
+                    status = int(value)
+                except (TypeError, ValueError):
+                    raise ValueError(f"out_of_credits_status must be one of {CREDIT_STATUSES}") from None
+                if status not in CREDIT_STATUSES:
+                    raise ValueError(f"out_of_credits_status must be one of {CREDIT_STATUSES}")
+                checked[name] = status
+            elif name in CONTRACT_CHOICES:
+                text = str(value).strip().lower()
+                if text not in CONTRACT_CHOICES[name]:
+                    raise ValueError(f"{name} must be one of {list(CONTRACT_CHOICES[name])}")
+                checked[name] = text
+            else:
+                raise ValueError(f"unknown sandbox option {name!r}; known: {list(OPTION_NAMES)}")
+        for name, value in checked.items():
+            setattr(self, name, value)
+        return self.options()
+
+
+def options_from_env(environ: dict[str, str]) -> dict[str, str]:
+    """``AUTOENHANCE_SANDBOX_DUPLICATE_ORDER_ID=existing`` -> ``{"duplicate_order_id": "existing"}``."""
+    known = {f.name for f in fields(SandboxConfig)}
+    return {
+        name: environ[ENV_PREFIX + name.upper()]
+        for name in OPTION_NAMES
+        if name in known and environ.get(ENV_PREFIX + name.upper())
+    }

@@ -1,9 +1,13 @@
 """Request parsing and validation: the one place that knows the input contract (§4, §6, §7).
 
 Errors are collected per field and raised as one 422 in APIFlask's shape
-(``{"message": "Validation error", "detail": {"json"|"query": {field: [msg, ...]}}}``). Unknown
-input keys are tolerated. Enum values are matched case-insensitively and normalised to the
-spelling the API returns.
+(``{"message": "Validation error", "detail": {"json"|"query": {field: [msg, ...]}}}``).
+
+Strict where the official SDK 1.1.0 is strict: order, bracket, report and process/merge bodies
+reject unknown keys ("Unknown field.", as marshmallow does); enum values must be spelt exactly;
+ranges are checked. Image bodies (``ImageIn`` declares ``additionalProperties``) ignore unknown
+keys unless the ``unknown_image_fields="reject"`` option is set. Which values exist depends on
+the request's ``x-api-version`` (:mod:`autoenhance_sandbox.versions`).
 """
 
 from __future__ import annotations
@@ -18,10 +22,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from autoenhance_sandbox.errors import ApiError, FieldErrors, validation_error
-from autoenhance_sandbox.versions import LEGACY_SIZES, legacy_size_honoured
+from autoenhance_sandbox.versions import (
+    LEGACY_SIZES,
+    ai_versions,
+    cloud_types,
+    enhance_types,
+    has_window_pull_type,
+    legacy_size_honoured,
+)
 
-ENHANCE_TYPES = ("property", "property_usa", "warm", "neutral", "modern", "authentic")
-CLOUD_TYPES = ("CLEAR", "LOW_CLOUD", "HIGH_CLOUD", "LOW_CLOUD_LOW_SAT")
 WINDOW_PULL_TYPES = ("NONE", "ONLY_WINDOWS", "WINDOWS_WITH_SKIES")
 REPORT_CATEGORIES = (
     "AUTO_PRIVACY", "COLOUR", "CONTRAST", "DOWNLOAD", "DYNAMIC_RANGE", "EXPOSURE", "HDR",
@@ -31,14 +40,33 @@ REPORT_CATEGORIES = (
 )  # fmt: skip
 REPORT_SOURCES = ("WEBAPP", "API")
 DOWNLOAD_FORMATS = ("jpeg", "png", "webp")
-PER_PAGE_MAX = 15
-PER_PAGE_DEFAULT = 15  # the SDKs disagree (20 / 5 / none); the documented maximum is the safest default
+PER_PAGE_MAX = 15  # SDK 1.1.0: le=15
+PER_PAGE_DEFAULT = 5  # SDK 1.0.7 / 1.1.0 Pagination default
+
+#: Request body keys per schema (SDK 1.1.0 models; image bodies add documented extras).
+_SETTINGS_KEYS = (
+    "ai_version", "cloud_type", "enhance", "enhance_type", "lens_correction", "privacy",
+    "sky_replacement", "upscale", "vertical_correction", "window_pull",
+)  # fmt: skip
+ORDER_KEYS = frozenset({"name", "order_id"})
+BRACKET_KEYS = frozenset({"metadata", "name", "order_id"})
+REPORT_KEYS = frozenset({"categories", "comment", "score", "source"})
+MERGE_KEYS = frozenset({*_SETTINGS_KEYS, "number_of_brackets_per_image"})  # OrderHDRMerge
+PROCESS_KEYS = frozenset({*MERGE_KEYS, "images"})  # OrderHDRProcessIn
+IMAGE_KEYS = frozenset(
+    {
+        *_SETTINGS_KEYS,
+        *("finetune_settings", "image_name", "metadata", "order_id", "rating", "threesixty"),  # SDK
+        *("contentType", "content_type", "hdr", "image_id", "preset_id", "restage"),  # DOCS/EX
+    }
+)
+MSG_UNKNOWN = "Unknown field."
 
 #: Output values of settings a client did not send.
 IMAGE_DEFAULTS: dict[str, Any] = {
     "enhance": True,
     "enhance_type": "neutral",
-    "ai_version": "latest",
+    "ai_version": None,  # shown as the caller's version default (versions.default_ai_version)
     "sky_replacement": False,
     "cloud_type": None,
     "vertical_correction": True,
@@ -57,11 +85,6 @@ IMAGE_DEFAULTS: dict[str, Any] = {
 
 _BOOLS = ("enhance", "sky_replacement", "vertical_correction", "lens_correction", "upscale", "threesixty")
 _NULLABLE_BOOLS = ("window_pull", "privacy")
-_ENUMS: dict[str, tuple[tuple[str, ...], bool]] = {  # field -> (values, upper-case?)
-    "enhance_type": (ENHANCE_TYPES, False),
-    "cloud_type": (CLOUD_TYPES, True),
-    "window_pull_type": (WINDOW_PULL_TYPES, True),
-}
 _OBJECTS = ("metadata", "finetune_settings", "restage")
 _ID_RE = re.compile(r"[^/\s?#%\\]{1,128}")
 
@@ -87,6 +110,17 @@ def parse_json_body(raw: bytes) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise validation_error("json", "_schema", "Invalid input type; expected a JSON object.")
     return data
+
+
+def check_keys(
+    body: Mapping[str, Any], allowed: frozenset[str], errors: FieldErrors, version: dt.date | None
+) -> None:
+    """Add "Unknown field." for every key the schema (for this API version) does not declare."""
+    if has_window_pull_type(version) and "window_pull" in allowed:
+        allowed = allowed | {"window_pull_type"}
+    for key in body:
+        if key not in allowed:
+            errors.add(key, MSG_UNKNOWN)
 
 
 def _is_int(value: Any) -> bool:
@@ -125,8 +159,17 @@ def _check_name(errors: FieldErrors, name: str, value: Any, *, required: bool) -
     return value
 
 
-def _parse_settings(body: Mapping[str, Any], errors: FieldErrors) -> dict[str, Any]:
-    """Validate the enhancement settings shared by image create/reprocess and order process."""
+def _parse_settings(body: Mapping[str, Any], errors: FieldErrors, version: dt.date | None) -> dict[str, Any]:
+    """Validate the enhancement settings shared by image create/reprocess and order process.
+
+    Keys a body may not carry were rejected (or dropped) by :func:`check_keys` before.
+    """
+    enums: dict[str, tuple[str, ...]] = {
+        "enhance_type": enhance_types(version),
+        "cloud_type": cloud_types(version),
+    }
+    if has_window_pull_type(version):
+        enums["window_pull_type"] = WINDOW_PULL_TYPES
     out: dict[str, Any] = {}
     for name in _BOOLS:
         value = body.get(name)
@@ -136,15 +179,15 @@ def _parse_settings(body: Mapping[str, Any], errors: FieldErrors) -> dict[str, A
             out[name] = value
         else:
             errors.add(name, MSG_BOOL)
-    for name in (*_NULLABLE_BOOLS, "auto_privacy"):
+    for name in _NULLABLE_BOOLS:
         if name not in body:
             continue
         value = body[name]
         if value is None or isinstance(value, bool):
-            out["privacy" if name == "auto_privacy" else name] = value
+            out[name] = value
         else:
             errors.add(name, MSG_BOOL)
-    for name, (values, upper) in _ENUMS.items():
+    for name, values in enums.items():
         if name not in body or body[name] is None:
             if name in body and name != "enhance_type":  # null enhance_type = server default
                 out[name] = None
@@ -153,19 +196,18 @@ def _parse_settings(body: Mapping[str, Any], errors: FieldErrors) -> dict[str, A
         if not isinstance(value, str):
             errors.add(name, MSG_STRING)
             continue
-        norm = value.strip().upper() if upper else value.strip().lower()
-        if norm not in values:
+        if value not in values:
             errors.add(name, _one_of(values))
         else:
-            out[name] = norm
+            out[name] = value
     ai_version = body.get("ai_version")
     if ai_version is not None:
-        if isinstance(ai_version, str) or (
-            isinstance(ai_version, (int, float)) and not isinstance(ai_version, bool)
-        ):
-            out["ai_version"] = str(ai_version)
-        else:
+        if not isinstance(ai_version, str):
             errors.add("ai_version", MSG_STRING)
+        elif ai_version not in ai_versions(version):
+            errors.add("ai_version", _one_of(ai_versions(version)))
+        else:
+            out["ai_version"] = ai_version
     if "rating" in body and body["rating"] is not None:
         rating = body["rating"]
         if not _is_int(rating):
@@ -207,9 +249,20 @@ class ImageRequest:
     settings: dict[str, Any] = field(default_factory=dict)
 
 
-def parse_image_in(body: Mapping[str, Any], *, partial: bool) -> ImageRequest:
-    """ImageIn (create: ``image_name`` required) or ImageInUpdate (``partial``: all optional)."""
+def parse_image_in(
+    body: Mapping[str, Any], *, partial: bool, version: dt.date | None = None, unknown: str = "ignore"
+) -> ImageRequest:
+    """ImageIn (create: ``image_name`` required) or ImageInUpdate (``partial``: all optional).
+
+    ``unknown="ignore"`` drops undeclared keys (ImageIn's additionalProperties), ``"reject"``
+    answers 422 for them.
+    """
     errors = FieldErrors("json")
+    if unknown == "reject":
+        check_keys(body, IMAGE_KEYS, errors, version)
+    else:
+        allowed = IMAGE_KEYS | ({"window_pull_type"} if has_window_pull_type(version) else set())
+        body = {key: value for key, value in body.items() if key in allowed}
     name = _check_name(errors, "image_name", body.get("image_name"), required=not partial)
     order_id = None if partial else _check_id(errors, "order_id", body.get("order_id"), required=False)
     image_id = None if partial else _check_id(errors, "image_id", body.get("image_id"), required=False)
@@ -225,7 +278,7 @@ def parse_image_in(body: Mapping[str, Any], *, partial: bool) -> ImageRequest:
     hdr = body.get("hdr")
     if hdr is not None and not isinstance(hdr, bool):
         errors.add("hdr", MSG_BOOL)
-    settings = _parse_settings(body, errors)
+    settings = _parse_settings(body, errors, version)
     if hdr and not partial and order_id is None and "order_id" not in errors.errors:
         errors.add("order_id", "Required when hdr is true.")
     errors.raise_if_any()
@@ -235,6 +288,7 @@ def parse_image_in(body: Mapping[str, Any], *, partial: bool) -> ImageRequest:
 def parse_order_in(body: Mapping[str, Any]) -> tuple[str | None, str | None]:
     """``{name?, order_id?}`` for ``POST /v3/orders``."""
     errors = FieldErrors("json")
+    check_keys(body, ORDER_KEYS, errors, None)
     order_id = _check_id(errors, "order_id", body.get("order_id"), required=False)
     name = _check_name(errors, "name", body.get("name"), required=False)
     errors.raise_if_any()
@@ -242,8 +296,10 @@ def parse_order_in(body: Mapping[str, Any]) -> tuple[str | None, str | None]:
 
 
 def parse_order_patch(body: Mapping[str, Any]) -> str | None:
-    """Only ``name`` can be edited (DOCS); ``order_id`` in the body is ignored."""
+    """Only ``name`` can be edited (DOCS); ``order_id`` (OrderIn) is checked, then ignored."""
     errors = FieldErrors("json")
+    check_keys(body, ORDER_KEYS, errors, None)
+    _check_id(errors, "order_id", body.get("order_id"), required=False)
     name = _check_name(errors, "name", body.get("name"), required=False)
     errors.raise_if_any()
     return name
@@ -252,6 +308,7 @@ def parse_order_patch(body: Mapping[str, Any]) -> str | None:
 def parse_bracket_in(body: Mapping[str, Any]) -> tuple[str, str, dict[str, Any]]:
     """BracketIn: ``order_id`` and ``name`` required, ``metadata`` optional object."""
     errors = FieldErrors("json")
+    check_keys(body, BRACKET_KEYS, errors, None)
     order_id = _check_id(errors, "order_id", body.get("order_id"), required=True)
     name = _check_name(errors, "name", body.get("name"), required=True)
     metadata = body.get("metadata")
@@ -278,25 +335,28 @@ class ProcessRequest:
         return "fixed" if self.per_image else "automatic"
 
 
-def parse_process(body: Mapping[str, Any], *, allow_grouping: bool) -> ProcessRequest:
-    """Parse ``/process`` (all modes) or legacy ``/merge`` (``allow_grouping=False``: auto only).
+def parse_process(
+    body: Mapping[str, Any], *, allow_grouping: bool, version: dt.date | None = None
+) -> ProcessRequest:
+    """Parse ``/process`` (OrderHDRProcessIn) or legacy ``/merge`` (OrderHDRMerge: no ``images``).
 
     ``number_of_brackets_per_image`` absent/null/0 and ``images`` absent/null/[] both mean
     automatic grouping; a positive number together with a non-empty ``images`` is a 422.
     """
     errors = FieldErrors("json")
-    settings = _parse_settings(body, errors)
+    check_keys(body, PROCESS_KEYS if allow_grouping else MERGE_KEYS, errors, version)
+    settings = _parse_settings(body, errors, version)
     per_image: int | None = None
     groups: list[list[str]] | None = None
+    raw_n = body.get("number_of_brackets_per_image")
+    if raw_n is not None:
+        if not _is_int(raw_n):
+            errors.add("number_of_brackets_per_image", MSG_INT)
+        elif raw_n < 0:
+            errors.add("number_of_brackets_per_image", "Must be greater than or equal to 0.")
+        elif raw_n > 0:
+            per_image = raw_n
     if allow_grouping:
-        raw_n = body.get("number_of_brackets_per_image")
-        if raw_n is not None:
-            if not _is_int(raw_n):
-                errors.add("number_of_brackets_per_image", MSG_INT)
-            elif raw_n < 0:
-                errors.add("number_of_brackets_per_image", "Must be greater than or equal to 0.")
-            elif raw_n > 0:
-                per_image = raw_n
         raw_groups = body.get("images")
         if raw_groups is not None:
             groups = _parse_groups(raw_groups, errors) or None
@@ -312,6 +372,9 @@ def _parse_groups(raw: Any, errors: FieldErrors) -> list[list[str]]:
         return []
     groups: list[list[str]] = []
     for index, item in enumerate(raw):
+        if isinstance(item, dict) and set(item) - {"bracket_ids"}:
+            errors.add("images", f"Item {index}: unknown field(s) {sorted(set(item) - {'bracket_ids'})}.")
+            continue
         ids = item.get("bracket_ids") if isinstance(item, dict) else None
         if not isinstance(ids, list) or not ids or not all(isinstance(i, str) and i for i in ids):
             errors.add("images", f"Item {index}: bracket_ids must be a non-empty list of bracket ids.")
@@ -323,6 +386,7 @@ def _parse_groups(raw: Any, errors: FieldErrors) -> list[list[str]]:
 def parse_report(body: Mapping[str, Any]) -> dict[str, Any]:
     """ReportIn: ``categories`` (required enum list), ``comment``, ``score`` 0-5, ``source``."""
     errors = FieldErrors("json")
+    check_keys(body, REPORT_KEYS, errors, None)
     categories = body.get("categories")
     normalised: list[str] = []
     if categories is None:
@@ -331,11 +395,10 @@ def parse_report(body: Mapping[str, Any]) -> dict[str, Any]:
         errors.add("categories", MSG_LIST)
     else:
         for value in categories:
-            norm = value.strip().upper() if isinstance(value, str) else None
-            if norm not in REPORT_CATEGORIES:
+            if value not in REPORT_CATEGORIES:
                 errors.add("categories", _one_of(REPORT_CATEGORIES))
                 break
-            normalised.append(norm)
+            normalised.append(value)
     comment = body.get("comment")
     if comment is not None and not isinstance(comment, str):
         errors.add("comment", MSG_STRING)
@@ -343,10 +406,8 @@ def parse_report(body: Mapping[str, Any]) -> dict[str, Any]:
     if score is not None and (not _is_int(score) or not 0 <= score <= 5):
         errors.add("score", "Must be an integer between 0 and 5.")
     source = body.get("source")
-    if source is not None:
-        source = source.strip().upper() if isinstance(source, str) else source
-        if source not in REPORT_SOURCES:
-            errors.add("source", _one_of(REPORT_SOURCES))
+    if source is not None and source not in REPORT_SOURCES:
+        errors.add("source", _one_of(REPORT_SOURCES))
     errors.raise_if_any()
     return {"categories": normalised, "comment": comment, "score": score, "source": source or "API"}
 
@@ -447,10 +508,18 @@ def parse_download_query(query: Mapping[str, str], kind: str, version: dt.date |
     return DownloadParams(fmt, quality, max_width, scale, preview, watermark)
 
 
-def parse_list_query(query: Mapping[str, str]) -> tuple[int | None, int]:
-    """``offset`` (opaque token from a previous page) and ``per_page`` clamped to 1..15."""
+def parse_list_query(query: Mapping[str, str], over_max: str = "reject") -> tuple[int | None, int]:
+    """``offset`` (opaque token from a previous page) and ``per_page`` (1..15, default 5).
+
+    Out of range: ``over_max="reject"`` answers 422 (an APIFlask ``Range(1, 15)`` validator),
+    ``"clamp"`` serves 1..15 and echoes the value used.
+    """
     errors = FieldErrors("query")
     per_page = _query_int(errors, query, "per_page")
+    if per_page is not None and over_max == "reject" and not 1 <= per_page <= PER_PAGE_MAX:
+        errors.add(
+            "per_page", f"Must be greater than or equal to 1 and less than or equal to {PER_PAGE_MAX}."
+        )
     after = None
     token = query.get("offset")
     if token:

@@ -147,6 +147,15 @@ class SandboxServer:
             replace_seed=True,
         )
 
+    def set_options(self, **options: Any) -> dict[str, Any]:
+        """Like ``POST /_sandbox/options``: pick contract readings (undone by ``restore_config``)."""
+        return self.config.set_options(**options)
+
+    def rejections(self) -> list[dict[str, Any]]:
+        """Like ``GET /_sandbox/rejections``: the last refused requests with their bodies."""
+        with self.state.lock:
+            return [dict(record) for record in self.state.rejections]
+
     def seed(
         self,
         orders: int,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import collections
 import heapq
 import itertools
+import json
 import os
 import shutil
 import tempfile
@@ -15,7 +17,7 @@ from typing import Any
 
 from autoenhance_sandbox import persistence
 from autoenhance_sandbox.config import SandboxConfig
-from autoenhance_sandbox.errors import not_found
+from autoenhance_sandbox.errors import ApiError, not_found
 from autoenhance_sandbox.faults import FaultInjector, FaultSettings
 from autoenhance_sandbox.state.model import (
     Blob,
@@ -25,6 +27,8 @@ from autoenhance_sandbox.state.model import (
 )
 from autoenhance_sandbox.stats import Counters
 from autoenhance_sandbox.storage import BlobStore, signing_secret
+
+REJECTION_LOG_SIZE = 500
 
 
 class StateCore:
@@ -69,6 +73,7 @@ class StateCore:
         self._upload_seq = itertools.count(1)
         self._event_seq = itertools.count(1)
         self.events: list[tuple[float, int, str, int]] = []  # (due, tiebreak, image id, generation)
+        self.rejections: collections.deque[dict[str, Any]] = collections.deque(maxlen=REJECTION_LOG_SIZE)
 
     @property
     def root(self) -> Path:
@@ -118,6 +123,26 @@ class StateCore:
     def count_leak(self, where: str) -> None:
         with self.lock:
             self.counters.leaked_api_key[where] += 1
+
+    def record_rejection(
+        self, method: str, path: str, api_version: str | None, raw_body: bytes, error: ApiError
+    ) -> None:
+        """Keep the last rejected API requests (400/409/422) with their bodies, so a client's
+        author can see exactly what the strict sandbox refused (``GET /_sandbox/rejections``)."""
+        try:
+            body: Any = json.loads(raw_body) if raw_body.strip() else None
+        except (ValueError, UnicodeDecodeError):
+            body = raw_body[:2000].decode("utf-8", "replace")
+        record = {
+            "method": method,
+            "path": path,
+            "api_version": api_version,
+            "body": body,
+            "status": error.status,
+            "response": error.body,
+        }
+        with self.lock:
+            self.rejections.append(record)
 
     def count_download(self, kind: str) -> None:
         with self.lock:

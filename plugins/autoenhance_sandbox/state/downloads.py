@@ -71,7 +71,9 @@ class DownloadsMixin(StateCore):
         if not image.purchased:
             if self.credits_remaining is not None:
                 if self.credits_remaining <= 0:
-                    raise ApiError(402, "Insufficient credits", {"credits_remaining": 0})
+                    raise ApiError(  # status undocumented: out_of_credits_status option
+                        self.config.out_of_credits_status, "Insufficient credits", {"credits_remaining": 0}
+                    )
                 self.credits_remaining -= 1
             image.purchased = True
             self.counters.purchases += 1

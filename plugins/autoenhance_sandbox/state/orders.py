@@ -6,7 +6,7 @@ import bisect
 import uuid
 from typing import Any
 
-from autoenhance_sandbox.errors import conflict
+from autoenhance_sandbox.errors import ApiError, conflict, validation_error
 from autoenhance_sandbox.state.core import StateCore
 from autoenhance_sandbox.state.model import (
     DEFAULT_ORDER_NAME,
@@ -25,12 +25,26 @@ class OrdersMixin(StateCore):
 
     def create_order(self, order_id: str | None, name: str | None, now: float) -> dict[str, Any]:
         with self.lock:
-            if order_id and order_id in self.orders and not self.orders[order_id].deleted:
-                raise conflict(f"Order with order_id {order_id} already exists")
+            existing = self.orders.get(order_id) if order_id else None
+            if existing is not None and not existing.deleted:
+                return self._duplicate_order(existing, now)
             order = self._new_order(order_id or str(uuid.uuid4()), name, now)
             self.counters.orders_created += 1
             self._changed()
             return self.order_out(order, now)
+
+    def _duplicate_order(self, existing: Order, now: float) -> dict[str, Any]:
+        """A client-chosen ``order_id`` that is live: undocumented, so the
+        ``duplicate_order_id`` option picks the answer (409 / 422 / 400 / the existing order)."""
+        mode = self.config.duplicate_order_id
+        message = f"Order with order_id {existing.order_id} already exists"
+        if mode == "existing":
+            return self.order_out(existing, now)
+        if mode == "validation":
+            raise validation_error("json", "order_id", message)
+        if mode == "bad_request":
+            raise ApiError(400, message)
+        raise conflict(message)
 
     def get_order(self, order_id: str, now: float) -> dict[str, Any]:
         with self.lock:
