@@ -1,0 +1,71 @@
+"""Fixtures of the hostile-server suite: servers on 127.0.0.1, connections, log capture."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from servers import KEY, App, HostileServer
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[[App], HostileServer]]:
+    """Start servers for the test; all are stopped (releasing stuck clients) at teardown."""
+    started: list[HostileServer] = []
+
+    def _serve(app: App) -> HostileServer:
+        started.append(HostileServer(app))
+        return started[-1]
+
+    yield _serve
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def connect(monkeypatch: pytest.MonkeyPatch) -> Callable[..., str]:
+    """Point the connection ``hostile`` (or ``conn_id``) at a server; extras as keyword arguments."""
+
+    def _connect(
+        server: HostileServer | str, *, key: str = KEY, conn_id: str = "hostile", **extra: Any
+    ) -> str:
+        host = server if isinstance(server, str) else server.base_url
+        value = {"conn_type": "autoenhance", "password": key, "host": host, "extra": extra}
+        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(value))
+        return conn_id
+
+    return _connect
+
+
+class LogCapture:
+    """Every log line of the test, whatever the route (stdlib, structlog, printed)."""
+
+    def __init__(self, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]) -> None:
+        self.caplog = caplog
+        self.capfd = capfd
+        self.events: list[dict[str, Any]] = []
+        self.printed: list[str] = []
+
+    def text(self) -> str:
+        out, err = self.capfd.readouterr()
+        self.printed += [out, err]
+        records = [f"{r.levelname} {r.name} {r.getMessage()} {r.exc_text or ''}" for r in self.caplog.records]
+        rendered = [" ".join(f"{k}={v}" for k, v in e.items()) for e in self.events]
+        return "\n".join([*records, *self.printed, *rendered])
+
+
+@pytest.fixture
+def logs(caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]) -> Iterator[LogCapture]:
+    """Capture at DEBUG, including urllib3, httpx and httpcore (they log URLs and headers)."""
+    import structlog
+
+    caplog.set_level(logging.DEBUG)
+    for name in ("urllib3", "httpx", "httpcore", "autoenhance_provider", "airflow"):
+        caplog.set_level(logging.DEBUG, logger=name)
+    capture = LogCapture(caplog, capfd)
+    with structlog.testing.capture_logs() as events:
+        capture.events = events
+        yield capture
