@@ -71,3 +71,19 @@ AIRFLOW_PORT ?= 8080
 .PHONY: airflow
 airflow: install
 	$(PY) scripts/airflow_local.py --port $(AIRFLOW_PORT) --sandbox-port $(SANDBOX_PORT)
+
+## Documentation site (MkDocs, docs/ + mkdocs.yml) into site/; --strict fails on a broken link, a
+## page missing from the nav or an example marker missing from dags/.
+## Release artefacts: the sdist and the wheel into dist/, then `twine check --strict` on both.
+.PHONY: docs dist
+$(VENV)/.docs-installed: pyproject.toml $(VENV)/.installed
+	$(PIP) install -q --disable-pip-version-check "apache-airflow==$(AIRFLOW_VERSION)" -e ".[docs,release]"
+	@touch $@
+
+docs: $(VENV)/.docs-installed
+	$(VENV)/bin/mkdocs build --strict --site-dir site
+
+dist: $(VENV)/.docs-installed
+	rm -f dist/airflow_provider_autoenhance-*
+	$(PY) -m build --outdir dist .
+	$(VENV)/bin/twine check --strict dist/airflow_provider_autoenhance-*

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Entrypoint of the image built by the repository's Dockerfile (see README, "Run it like production").
+# Entrypoint of the image built by the repository's Dockerfile (see docs/deployment.md).
 #
 # Decides where the `autoenhance_default` connection points, then hands over to Airflow's own
 # entrypoint (/entrypoint), unchanged:

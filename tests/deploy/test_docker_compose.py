@@ -1,7 +1,8 @@
 """docker-compose.yaml, Dockerfile and the image's entrypoint, without a Docker engine.
 
 - the compose file is valid against the Compose specification's JSON schema (check-jsonschema);
-- its services, mounts and variables are exactly what README's "Run it like production" says;
+- its services (with their profiles), named volumes, mounts and variables are exactly what
+  docs/deployment.md says; the connection form's Test button is enabled;
 - the wheel builds from exactly the files the Dockerfile copies;
 - scripts/docker-entrypoint.sh writes the right `autoenhance_default` connection.
 """
@@ -24,6 +25,7 @@ REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "docker-compose.yaml"
 DOCKERFILE = REPO / "Dockerfile"
 ENTRYPOINT = REPO / "scripts" / "docker-entrypoint.sh"
+DEPLOYMENT_DOC = REPO / "docs" / "deployment.md"
 VENV_BIN = Path(sys.executable).parent
 AIRFLOW_SERVICES = {
     "airflow-apiserver": "api-server",
@@ -32,6 +34,7 @@ AIRFLOW_SERVICES = {
     "airflow-triggerer": "triggerer",
     "airflow-worker": "celery worker",
 }
+PROFILED_SERVICES = {"airflow-cli": ["debug"], "flower": ["flower"]}
 INTERPOLATION = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
 
 
@@ -40,11 +43,9 @@ def compose() -> dict[str, Any]:
     return yaml.safe_load(COMPOSE.read_text())
 
 
-def readme_table(header: str) -> list[list[str]]:
-    """Rows of the table with this header row in README's "Run it like production" section."""
-    text = (REPO / "README.md").read_text()
-    section = text[text.index("## Run it like production") : text.index("## Compatibility")]
-    lines = section.splitlines()
+def doc_table(header: str) -> list[list[str]]:
+    """Rows of the table with this header row in docs/deployment.md."""
+    lines = DEPLOYMENT_DOC.read_text().splitlines()
     start = lines.index(header) + 2  # skip the |---| line
     rows = []
     for line in lines[start:]:
@@ -83,10 +84,54 @@ def test_the_schema_check_does_reject_a_broken_file(tmp_path: Path, compose: dic
     assert "helthcheck" in result.stdout + result.stderr
 
 
-def test_services_are_those_in_the_readme(compose: dict[str, Any]) -> None:
-    readme_services = {code(row[0])[0] for row in readme_table("| service | runs |")}
-    assert set(compose["services"]) == readme_services
-    assert readme_services == {"postgres", "redis", "autoenhance-sandbox", "airflow-init", *AIRFLOW_SERVICES}
+def test_services_and_profiles_are_those_in_the_docs(compose: dict[str, Any]) -> None:
+    documented = {code(row[0])[0]: code(row[1]) for row in doc_table("| service | profile | runs |")}
+    assert set(compose["services"]) == set(documented)
+    assert set(documented) == {
+        "postgres", "redis", "autoenhance-sandbox", "airflow-init", *AIRFLOW_SERVICES, *PROFILED_SERVICES
+    }  # fmt: skip
+    for name, service in compose["services"].items():
+        assert service.get("profiles", []) == documented[name], name
+
+
+def test_cli_and_flower_sit_behind_profiles_as_in_the_official_file(compose: dict[str, Any]) -> None:
+    """`docker compose up` starts neither; `--profile flower` / `run airflow-cli` do."""
+    services = compose["services"]
+    assert {name: services[name]["profiles"] for name in PROFILED_SERVICES} == PROFILED_SERVICES
+    cli = services["airflow-cli"]
+    assert cli["command"] == ["bash", "-c", "airflow"]
+    assert cli["environment"]["CONNECTION_CHECK_MAX_COUNT"] == "0"
+    assert cli["environment"]["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"  # the common environment
+    flower = services["flower"]
+    assert flower["command"] == "celery flower"
+    assert flower["ports"] == ["5555:5555"]
+    assert "http://localhost:5555/" in flower["healthcheck"]["test"]
+    assert flower["depends_on"]["airflow-init"] == {"condition": "service_completed_successfully"}
+    for name in PROFILED_SERVICES:
+        for dependency in ("postgres", "redis", "autoenhance-sandbox"):
+            assert services[name]["depends_on"][dependency] == {"condition": "service_healthy"}, name
+
+
+def test_the_test_connection_button_is_enabled_everywhere(compose: dict[str, Any]) -> None:
+    for name, service in compose["services"].items():
+        if name.startswith("airflow-") or name == "flower":
+            assert service["environment"]["AIRFLOW__CORE__TEST_CONNECTION"] == "Enabled", name
+
+
+def test_sandbox_data_lives_on_the_documented_named_volume(compose: dict[str, Any]) -> None:
+    sandbox = compose["services"]["autoenhance-sandbox"]
+    options = dict(zip(sandbox["command"][::2], sandbox["command"][1::2], strict=True))
+    data_dir = options["--data-dir"]
+    assert sandbox["volumes"] == [f"sandbox-data:{data_dir}"]
+    assert set(compose["volumes"]) == {"postgres-db-volume", "sandbox-data"}
+    documented = {code(row[0])[0]: code(row[1])[0] for row in doc_table("| volume | mounted at | holds |")}
+    assert documented == {"postgres-db-volume": "/var/lib/postgresql/data", "sandbox-data": data_dir}
+    assert compose["services"]["postgres"]["volumes"] == ["postgres-db-volume:/var/lib/postgresql/data"]
+    # Docker fills a new named volume from the image, owner included: the image must create the
+    # folder as its `airflow` user, or the sandbox (running as `airflow`) could not write there.
+    lines = DOCKERFILE.read_text().splitlines()
+    assert f"RUN mkdir -p {data_dir}" in lines
+    assert not any(line.startswith("USER") for line in lines), "the RUN must stay as the image's user"
 
 
 def test_airflow_services_run_the_celery_components(compose: dict[str, Any]) -> None:
@@ -128,23 +173,23 @@ def test_sandbox_service_is_reachable_from_the_workers(compose: dict[str, Any]) 
     assert env["AUTOENHANCE_SANDBOX_API_KEY"] == sandbox["environment"]["AUTOENHANCE_SANDBOX_API_KEY"]
 
 
-def test_mounts_are_those_in_the_readme(compose: dict[str, Any]) -> None:
+def test_mounts_are_those_in_the_docs(compose: dict[str, Any]) -> None:
     expected = []
-    for row in readme_table("| host | container |"):
+    for row in doc_table("| host | container |"):
         host, container = code(row[0])[0], code(row[1])[0]
         expected.append(f"${{AIRFLOW_PROJ_DIR:-.}}/{host.removeprefix('./')}:{container}")
-    for name in [*AIRFLOW_SERVICES, "airflow-init"]:
+    for name in [*AIRFLOW_SERVICES, *PROFILED_SERVICES, "airflow-init"]:
         assert compose["services"][name]["volumes"] == expected, name
     assert any(v.endswith(":/opt/airflow/dags") for v in expected)
     assert any(v.endswith(":/opt/airflow/plugins") for v in expected)
 
 
-def test_variables_are_those_in_the_readme() -> None:
+def test_variables_are_those_in_the_docs() -> None:
     used: dict[str, set[str]] = {}
     for match in INTERPOLATION.finditer(COMPOSE.read_text().replace("$$", "")):
         used.setdefault(match["name"], set()).add(match["default"] or "")
     documented = {
-        code(row[0])[0]: (code(row[1]) or [""])[0] for row in readme_table("| variable | default | effect |")
+        code(row[0])[0]: (code(row[1]) or [""])[0] for row in doc_table("| variable | default | effect |")
     }
     assert set(used) == set(documented)
     for name, defaults in used.items():
@@ -214,17 +259,15 @@ def run_entrypoint(tmp_path: Path, **env: str) -> dict[str, str]:
     return json.loads(result.stdout)
 
 
-def resolved(env: dict[str, str]) -> Any:
-    """What the provider makes of the connection the entrypoint wrote."""
-    from airflow.models.connection import Connection
+def resolved(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Any:
+    """What the provider's hook makes of the connection the entrypoint wrote."""
+    from autoenhance_provider.hooks.autoenhance import AutoenhanceHook
 
-    from autoenhance_provider.connection import AutoenhanceConnectionConfig
-
-    conn = Connection.from_json(env["AIRFLOW_CONN_AUTOENHANCE_DEFAULT"], conn_id="autoenhance_default")
-    return AutoenhanceConnectionConfig.from_connection(conn)
+    monkeypatch.setenv("AIRFLOW_CONN_AUTOENHANCE_DEFAULT", env["AIRFLOW_CONN_AUTOENHANCE_DEFAULT"])
+    return AutoenhanceHook().config
 
 
-def test_entrypoint_points_at_the_sandbox_by_default(tmp_path: Path) -> None:
+def test_entrypoint_points_at_the_sandbox_by_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     env = run_entrypoint(
         tmp_path,
         AUTOENHANCE_API_KEY="",
@@ -238,19 +281,21 @@ def test_entrypoint_points_at_the_sandbox_by_default(tmp_path: Path) -> None:
         "password": "sandbox-key",
         "extra": {"allow_insecure_http": True},
     }
-    config = resolved(env)
+    config = resolved(env, monkeypatch)
     assert config.base_url == "http://autoenhance-sandbox:8765"
     assert config.dev_mode is False
     assert "AUTOENHANCE_API_KEY" not in env
 
 
-def test_entrypoint_points_at_the_real_api_when_a_key_is_set(tmp_path: Path) -> None:
+def test_entrypoint_points_at_the_real_api_when_a_key_is_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     key = 'k3y with "quotes", $dollars, \\backslash and ü'
     env = run_entrypoint(tmp_path, AUTOENHANCE_API_KEY=key, AUTOENHANCE_DEV_MODE="true")
     conn = json.loads(env["AIRFLOW_CONN_AUTOENHANCE_DEFAULT"])
     assert conn["password"] == key
     assert conn["extra"] == {"dev_mode": True}
-    config = resolved(env)
+    config = resolved(env, monkeypatch)
     assert config.base_url == "https://api.autoenhance.ai"
     assert config.dev_mode is True
     assert "AUTOENHANCE_API_KEY" not in env  # tasks only see the key through the connection

@@ -1,0 +1,45 @@
+"""MkDocs hook: include code from the example DAGs between ``# [START name]`` / ``# [END name]``.
+
+The official Airflow providers include their how-to snippets from the example DAGs with Sphinx's
+``exampleinclude`` directive, so the documented code is the code the DAG tests run. This is the
+same for MkDocs: a line
+
+    <!-- example: dags/example_autoenhance_pipeline.py howto_operator_upload_images -->
+
+becomes a fenced Python block with the dedented lines between the two markers. A missing file or
+marker stops the build (``PluginError``), so the docs never show code that no longer exists.
+"""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from pathlib import Path
+from typing import Any
+
+from mkdocs.exceptions import PluginError
+
+DIRECTIVE = re.compile(r"^<!-- example: (?P<path>\S+) (?P<name>[A-Za-z0-9_]+) -->$", re.MULTILINE)
+
+
+def extract(path: Path, name: str) -> str:
+    """The dedented lines strictly between ``# [START name]`` and ``# [END name]`` of ``path``."""
+    if not path.is_file():
+        raise PluginError(f"example include: {path} does not exist")
+    lines = path.read_text(encoding="utf-8").splitlines()
+    starts = [i for i, line in enumerate(lines) if line.strip() == f"# [START {name}]"]
+    ends = [i for i, line in enumerate(lines) if line.strip() == f"# [END {name}]"]
+    if len(starts) != 1 or len(ends) != 1 or ends[0] <= starts[0] + 1:
+        raise PluginError(f"example include: {path} needs exactly one '# [START {name}]' ... '# [END {name}]'")
+    return textwrap.dedent("\n".join(lines[starts[0] + 1 : ends[0]])).strip("\n")
+
+
+def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
+    """Replace every example directive of the page with the code it names."""
+    root = Path(config["config_file_path"]).parent
+
+    def replace(match: re.Match[str]) -> str:
+        code = extract(root / match["path"], match["name"])
+        return f'```python title="{match["path"]}"\n{code}\n```'
+
+    return DIRECTIVE.sub(replace, markdown)
