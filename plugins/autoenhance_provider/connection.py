@@ -68,7 +68,8 @@ class AutoenhanceConnectionConfig:
                 f"The Autoenhance connection {conn_id!r} has no API key: put the key in the connection's "
                 "password field (labelled 'API key' in the UI)."
             )
-        extras = _extras(conn, conn_id)
+        # The UI form saves every field it shows, the empty ones as null or "": both mean "unset".
+        extras = {k: v for k, v in _extras(conn, conn_id).items() if v is not None and str(v).strip() != ""}
         unknown = sorted(set(extras) - KNOWN_EXTRAS)
         if unknown:
             log.warning(
@@ -87,9 +88,7 @@ class AutoenhanceConnectionConfig:
         except ValueError as exc:
             raise AutoenhanceConfigError(f"Connection {conn_id!r}: invalid extra: {exc}") from None
         api_version = extras.get("api_version")
-        if api_version in ("", None):
-            api_version = None
-        elif not _API_VERSION.match(str(api_version).strip()):
+        if api_version is not None and not _API_VERSION.match(str(api_version).strip()):
             raise AutoenhanceConfigError(
                 f"Connection {conn_id!r}: api_version must look like YYYY-MM-DD, got {api_version!r}"
             )
@@ -104,7 +103,9 @@ class AutoenhanceConnectionConfig:
         base_url = normalise_base_url(
             getattr(conn, "host", None), getattr(conn, "port", None), conn_id, allow_insecure_http=allow_http
         )
-        app_url = str(extras.get("app_url") or DEFAULT_APP_URL).rstrip("/")
+        # A loopback API is the local sandbox, which serves its own order pages.
+        default_app_url = base_url if is_loopback(urlsplit(base_url).hostname) else DEFAULT_APP_URL
+        app_url = str(extras.get("app_url") or default_app_url).rstrip("/")
         return cls(
             conn_id=conn_id,
             base_url=base_url,

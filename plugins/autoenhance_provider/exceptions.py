@@ -58,7 +58,9 @@ class AutoenhanceAPIError(AutoenhanceError):
         *,
         message: str | None = None,
         detail: Any = None,
+        conn_id: str | None = None,
     ) -> None:
+        self.conn_id = conn_id
         self.status_code = status_code
         self.method = method
         self.path = path
@@ -80,7 +82,16 @@ class AutoenhanceAPIError(AutoenhanceError):
     def __reduce__(self) -> tuple[Any, ...]:
         return (
             _rebuild_api_error,
-            (type(self), self.status_code, self.method, self.path, self.body, self.api_message, self.detail),
+            (
+                type(self),
+                self.status_code,
+                self.method,
+                self.path,
+                self.body,
+                self.api_message,
+                self.detail,
+                self.conn_id,
+            ),
         )
 
 
@@ -92,8 +103,9 @@ def _rebuild_api_error(
     body: str,
     message: str | None,
     detail: Any,
+    conn_id: str | None = None,
 ) -> AutoenhanceAPIError:
-    return cls(status_code, method, path, body, message=message, detail=detail)
+    return cls(status_code, method, path, body, message=message, detail=detail, conn_id=conn_id)
 
 
 def format_detail(detail: Any) -> str:
@@ -117,6 +129,14 @@ class AutoenhanceClientError(AutoenhanceAPIError, AirflowFailException):
 
 class AutoenhanceAuthError(AutoenhanceClientError):
     """401/403: the API key is missing, wrong or not allowed to do this."""
+
+    def _describe(self) -> str:
+        conn = f"connection {self.conn_id!r}" if self.conn_id else "the Autoenhance connection"
+        where = f"Admin → Connections → {self.conn_id}" if self.conn_id else "the connection"
+        return (
+            f"Autoenhance rejected the API key of {conn}: {super()._describe()}. Fix: put a valid key "
+            f"(app.autoenhance.ai → API) in the password field of {where}; a retry with this key cannot help."
+        )
 
 
 class AutoenhanceNotFoundError(AutoenhanceClientError):

@@ -42,6 +42,24 @@ CONN_FIELDS: dict[str, Any] = {
         "description": "Seconds to wait for each response (default 60). Connect timeout: 10 s.",
         "schema": {"type": ["number", "null"], "minimum": 0.1},
     },
+    "connect_timeout": {
+        "label": "Connect timeout (seconds)",
+        "description": "Seconds to wait for a connection to open (default 10).",
+        "schema": {"type": ["number", "null"], "minimum": 0.1},
+    },
+    "ca_bundle": {
+        "label": "CA bundle path",
+        "description": "PEM file of certificate authorities to trust (a private CA). Empty: the system's.",
+        "schema": {"type": ["string", "null"]},
+    },
+    "app_url": {
+        "label": "Web app URL (order links)",
+        "description": (
+            "Base URL of the order pages the 'Autoenhance order' link opens. Empty: app.autoenhance.ai, "
+            "or the API URL itself for a local sandbox."
+        ),
+        "schema": {"type": ["string", "null"]},
+    },
     "allow_insecure_http": {
         "label": "Allow plain http:// to a non-local host",
         "description": "Only for test servers: the API key would travel unencrypted.",

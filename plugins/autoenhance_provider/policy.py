@@ -130,7 +130,13 @@ _CLIENT_ERRORS: dict[int, type[AutoenhanceClientError]] = {
 
 
 def error_for_status(
-    status: int, method: str, path: str, body: str = "", *, message: str | None = None
+    status: int,
+    method: str,
+    path: str,
+    body: str = "",
+    *,
+    message: str | None = None,
+    conn_id: str | None = None,
 ) -> AutoenhanceAPIError:
     """The exception a task sees for an HTTP error status."""
     parsed_message, detail = _api_message(body)
@@ -141,7 +147,7 @@ def error_for_status(
         cls = _CLIENT_ERRORS.get(status, AutoenhanceClientError)
     else:
         cls = AutoenhanceAPIError
-    return cls(status, method, path, body, message=message, detail=detail)
+    return cls(status, method, path, body, message=message, detail=detail, conn_id=conn_id)
 
 
 def failure_for_status(
@@ -152,6 +158,7 @@ def failure_for_status(
     headers: Mapping[str, str] | None = None,
     *,
     secret: str | None = None,
+    conn_id: str | None = None,
 ) -> Failure:
     """Classify an HTTP error: 429 was refused before any work; 5xx may have done the work.
 
@@ -159,7 +166,7 @@ def failure_for_status(
     """
     if secret:
         body = body.replace(secret, "***")
-    error = error_for_status(status, method, path, body)
+    error = error_for_status(status, method, path, body, conn_id=conn_id)
     retry_after = parse_retry_after((headers or {}).get("Retry-After"))
     return Failure(
         error=error,

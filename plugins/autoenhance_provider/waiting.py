@@ -85,6 +85,7 @@ class OrderWait:
         event["status_code"] = exc.status_code if isinstance(exc, AutoenhanceAPIError) else None
         event["path"] = exc.path if isinstance(exc, AutoenhanceAPIError) else None
         event["api_message"] = exc.api_message if isinstance(exc, AutoenhanceAPIError) else None
+        event["conn_id"] = exc.conn_id if isinstance(exc, AutoenhanceAPIError) else None
         return event
 
     def timeout_event(self) -> dict[str, Any] | None:
@@ -122,6 +123,10 @@ def result_from_event(event: dict[str, Any], *, allow_partial: bool = False) -> 
         raise AutoenhanceTimeoutError(event.get("message") or f"Timed out waiting for order {order_id}")
     if event.get("status_code"):
         raise error_for_status(
-            int(event["status_code"]), "GET", str(event.get("path") or "?"), message=event.get("api_message")
+            int(event["status_code"]),
+            "GET",
+            str(event.get("path") or "?"),
+            message=event.get("api_message"),
+            conn_id=event.get("conn_id"),
         )
     raise AutoenhanceConnectionError(str(event.get("message") or "polling failed"))

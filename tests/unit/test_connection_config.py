@@ -355,3 +355,68 @@ def test_no_connection_lookup_until_first_use(monkeypatch):
 
     assert "config" not in hook.__dict__
     assert hook.autoenhance_conn_id == "autoenhance_default"
+
+
+# ------------------------------------------------------------------------------ as the UI form saves it
+#: What the Airflow 3 connection form stores when only the key (and host) are filled in.
+FORM_EMPTY_EXTRAS = {
+    "api_version": None,
+    "dev_mode": False,
+    "timeout": None,
+    "connect_timeout": "",
+    "allow_insecure_http": False,
+    "ca_bundle": None,
+    "app_url": "",
+}
+
+
+@pytest.mark.parametrize("extra", [FORM_EMPTY_EXTRAS, json.dumps(FORM_EMPTY_EXTRAS)])
+def test_form_saved_empty_extras_mean_unset(set_connection, make_hook, extra, requests_mock):
+    cfg = config_for(set_connection, make_hook, extra=extra, port=None, login="", schema="")
+
+    assert (cfg.api_version, cfg.dev_mode, cfg.verify) == (None, False, True)
+    assert (cfg.connect_timeout, cfg.read_timeout) == (10.0, 60.0)
+    assert cfg.app_url == "https://app.autoenhance.ai"
+    # and a call with it goes out with defaults
+    requests_mock.get(api("/v3/orders/o-1"), json=order("o-1"))
+    assert make_hook().get_order("o-1")["order_id"] == "o-1"
+    assert "x-api-version" not in requests_mock.last_request.headers
+
+
+def test_form_saved_filled_extras(set_connection, make_hook):
+    cfg = config_for(
+        set_connection,
+        make_hook,
+        extra={
+            "api_version": "2025-05-08",
+            "dev_mode": True,
+            "timeout": "30",
+            "connect_timeout": "5",
+            "allow_insecure_http": False,
+            "app_url": "https://app.example.test/",
+        },
+    )
+    assert (cfg.api_version, cfg.dev_mode) == ("2025-05-08", True)
+    assert (cfg.read_timeout, cfg.connect_timeout) == (30, 5)
+    assert cfg.order_url("o-1") == "https://app.example.test/orders/o-1"
+
+
+def test_sandbox_connection_links_to_the_sandbox_order_page(set_connection, make_hook):
+    cfg = config_for(set_connection, make_hook, host="http://127.0.0.1:8765")
+    assert cfg.order_url("o-1") == "http://127.0.0.1:8765/orders/o-1"
+
+
+def test_wrong_key_message_names_the_connection_and_the_fix(set_connection, make_hook, requests_mock):
+    from autoenhance_provider.exceptions import AutoenhanceAuthError
+
+    set_connection("listing_photos")
+    requests_mock.get(api("/v3/orders/o-1"), status_code=401, json={"message": "Unauthorized", "detail": {}})
+    hook = make_hook(autoenhance_conn_id="listing_photos")
+    with pytest.raises(AutoenhanceAuthError) as info:
+        hook.get_order("o-1")
+    text = str(info.value)
+    assert "connection 'listing_photos'" in text
+    assert "Admin → Connections → listing_photos" in text
+    assert "HTTP 401" in text
+    assert FAKE_KEY not in text
+    assert requests_mock.call_count == 1  # permanent: not retried

@@ -134,21 +134,21 @@ def test_retryable_statuses():
 @pytest.mark.parametrize(
     ("body", "text", "detail"),
     [
-        ('{"message": "Unauthorized", "detail": {}}', "returned HTTP 401: Unauthorized", None),
-        ('{"detail": "Not found"}', "returned HTTP 401: Not found", None),
+        ('{"message": "Unauthorized", "detail": {}}', "returned HTTP 400: Unauthorized", None),
+        ('{"detail": "Not found"}', "returned HTTP 400: Not found", None),
         (
             '{"error": "bad key", "errors": {"json": {"x": ["y"]}}}',
             "bad key — json.x: y",
             {"json": {"x": ["y"]}},
         ),
-        ('["a list"]', 'returned HTTP 401: ["a list"]', None),
-        ("plain text body", "returned HTTP 401: plain text body", None),
-        ("", "returned HTTP 401", None),
+        ('["a list"]', 'returned HTTP 400: ["a list"]', None),
+        ("plain text body", "returned HTTP 400: plain text body", None),
+        ("", "returned HTTP 400", None),
     ],
 )
 def test_error_bodies_are_understood(body, text, detail):
-    err = error_for_status(401, "GET", "/v3/orders/", body)
-    assert str(err).startswith("Autoenhance API GET /v3/orders/ returned HTTP 401")
+    err = error_for_status(400, "GET", "/v3/orders/", body)
+    assert str(err).startswith("Autoenhance API GET /v3/orders/ returned HTTP 400")
     assert text in str(err)
     assert err.detail == detail
 

@@ -249,6 +249,7 @@ class AutoenhanceHook(BaseHook):
                     _error_body(response),
                     response.headers,
                     secret=self.config.api_key,
+                    conn_id=self.autoenhance_conn_id,
                 )
                 response.close()
             delay = retrier.next_delay(failure)

@@ -181,7 +181,13 @@ class AutoenhanceAsyncHook(BaseHook):
                             response.status_code, "GET", path, "the response was not JSON"
                         ) from None
                 failure = failure_for_status(
-                    response.status_code, "GET", path, response.text, response.headers, secret=config.api_key
+                    response.status_code,
+                    "GET",
+                    path,
+                    response.text,
+                    response.headers,
+                    secret=config.api_key,
+                    conn_id=self.autoenhance_conn_id,
                 )
             delay = retrier.next_delay(failure)
             self.log.warning(
