@@ -1,0 +1,135 @@
+"""4. Downloads are verified: only image bytes, complete, ever reach the destination.
+
+"Nothing written" means the destination folder holds no file at all afterwards: not the target,
+not a leftover temporary file.
+"""
+
+from __future__ import annotations
+
+import pytest
+from servers import (
+    FAST,
+    S3_ERROR_XML,
+    Request,
+    describe,
+    done_order,
+    jpeg_bytes,
+    json_reply,
+    reply,
+    run_bounded,
+    task_context,
+    truncated,
+)
+
+from autoenhance_provider.exceptions import AutoenhanceError
+
+GUARD = 15
+HTML = b"<!DOCTYPE html><html><head><title>Sign in</title></head><body>Please sign in</body></html>"
+
+NOT_AN_IMAGE = {
+    "html": ("text/html; charset=utf-8", HTML),
+    "html-upper-case-type": ("TEXT/HTML", HTML),
+    "plain-text": ("text/plain", b"Service temporarily unavailable"),
+    "s3-xml-error": ("application/xml", S3_ERROR_XML.encode()),
+    "empty-jpeg": ("image/jpeg", b""),
+    "html-labelled-jpeg": ("image/jpeg", HTML),
+    "json-error-labelled-jpeg": ("image/jpeg", b'{"message": "Image not found"}'),
+}
+
+
+def _hook(conn_id: str, **kwargs):
+    from autoenhance_provider.hooks.autoenhance import AutoenhanceHook
+
+    return AutoenhanceHook(conn_id, **{**FAST, **kwargs})
+
+
+def _files(folder) -> list[str]:
+    return sorted(p.name for p in folder.rglob("*") if p.is_file())
+
+
+class TestDownloadsVerified:
+    @pytest.mark.parametrize("case", sorted(NOT_AN_IMAGE))
+    def test_a_200_that_is_not_an_image_is_an_error(self, serve, connect, tmp_path, case) -> None:
+        content_type, body = NOT_AN_IMAGE[case]
+        server = serve(lambda r: reply(200, body, content_type))
+        conn = connect(server)
+        folder = tmp_path / "out"
+        folder.mkdir()
+        outcome = run_bounded(lambda: _hook(conn).download_image("img-1", folder / "room.jpg"), GUARD)
+        assert outcome.finished, describe(outcome)
+        assert isinstance(outcome.error, AutoenhanceError), describe(outcome)
+        assert _files(folder) == [], f"something was written: {_files(folder)}"
+
+    @pytest.mark.parametrize("content_type", ["IMAGE/JPEG", "Image/Jpeg; charset=binary", "image/jpeg"])
+    def test_content_type_check_is_case_insensitive(self, serve, connect, tmp_path, content_type) -> None:
+        image = jpeg_bytes()
+        server = serve(lambda r: reply(200, image, content_type))
+        conn = connect(server)
+        target = tmp_path / "room.jpg"
+        outcome = run_bounded(lambda: _hook(conn).download_image("img-1", target), GUARD)
+        assert outcome.finished, describe(outcome)
+        assert outcome.error is None, describe(outcome)
+        assert target.read_bytes() == image
+
+    def test_body_cut_short_writes_nothing(self, serve, connect, tmp_path) -> None:
+        image = jpeg_bytes()
+        server = serve(lambda r: truncated(len(image) + 5000, image[:300]))
+        conn = connect(server)
+        folder = tmp_path / "out"
+        folder.mkdir()
+        outcome = run_bounded(lambda: _hook(conn).download_image("img-1", folder / "room.jpg"), GUARD)
+        assert outcome.finished, describe(outcome)
+        assert isinstance(outcome.error, AutoenhanceError), describe(outcome)
+        assert _files(folder) == [], f"something was written: {_files(folder)}"
+
+    def test_body_cut_short_into_a_file_object_is_an_error(self, serve, connect) -> None:
+        import io
+
+        image = jpeg_bytes()
+        server = serve(lambda r: truncated(len(image) + 5000, image[:300]))
+        conn = connect(server)
+        sink = io.BytesIO()
+        outcome = run_bounded(lambda: _hook(conn).download_image("img-1", sink), GUARD)
+        assert outcome.finished, describe(outcome)
+        assert isinstance(outcome.error, AutoenhanceError), describe(outcome)
+
+    @pytest.mark.parametrize("damage", ["zero-byte", "truncated"])
+    def test_operator_repairs_a_damaged_file_on_retry(self, serve, connect, tmp_path, damage) -> None:
+        """A file left by an interrupted earlier try is not a finished download."""
+        from autoenhance_provider.operators.download import DownloadImagesOperator
+
+        image = jpeg_bytes()
+
+        def app(request: Request):
+            if request.path == "/v3/orders/o-1":
+                return json_reply(200, done_order())
+            if request.path.startswith("/v3/images/img-1/"):
+                return reply(200, image, "image/jpeg")
+            return json_reply(404, {"message": "not found"})
+
+        conn = connect(serve(app))
+
+        def run(folder) -> list[str]:
+            operator = DownloadImagesOperator(
+                task_id="download",
+                order_id="o-1",
+                destination=str(folder),
+                autoenhance_conn_id=conn,
+                hook_params=dict(FAST),
+            )
+            outcome = run_bounded(lambda: operator.execute(task_context()), GUARD)
+            assert outcome.finished, describe(outcome)
+            assert outcome.error is None, describe(outcome)
+            return outcome.value
+
+        # A clean run tells which file name the image gets.
+        clean = tmp_path / "clean"
+        run(clean)
+        (name,) = _files(clean)
+
+        folder = tmp_path / "retry"
+        folder.mkdir()
+        (folder / name).write_bytes(b"" if damage == "zero-byte" else image[:100])
+        run(folder)
+        assert _files(folder) == [name]
+        assert (folder / name).read_bytes() == image, "the damaged file was skipped instead of repaired"
