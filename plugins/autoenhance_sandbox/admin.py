@@ -6,7 +6,6 @@ Never faulted, never counted, no API key: they exist for tests and benchmarks, n
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -68,6 +67,15 @@ def build_admin_router(state: SandboxState) -> APIRouter:
         except (TypeError, ValueError) as exc:
             raise fault_error(exc) from None
 
+    @router.post("/clock")
+    async def clock(request: Request) -> Response:
+        """Move the sandbox clock forward: ``{"advance_seconds": 60}`` finishes what is due by then."""
+        body = parse_json_body(await request.body())
+        seconds = body.get("advance_seconds")
+        if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or seconds < 0:
+            raise fault_error(ValueError("advance_seconds must be a number >= 0"))
+        return json_response({"offset_seconds": state.advance_clock(float(seconds))})
+
     @router.get("/rejections")
     async def rejections() -> Response:
         with state.lock:
@@ -78,7 +86,7 @@ def build_admin_router(state: SandboxState) -> APIRouter:
     async def seed(request: Request) -> Response:
         req = parse_seed(parse_json_body(await request.body()))
         ids = state.seed(
-            req.orders, req.images_per_order, req.finish_after_seconds, req.error_fraction, time.time()
+            req.orders, req.images_per_order, req.finish_after_seconds, req.error_fraction, state.now()
         )
         return json_response({"order_ids": ids})
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import hmac
 import html
-import time
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
@@ -74,14 +73,14 @@ def build_api_router(state: SandboxState, assets: AssetService) -> APIRouter:
         require_key(request)
         order_id, name = parse_order_in(await body_of(request))
         return json_response(
-            shape_order(state.create_order(order_id, name, time.time()), version_of(request))
+            shape_order(state.create_order(order_id, name, state.now()), version_of(request))
         )
 
     @router.get("/v3/orders")
     async def list_orders(request: Request) -> Response:
         require_key(request)
         after, per_page = parse_list_query(request.query_params, state.config.per_page_over_max)
-        orders, next_seq = state.list_orders(after, per_page, time.time())
+        orders, next_seq = state.list_orders(after, per_page, state.now())
         version = version_of(request)
         orders = [shape_order(order, version) for order in orders]
         next_offset = encode_offset(next_seq) if next_seq is not None else None
@@ -91,20 +90,20 @@ def build_api_router(state: SandboxState, assets: AssetService) -> APIRouter:
 
     @router.get("/v3/orders/{order_id}")
     async def get_order(order_id: str, request: Request) -> Response:
-        return json_response(shape_order(state.get_order(order_id, time.time()), version_of(request)))
+        return json_response(shape_order(state.get_order(order_id, state.now()), version_of(request)))
 
     @router.patch("/v3/orders/{order_id}")
     async def edit_order(order_id: str, request: Request) -> Response:
         require_key(request)
         name = parse_order_patch(await body_of(request))
         return json_response(
-            shape_order(state.rename_order(order_id, name, time.time()), version_of(request))
+            shape_order(state.rename_order(order_id, name, state.now()), version_of(request))
         )
 
     @router.delete("/v3/orders/{order_id}")
     async def delete_order(order_id: str, request: Request) -> Response:
         require_key(request)
-        state.delete_order(order_id, time.time())
+        state.delete_order(order_id, state.now())
         return Response(status_code=204)
 
     @router.post("/v3/orders/{order_id}/process")
@@ -113,7 +112,7 @@ def build_api_router(state: SandboxState, assets: AssetService) -> APIRouter:
         route_gate(state.config.process_route)
         version = version_of(request)
         process = parse_process(await body_of(request), allow_grouping=True, version=version)
-        return json_response(shape_order(state.process_order(order_id, process, time.time()), version))
+        return json_response(shape_order(state.process_order(order_id, process, state.now()), version))
 
     @router.post("/v3/orders/{order_id}/merge")
     async def merge_order(order_id: str, request: Request) -> Response:
@@ -121,7 +120,7 @@ def build_api_router(state: SandboxState, assets: AssetService) -> APIRouter:
         route_gate(state.config.merge_route)
         version = version_of(request)
         process = parse_process(await body_of(request), allow_grouping=False, version=version)
-        return json_response(shape_order(state.process_order(order_id, process, time.time()), version))
+        return json_response(shape_order(state.process_order(order_id, process, state.now()), version))
 
     @router.get("/v3/orders/{order_id}/brackets")
     async def order_brackets(order_id: str) -> Response:
@@ -138,7 +137,7 @@ def build_api_router(state: SandboxState, assets: AssetService) -> APIRouter:
         )
         if state.config.upload_content_type == "octet_stream":
             image.content_type = BRACKET_CONTENT_TYPE  # URL signed for octet-stream whatever was sent
-        now = time.time()
+        now = state.now()
         out, object_key = state.create_image(image, now)
         url = state.blobs.presign_put(asset_base(request), object_key, image.content_type, now)
         out[upload_url_field(version)] = url
@@ -146,7 +145,7 @@ def build_api_router(state: SandboxState, assets: AssetService) -> APIRouter:
 
     @router.get("/v3/images/{image_id}")
     async def get_image(image_id: str, request: Request) -> Response:
-        return json_response(shape_image(state.get_image(image_id, time.time()), version_of(request)))
+        return json_response(shape_image(state.get_image(image_id, state.now()), version_of(request)))
 
     @router.api_route("/v3/images/{image_id}/process", methods=["POST", "PATCH"])
     async def reprocess_image(image_id: str, request: Request) -> Response:
@@ -155,19 +154,19 @@ def build_api_router(state: SandboxState, assets: AssetService) -> APIRouter:
         update = parse_image_in(
             await body_of(request), partial=True, version=version, unknown=state.config.unknown_image_fields
         )
-        return json_response(shape_image(state.reprocess_image(image_id, update, time.time()), version))
+        return json_response(shape_image(state.reprocess_image(image_id, update, state.now()), version))
 
     @router.delete("/v3/images/{image_id}")
     async def delete_image(image_id: str, request: Request) -> Response:
         require_key(request)
-        state.delete_image(image_id, time.time())
+        state.delete_image(image_id, state.now())
         return Response(status_code=204)
 
     @router.post("/v3/images/{image_id}/report")
     async def report_image(image_id: str, request: Request) -> Response:
         require_key(request)
         report = parse_report(await body_of(request))
-        return json_response(state.add_report(image_id, report, time.time()))
+        return json_response(state.add_report(image_id, report, state.now()))
 
     async def download(image_id: str, kind: str, request: Request) -> Response:
         if kind not in DOWNLOAD_KINDS_OPEN:
@@ -175,7 +174,7 @@ def build_api_router(state: SandboxState, assets: AssetService) -> APIRouter:
         version = parse_api_version(request.headers.get("x-api-version"))
         params = parse_download_query(request.query_params, kind, version)
         dev_mode = request.headers.get("x-dev-mode", "").strip().lower() in ("true", "1", "yes")
-        ref = state.prepare_download(image_id, kind, params, dev_mode, time.time())
+        ref = state.prepare_download(image_id, kind, params, dev_mode, state.now())
         return redirect(f"{asset_base(request)}/_assets/{assets.make_token(ref)}")
 
     @router.get("/v3/images/{image_id}/original")
@@ -202,7 +201,7 @@ def build_api_router(state: SandboxState, assets: AssetService) -> APIRouter:
     async def create_bracket(request: Request) -> Response:
         require_key(request)
         order_id, name, metadata = parse_bracket_in(await body_of(request))
-        now = time.time()
+        now = state.now()
         out, object_key = state.create_bracket(order_id, name, metadata, now)
         out["upload_url"] = state.blobs.presign_put(
             asset_base(request), object_key, BRACKET_CONTENT_TYPE, now
@@ -215,13 +214,13 @@ def build_api_router(state: SandboxState, assets: AssetService) -> APIRouter:
     async def storage_put(object_key: str, request: Request) -> Response:
         slot = state.upload_slot(object_key)
         content_type = request.headers.get("content-type")
-        state.blobs.verify_put(object_key, request.query_params, slot.content_type, content_type, time.time())
+        state.blobs.verify_put(object_key, request.query_params, slot.content_type, content_type, state.now())
         try:
             tmp, size, etag = await state.blobs.receive(request.stream())
         except ClientDisconnect:
             return Response(status_code=400)
         result = await run_in_threadpool(probe, str(tmp))
-        state.complete_upload(object_key, tmp, size, etag, content_type, result, time.time())
+        state.complete_upload(object_key, tmp, size, etag, content_type, result, state.now())
         return Response(status_code=200, headers={"ETag": f'"{etag}"'})
 
     @router.get("/_assets/{token}")

@@ -17,6 +17,7 @@ from autoenhance_sandbox.background import BackgroundWorker
 from autoenhance_sandbox.config import SandboxConfig
 from autoenhance_sandbox.errors import ApiError, S3Error, error_body, json_response
 from autoenhance_sandbox.middleware import SandboxMiddleware, install_log_filter
+from autoenhance_sandbox.pages import build_pages_router
 from autoenhance_sandbox.state import SandboxState
 
 
@@ -52,6 +53,7 @@ def create_app(config: SandboxConfig) -> FastAPI:
     admin_router, api_router = build_admin_router(state), build_api_router(state, assets)
     app.include_router(admin_router)
     app.include_router(api_router)
+    app.include_router(build_pages_router(state, assets))  # not given to the middleware: never faulted
     app.add_middleware(SandboxMiddleware, state=state, routes=[*admin_router.routes, *api_router.routes])
 
     @app.exception_handler(ApiError)

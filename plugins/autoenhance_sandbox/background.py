@@ -69,7 +69,7 @@ class BackgroundWorker:
     async def _run(self) -> None:
         while True:
             self._wake.clear()
-            now = time.time()
+            now = self.state.now()
             timeout = self.state.seconds_until_next_event(now)
             if self.state.persistent and self.state.dirty:
                 until_save = max(0.0, self._last_save + persistence.SAVE_INTERVAL - now)
@@ -77,7 +77,7 @@ class BackgroundWorker:
             if timeout is None or timeout > 0:
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout)
-            for payload in self.state.due_webhooks(time.time()):
+            for payload in self.state.due_webhooks(self.state.now()):
                 self._spawn(payload)
             save_due = time.time() - self._last_save >= persistence.SAVE_INTERVAL
             if self.state.persistent and self.state.dirty and save_due:
@@ -103,7 +103,11 @@ class BackgroundWorker:
         assert self._client is not None
         assert config.webhook_url
         headers = {"Authorization": config.webhook_token} if config.webhook_token else {}
-        record: dict[str, Any] = {"payload": payload, "url": config.webhook_url, "sent_at": iso(time.time())}
+        record: dict[str, Any] = {
+            "payload": payload,
+            "url": config.webhook_url,
+            "sent_at": iso(self.state.now()),
+        }
         async with self._semaphore:
             try:
                 response = await self._client.post(config.webhook_url, json=payload, headers=headers)

@@ -4,7 +4,8 @@ Every request's path loses its trailing slash before routing (so both spellings 
 redirects). API, storage and asset requests are then keyed as ``"<METHOD> <route template>"``
 (e.g. ``"GET /v3/orders/{order_id}"``), counted by final status (or ``"drop"``) and possibly
 faulted (see :mod:`autoenhance_sandbox.faults` for the kinds and phases). ``/_sandbox/*`` admin
-requests are never faulted or counted; unmatched paths are counted as ``"<METHOD> (unmatched)"``.
+requests and the ``/orders/{id}`` HTML page are never faulted or counted; unmatched paths are
+counted as ``"<METHOD> (unmatched)"``.
 """
 
 from __future__ import annotations
@@ -92,7 +93,7 @@ class SandboxMiddleware:
             raw: bytes = scope.get("raw_path") or b""
             scope["raw_path"] = raw.rstrip(b"/") or b"/"
             path = scope["path"]
-        if path.startswith("/_sandbox"):
+        if path.startswith(("/_sandbox", "/orders/")):  # admin and the HTML order page
             await self.app(scope, receive, send)
             return
         if path.startswith(("/_storage/", "/_assets/")) and any(

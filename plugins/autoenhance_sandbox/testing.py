@@ -151,6 +151,11 @@ class SandboxServer:
         """Like ``POST /_sandbox/options``: pick contract readings (undone by ``restore_config``)."""
         return self.config.set_options(**options)
 
+    def advance_clock(self, seconds: float) -> float:
+        """Like ``POST /_sandbox/clock``: jump the sandbox clock forward (processing, merging,
+        webhooks and URL expiry all follow it); ``reset`` puts it back."""
+        return self.state.advance_clock(seconds)
+
     def rejections(self) -> list[dict[str, Any]]:
         """Like ``GET /_sandbox/rejections``: the last refused requests with their bodies."""
         with self.state.lock:
@@ -164,7 +169,9 @@ class SandboxServer:
         error_fraction: float = 0.0,
     ) -> list[str]:
         """Like ``POST /_sandbox/seed``."""
-        return self.state.seed(orders, images_per_order, finish_after_seconds, error_fraction, time.time())
+        return self.state.seed(
+            orders, images_per_order, finish_after_seconds, error_fraction, self.state.now()
+        )
 
     def webhooks(self) -> list[dict[str, Any]]:
         """Like ``GET /_sandbox/webhooks`` (``events``)."""

@@ -95,13 +95,15 @@ def test_automatic_grouping_by_name_stem(http: requests.Session, sandbox: Sandbo
     }
     for name, shade in shades.items():
         add_bracket(http, sandbox, order_id, name, solid_bytes((shade, shade, shade)))
-    sandbox.config.merge_seconds = 0.6  # room to observe is_merging on a busy machine
+    sandbox.config.merge_seconds = 3600  # merging until the test advances the sandbox clock
     response = process(http, sandbox, order_id, {"enhance_type": "warm"})
     assert response.status_code == 200
     assert (response.json()["is_merging"], response.json()["images"]) == (True, [])
     assert response.json()["status"] == "processing"
     merging = http.get(sandbox.url(f"/v3/orders/{order_id}")).json()
     assert merging["is_merging"] is True
+    assert merging["images"] == []
+    sandbox.advance_clock(3600)
     order = wait_images(http, sandbox, order_id)
     assert [i["image_name"] for i in order["images"]] == ["kitchen_1.jpg", "bath-1.png"]
     assert all(i["enhance_type"] == "warm" for i in order["images"])
@@ -164,11 +166,12 @@ def test_only_uploaded_brackets_take_part_and_conflicts(
     assert nothing.status_code == 422
     for i in range(3):
         add_bracket(http, sandbox, order_id, f"hall_{i + 1}.jpg", solid_bytes((50, 50, 50)))
-    sandbox.config.merge_seconds = 0.6
+    sandbox.config.merge_seconds = 3600
     assert process(http, sandbox, order_id).status_code == 200
     busy = process(http, sandbox, order_id)
     assert busy.status_code == 409
     assert "merging" in busy.json()["message"]
+    sandbox.advance_clock(3600)
     order = wait_images(http, sandbox, order_id)
     assert [i["image_name"] for i in order["images"]] == ["hall_1.jpg"]
     done = process(http, sandbox, order_id)

@@ -206,7 +206,7 @@ def test_not_processed_is_409_and_unknown_is_404(http: requests.Session, sandbox
         response = download(http, sandbox, waiting["image_id"], kind)
         assert response.status_code == 409, kind
         assert waiting["image_id"] in response.json()["message"]
-    sandbox.config.processing_seconds = 0.8
+    sandbox.config.processing_seconds = 3600  # stays "processing" until the clock is advanced
     processing = uploaded_image(http, sandbox)
     busy = download(http, sandbox, processing["image_id"], "enhanced")
     assert busy.status_code == 409

@@ -90,20 +90,21 @@ def test_all_errors_reported_together(http: requests.Session, sandbox: SandboxSe
     assert set(response.json()["detail"]["json"]) == {"image_name", "enhance", "cloud_type"}
 
 
-def test_valid_settings_are_echoed_and_normalised(http: requests.Session, sandbox: SandboxServer) -> None:
+def test_valid_settings_are_echoed(http: requests.Session, sandbox: SandboxServer) -> None:
+    """Newest behaviour (no x-api-version): exact enum spellings, 2026 aliases, window pull types."""
     body = {
         "image_name": "a.jpg",
-        "enhance_type": "WARM",
-        "cloud_type": "low_cloud_low_sat",
+        "enhance_type": "warm",
+        "cloud_type": "LOW_CLOUD_LOW_SAT",
         "window_pull_type": "ONLY_WINDOWS",
         "sky_replacement": True,
         "vertical_correction": False,
         "privacy": None,
         "threesixty": True,
         "rating": 0,
-        "ai_version": 5.3,
+        "ai_version": "5.3",
         "metadata": {"room": "kitchen"},
-        "unknown_field": "tolerated",
+        "unknown_field": "ignored (ImageIn allows additional properties)",
     }
     image = post_image(http, sandbox, body).json()
     assert image["enhance_type"] == "warm"
@@ -115,13 +116,23 @@ def test_valid_settings_are_echoed_and_normalised(http: requests.Session, sandbo
     assert image["rating"] == 0
     assert image["ai_version"] == "5.3"
     assert image["metadata"] == {"room": "kitchen"}
-    for enhance_type in ("property", "property_usa", "neutral", "modern", "authentic"):
+    assert "unknown_field" not in image
+    for enhance_type in ("property", "property_usa", "neutral", "modern"):
         assert (
             post_image(http, sandbox, {"image_name": "b.jpg", "enhance_type": enhance_type}).status_code
             == 200
         )
     for cloud in ("CLEAR", "LOW_CLOUD", "HIGH_CLOUD", None):
         assert post_image(http, sandbox, {"image_name": "c.jpg", "cloud_type": cloud}).status_code == 200
+    for wrong in (
+        {"enhance_type": "WARM"},
+        {"cloud_type": "clear"},
+        {"ai_version": 5.3},
+        {"enhance_type": "authentic"},
+    ):
+        response = post_image(http, sandbox, {"image_name": "d.jpg", **wrong})
+        assert response.status_code == 422
+        assert set(response.json()["detail"]["json"]) == set(wrong)
 
 
 @pytest.mark.parametrize(
@@ -293,7 +304,7 @@ def test_report(http: requests.Session, sandbox: SandboxServer) -> None:
     url = sandbox.url(f"/v3/images/{image['image_id']}/report")
     ok = http.post(
         url,
-        json={"categories": ["SKY_REPLACEMENT", "colour"], "score": 2, "comment": "meh"},
+        json={"categories": ["SKY_REPLACEMENT", "COLOUR"], "score": 2, "comment": "meh"},
         headers=keyed(sandbox),
     )
     assert ok.status_code == 200
@@ -304,6 +315,8 @@ def test_report(http: requests.Session, sandbox: SandboxServer) -> None:
     assert missing.json()["detail"]["json"]["categories"] == ["Missing data for required field."]
     for bad in (
         {"categories": ["UGLY"]},
+        {"categories": ["colour"]},
+        {"categories": ["HDR"], "extra": 1},
         {"categories": ["HDR"], "score": 6},
         {"categories": ["HDR"], "source": "X"},
     ):

@@ -142,7 +142,7 @@ def test_method_not_allowed_has_json_error(http: requests.Session, sandbox: Sand
 def test_patch_order_renames_and_validates(http: requests.Session, sandbox: SandboxServer) -> None:
     order = create_order(http, sandbox, name="old")
     url = sandbox.url(f"/v3/orders/{order['order_id']}")
-    renamed = http.patch(url, json={"name": "new", "order_id": "ignored", "extra": 1}, headers=keyed(sandbox))
+    renamed = http.patch(url, json={"name": "new", "order_id": "ignored"}, headers=keyed(sandbox))
     assert renamed.status_code == 200
     assert renamed.json()["name"] == "new"
     assert renamed.json()["order_id"] == order["order_id"]
@@ -152,6 +152,12 @@ def test_patch_order_renames_and_validates(http: requests.Session, sandbox: Sand
         "message": "Validation error",
         "detail": {"json": {"name": ["Not a valid string."]}},
     }
+    unknown = http.patch(url, json={"name": "newer", "extra": 1}, headers=keyed(sandbox))
+    assert unknown.json() == {
+        "message": "Validation error",
+        "detail": {"json": {"extra": ["Unknown field."]}},
+    }
+    assert http.get(url).json()["name"] == "new"
 
 
 def test_delete_order_hides_it_and_its_images(http: requests.Session, sandbox: SandboxServer) -> None:
@@ -176,10 +182,12 @@ def test_malformed_json_and_unknown_fields(http: requests.Session, sandbox: Sand
     assert "_schema" in bad.json()["detail"]["json"]
     not_object = http.post(sandbox.url("/v3/orders"), json=[1, 2], headers=keyed(sandbox))
     assert not_object.status_code == 422
-    tolerated = http.post(
+    unknown = http.post(
         sandbox.url("/v3/orders"), json={"name": "x", "whatever": {"a": 1}}, headers=keyed(sandbox)
     )
-    assert tolerated.status_code == 200
+    assert unknown.status_code == 422  # OrderIn has no additional properties (SDK 1.1.0)
+    assert unknown.json()["detail"]["json"] == {"whatever": ["Unknown field."]}
+    assert sandbox.stats()["live_orders"] == 0
 
 
 def test_pagination_opaque_tokens_newest_first(http: requests.Session, sandbox: SandboxServer) -> None:
@@ -212,8 +220,14 @@ def test_pagination_clamping_default_and_errors(http: requests.Session, sandbox:
         return http.get(sandbox.url("/v3/orders"), params=params, headers=keyed(sandbox))
 
     default = page().json()
-    assert default["pagination"]["per_page"] == 15
-    assert len(default["orders"]) == 15
+    assert default["pagination"]["per_page"] == 5  # SDK Pagination default
+    assert len(default["orders"]) == 5
+    assert page(per_page=15).json()["pagination"]["per_page"] == 15
+    for out_of_range in (0, 16, 100):  # default per_page_over_max="reject": Range(1, 15)
+        refused = page(per_page=out_of_range)
+        assert refused.status_code == 422
+        assert list(refused.json()["detail"]["query"]) == ["per_page"]
+    sandbox.set_options(per_page_over_max="clamp")
     clamped = page(per_page=100).json()
     assert (clamped["pagination"]["per_page"], len(clamped["orders"])) == (15, 15)
     tiny = page(per_page=0).json()

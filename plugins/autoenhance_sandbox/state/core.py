@@ -10,6 +10,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 import weakref
 from collections.abc import Callable
 from pathlib import Path
@@ -73,6 +74,7 @@ class StateCore:
         self._upload_seq = itertools.count(1)
         self._event_seq = itertools.count(1)
         self.events: list[tuple[float, int, str, int]] = []  # (due, tiebreak, image id, generation)
+        self.clock_offset = 0.0
         self.rejections: collections.deque[dict[str, Any]] = collections.deque(maxlen=REJECTION_LOG_SIZE)
 
     @property
@@ -111,6 +113,20 @@ class StateCore:
             self.faults.restart_sequences()
             self.webhook_log.clear()
             self._changed()
+
+    def now(self) -> float:
+        """The sandbox clock: wall time plus what tests advanced (``POST /_sandbox/clock``), so a
+        test can finish processing or merging without waiting for it."""
+        return time.time() + self.clock_offset
+
+    def advance_clock(self, seconds: float) -> float:
+        if seconds < 0:
+            raise ValueError("the sandbox clock only moves forward")
+        with self.lock:
+            self.clock_offset += seconds
+        if self.notify is not None:
+            self.notify()  # webhooks that became due
+        return self.clock_offset
 
     def record_request(self, endpoint_key: str, status: str) -> None:
         with self.lock:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import time
 from typing import Any
 
 from autoenhance_sandbox.state.core import StateCore
@@ -21,7 +20,7 @@ from autoenhance_sandbox.stats import Counters
 class SnapshotsMixin(StateCore):
     def stats(self, now: float | None = None) -> dict[str, Any]:
         """The ``/_sandbox/stats`` document (counters plus values derived from live state)."""
-        now = time.time() if now is None else now
+        now = self.now() if now is None else now
         with self.lock:
             data = self.counters.to_dict()
             live_orders = {oid for oid, order in self.orders.items() if not order.deleted}
