@@ -121,3 +121,17 @@ def wait_image_status(
 def processed_image(http: requests.Session, server: SandboxServer, **kwargs: Any) -> dict[str, Any]:
     created = uploaded_image(http, server, **kwargs)
     return wait_image_status(http, server, created["image_id"], "processed")
+
+
+def download(
+    http: requests.Session,
+    sandbox: SandboxServer,
+    image_id: str,
+    kind: str,
+    key: bool = True,
+    **params: object,
+) -> requests.Response:
+    headers = keyed(sandbox) if key else {}
+    return http.get(
+        sandbox.url(f"/v3/images/{image_id}/{kind}"), params=params, headers=headers, allow_redirects=False
+    )

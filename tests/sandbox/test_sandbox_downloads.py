@@ -8,6 +8,7 @@ import pytest
 import requests
 from autoenhance_sandbox_helpers import (
     create_image,
+    download,
     image_bytes,
     keyed,
     open_image,
@@ -21,20 +22,6 @@ from autoenhance_sandbox_helpers import (
 from autoenhance_sandbox.testing import SandboxServer
 
 pytestmark = pytest.mark.integration
-
-
-def download(
-    http: requests.Session,
-    sandbox: SandboxServer,
-    image_id: str,
-    kind: str,
-    key: bool = True,
-    **params: object,
-) -> requests.Response:
-    headers = keyed(sandbox) if key else {}
-    return http.get(
-        sandbox.url(f"/v3/images/{image_id}/{kind}"), params=params, headers=headers, allow_redirects=False
-    )
 
 
 def fetch(http: requests.Session, response: requests.Response) -> requests.Response:
