@@ -1,0 +1,161 @@
+"""6. Transport: plain http to a non-loopback host is refused by URL, before any connection; a
+refusal from the storage or asset host is a storage error, not a bad API key.
+
+The guard below records (and refuses) every name lookup or connection to anything but loopback,
+so "refused before any connection" is checked directly and no traffic can leave the machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import socket
+
+import pytest
+from servers import FAST, S3_ERROR_XML, Request, describe, head, jpeg_bytes, json_reply, reply, run_bounded
+
+from autoenhance_provider.exceptions import AutoenhanceAuthError, AutoenhanceError, AutoenhanceStorageError
+
+GUARD = 15
+LOOPBACK = {"127.0.0.1", "localhost", "::1", "0.0.0.0"}
+OFF_MACHINE = ["http://example.invalid/asset/x.jpg", "http://10.255.255.1/asset/x.jpg"]
+
+
+@pytest.fixture
+def outside(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Refuse and record every lookup of or connection to a non-loopback host."""
+    attempts: list[object] = []
+    real_getaddrinfo, real_connect = socket.getaddrinfo, socket.socket.connect
+
+    def getaddrinfo(host, *args, **kwargs):
+        if str(host) not in LOOPBACK:
+            attempts.append(("lookup", host))
+            raise socket.gaierror(socket.EAI_NONAME, f"test guard: lookup of {host} refused")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    def connect(self, address):
+        host = address[0] if isinstance(address, tuple) else address
+        if str(host) not in LOOPBACK:
+            attempts.append(("connect", address))
+            raise ConnectionRefusedError(f"test guard: connection to {address} refused")
+        return real_connect(self, address)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    return attempts
+
+
+def _hook(conn_id: str, **kwargs):
+    from autoenhance_provider.hooks.autoenhance import AutoenhanceHook
+
+    return AutoenhanceHook(conn_id, **{**FAST, **kwargs})
+
+
+def _redirect(location: str) -> list:
+    return [head(302, [("Location", location)], length=0)]
+
+
+class TestPlainHttpOffMachineIsRefused:
+    @pytest.mark.parametrize("location", OFF_MACHINE)
+    def test_api_redirect_sync(self, serve, connect, outside, location) -> None:
+        conn = connect(serve(lambda r: _redirect(location)))
+        outcome = run_bounded(lambda: _hook(conn).get_order("o-1"), GUARD)
+        assert outcome.finished, describe(outcome)
+        assert isinstance(outcome.error, AutoenhanceError), describe(outcome)
+        assert outside == [], f"the provider tried to reach {outside}"
+
+    @pytest.mark.parametrize("location", OFF_MACHINE)
+    def test_api_redirect_async(self, serve, connect, outside, location) -> None:
+        from autoenhance_provider.hooks.autoenhance_async import AutoenhanceAsyncHook
+
+        conn = connect(serve(lambda r: _redirect(location)))
+
+        async def once():
+            async with AutoenhanceAsyncHook(conn, **FAST) as hook:
+                return await hook.get_order("o-1")
+
+        outcome = run_bounded(lambda: asyncio.run(once()), GUARD)
+        assert outcome.finished, describe(outcome)
+        assert isinstance(outcome.error, AutoenhanceError), describe(outcome)
+        assert outside == [], f"the provider tried to reach {outside}"
+
+    @pytest.mark.parametrize("location", OFF_MACHINE)
+    def test_download_redirect(self, serve, connect, outside, tmp_path, location) -> None:
+        conn = connect(serve(lambda r: _redirect(location)))
+        outcome = run_bounded(lambda: _hook(conn).download_image("img-1", tmp_path / "x.jpg"), GUARD)
+        assert outcome.finished, describe(outcome)
+        assert isinstance(outcome.error, AutoenhanceError), describe(outcome)
+        assert outside == [], f"the provider tried to reach {outside}"
+        assert list(tmp_path.iterdir()) == []
+
+    @pytest.mark.parametrize("location", OFF_MACHINE)
+    def test_download_indirect_url(self, serve, connect, outside, tmp_path, location) -> None:
+        conn = connect(serve(lambda r: json_reply(200, {"url": location})))
+        outcome = run_bounded(lambda: _hook(conn).download_image("img-1", tmp_path / "x.jpg"), GUARD)
+        assert outcome.finished, describe(outcome)
+        assert isinstance(outcome.error, AutoenhanceError), describe(outcome)
+        assert outside == [], f"the provider tried to reach {outside}"
+
+    @pytest.mark.parametrize(
+        "url", ["http://example.invalid/put?X-Amz-Signature=abc", "http://10.255.255.1/put?X-Amz-Signature=abc"]
+    )
+    def test_upload_to_plain_http_off_machine(self, serve, connect, outside, url) -> None:
+        conn = connect(serve(lambda r: json_reply(200, {})))
+        outcome = run_bounded(
+            lambda: _hook(conn).upload_file(url, io.BytesIO(jpeg_bytes()), "image/jpeg"), GUARD
+        )
+        assert outcome.finished, describe(outcome)
+        assert isinstance(outcome.error, AutoenhanceError), describe(outcome)
+        assert outside == [], f"the provider tried to reach {outside}"
+        assert "X-Amz-Signature=abc" not in str(outcome.error)
+
+
+class TestStorageRefusalIsNotAnAuthError:
+    @staticmethod
+    def _check(outcome) -> None:
+        assert outcome.finished, describe(outcome)
+        assert isinstance(outcome.error, AutoenhanceStorageError), describe(outcome)
+        assert not isinstance(outcome.error, AutoenhanceAuthError), describe(outcome)
+        message = str(outcome.error)
+        assert "signed" in message.lower() or "storage" in message.lower(), message
+        assert "API key" not in message, f"blames the API key for a storage refusal: {message}"
+
+    @pytest.mark.parametrize("status", [401, 403])
+    def test_presigned_put_refused(self, serve, connect, status) -> None:
+        storage = serve(lambda r: reply(status, S3_ERROR_XML, "application/xml"))
+        conn = connect(serve(lambda r: json_reply(200, {})))
+        url = storage.url("/bucket/key.jpg?X-Amz-Signature=abc")
+        self._check(
+            run_bounded(lambda: _hook(conn).upload_file(url, io.BytesIO(jpeg_bytes()), "image/jpeg"), GUARD)
+        )
+
+    @pytest.mark.parametrize("status", [401, 403])
+    def test_asset_host_after_download_redirect_refuses(self, serve, connect, tmp_path, status) -> None:
+        storage = serve(lambda r: reply(status, S3_ERROR_XML, "application/xml"))
+        asset = storage.url("/bucket/img-1.jpg?X-Amz-Signature=abc")
+        conn = connect(serve(lambda r: _redirect(asset)))
+        self._check(run_bounded(lambda: _hook(conn).download_image("img-1", tmp_path / "x.jpg"), GUARD))
+        assert list(tmp_path.iterdir()) == []
+
+    @pytest.mark.parametrize("status", [401, 403])
+    def test_asset_host_named_in_json_refuses(self, serve, connect, tmp_path, status) -> None:
+        storage = serve(lambda r: reply(status, S3_ERROR_XML, "application/xml"))
+        asset = storage.url("/bucket/img-1.jpg?X-Amz-Signature=abc")
+        conn = connect(serve(lambda r: json_reply(200, {"url": asset})))
+        self._check(run_bounded(lambda: _hook(conn).download_image("img-1", tmp_path / "x.jpg"), GUARD))
+
+    def test_asset_host_serving_the_image_still_works(self, serve, connect, tmp_path) -> None:
+        """Control: a redirect to a loopback asset host that answers is followed, without the key."""
+        image = jpeg_bytes()
+
+        def asset_app(request: Request):
+            return reply(200, image, "image/jpeg")
+
+        storage = serve(asset_app)
+        conn = connect(serve(lambda r: _redirect(storage.url("/bucket/img-1.jpg"))))
+        target = tmp_path / "x.jpg"
+        outcome = run_bounded(lambda: _hook(conn).download_image("img-1", target), GUARD)
+        assert outcome.finished, describe(outcome)
+        assert outcome.error is None, describe(outcome)
+        assert target.read_bytes() == image
+        assert all("x-api-key" not in r.headers for r in storage.seen())
