@@ -1,0 +1,202 @@
+"""7. The API key never leaks, whatever a server echoes back, on every path (sync hook, async hook,
+trigger event), in every place (exception text, repr, body, traceback, event payload, logs at
+DEBUG including urllib3/httpx/httpcore).
+
+Every key here contains ``MARKER`` (letters and digits), so the key is found however the server
+encoded it: raw, JSON-escaped, percent-encoded, in a redirect or in a header.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from urllib.parse import quote
+
+import pytest
+from servers import (
+    FAST,
+    KEY,
+    KEY_ESCAPED,
+    MARKER,
+    Request,
+    assert_no_marker,
+    describe,
+    exception_texts,
+    head,
+    json_reply,
+    reply,
+    run_bounded,
+)
+
+from autoenhance_provider.exceptions import AutoenhanceConfigError, AutoenhanceError
+
+GUARD = 15
+ONE_TRY = {**FAST, "retry_limit": 0}
+
+
+def _echo_app(mode: str):
+    def app(request: Request):
+        key = request.header("x-api-key")
+        if mode == "raw":
+            return reply(400, f"Invalid API key {key} for this account", "text/plain")
+        if mode == "json":
+            return json_reply(422, {"message": f"Invalid key {key}", "detail": {"header": {"x-api-key": [key]}}})
+        if mode == "json-escaped-slash":
+            body = json.dumps({"message": f"Invalid key {key}"}).replace("/", "\\/")
+            return reply(400, body, "application/json")
+        if mode == "percent":
+            return reply(400, f"bad request: key={quote(key, safe='')}", "text/plain")
+        if mode == "location-query":
+            if request.path == "/v3/orders/o-1":
+                return [head(302, [("Location", f"/v3/orders/o-2?api_key={quote(key, safe='')}")], length=0)]
+            return json_reply(404, {"message": "Order not found"})
+        if mode == "location-path":
+            if request.path == "/v3/orders/o-1":
+                return [head(302, [("Location", f"/v3/orders/{quote(key, safe='')}")], length=0)]
+            return json_reply(404, {"message": f"Order {request.path} not found"})
+        if mode == "header":
+            return json_reply(
+                500, {"message": "boom"}, [("X-Echo-Key", key), ("WWW-Authenticate", f'ApiKey realm="{key}"')]
+            )
+        raise AssertionError(mode)
+
+    return app
+
+
+MODES = ["raw", "json", "json-escaped-slash", "percent", "location-query", "location-path", "header"]
+KEYS = {"plain": KEY, "escapable": KEY_ESCAPED}
+
+
+@pytest.fixture(params=sorted(KEYS))
+def key(request) -> str:
+    return KEYS[request.param]
+
+
+def _check_outcome(outcome, logs) -> None:
+    assert outcome.finished, describe(outcome)
+    assert_no_marker("the exception", *exception_texts(outcome.error))
+    assert_no_marker("the result", outcome.value)
+    assert_no_marker("the logs", logs.text())
+
+
+class TestKeyNeverLeaks:
+    @pytest.mark.parametrize("mode", MODES)
+    def test_sync_hook(self, serve, connect, logs, key, mode) -> None:
+        from autoenhance_provider.hooks.autoenhance import AutoenhanceHook
+
+        server = serve(_echo_app(mode))
+        conn = connect(server, key=key)
+        outcome = run_bounded(lambda: AutoenhanceHook(conn, **ONE_TRY).get_order("o-1"), GUARD)
+        assert server.seen(), "the server was never asked: the echo was not exercised"
+        assert isinstance(outcome.error, AutoenhanceError), describe(outcome)
+        _check_outcome(outcome, logs)
+
+    @pytest.mark.parametrize("mode", MODES)
+    def test_sync_test_connection(self, serve, connect, logs, key, mode) -> None:
+        from autoenhance_provider.hooks.autoenhance import AutoenhanceHook
+
+        app = _echo_app(mode)
+        server = serve(lambda r: app(Request(r.method, "/v3/orders/o-1", r.headers, r.body)))
+        conn = connect(server, key=key)
+        outcome = run_bounded(lambda: AutoenhanceHook(conn, **ONE_TRY).test_connection(), GUARD)
+        assert outcome.error is None, describe(outcome)
+        _check_outcome(outcome, logs)
+
+    @pytest.mark.parametrize("mode", MODES)
+    def test_async_hook(self, serve, connect, logs, key, mode) -> None:
+        from autoenhance_provider.hooks.autoenhance_async import AutoenhanceAsyncHook
+
+        server = serve(_echo_app(mode))
+        conn = connect(server, key=key)
+
+        async def once():
+            async with AutoenhanceAsyncHook(conn, **ONE_TRY) as hook:
+                return await hook.get_order("o-1")
+
+        outcome = run_bounded(lambda: asyncio.run(once()), GUARD)
+        assert server.seen(), "the server was never asked: the echo was not exercised"
+        assert isinstance(outcome.error, AutoenhanceError), describe(outcome)
+        _check_outcome(outcome, logs)
+
+    @pytest.mark.parametrize("mode", MODES)
+    def test_trigger_event(self, serve, connect, logs, key, mode) -> None:
+        from autoenhance_provider.triggers.autoenhance import AutoenhanceOrderTrigger
+
+        server = serve(_echo_app(mode))
+        conn = connect(server, key=key)
+
+        async def first_event():
+            trigger = AutoenhanceOrderTrigger(
+                "o-1",
+                autoenhance_conn_id=conn,
+                poll_interval=0.05,
+                end_time=time.time() + 10,
+                error_budget=1,
+                hook_params=dict(ONE_TRY),
+            )
+            async for event in trigger.run():
+                return event
+            return None
+
+        outcome = run_bounded(lambda: asyncio.run(first_event()), GUARD)
+        assert outcome.finished, describe(outcome)
+        assert outcome.error is None, describe(outcome)
+        assert outcome.value is not None
+        assert_no_marker("the trigger event", json.dumps(outcome.value.payload), repr(outcome.value))
+        assert_no_marker("the logs", logs.text())
+
+
+BAD_KEYS = {
+    "newline": f"ae-{MARKER}\nsecond-line",
+    "crlf-header-injection": f"ae-{MARKER}\r\nX-Injected: 1",
+    "non-ascii": f"ae-{MARKER}-\u00e9t\u00e9",
+    "non-latin1": f"ae-{MARKER}-\u2603",
+    "nul": f"ae-{MARKER}\x00nul",
+}
+
+
+class TestUnsendableKeyIsAConfigError:
+    @pytest.mark.parametrize("name", sorted(BAD_KEYS))
+    def test_sync(self, serve, connect, logs, name) -> None:
+        from autoenhance_provider.hooks.autoenhance import AutoenhanceHook
+
+        server = serve(lambda r: json_reply(200, {"order_id": "o-1", "images": []}))
+        conn = connect(server, key=BAD_KEYS[name])
+        outcome = run_bounded(lambda: AutoenhanceHook(conn, **ONE_TRY).get_order("o-1"), GUARD)
+        assert outcome.finished, describe(outcome)
+        assert isinstance(outcome.error, AutoenhanceConfigError), describe(outcome)
+        assert server.seen() == [], "a request was sent with a key that cannot go in a header"
+        assert_no_marker("the exception", *exception_texts(outcome.error))
+        assert_no_marker("the logs", logs.text())
+
+    @pytest.mark.parametrize("name", sorted(BAD_KEYS))
+    def test_test_connection(self, serve, connect, logs, name) -> None:
+        from autoenhance_provider.hooks.autoenhance import AutoenhanceHook
+
+        server = serve(lambda r: json_reply(200, {"orders": []}))
+        conn = connect(server, key=BAD_KEYS[name])
+        outcome = run_bounded(lambda: AutoenhanceHook(conn, **ONE_TRY).test_connection(), GUARD)
+        assert outcome.finished, describe(outcome)
+        assert outcome.error is None, describe(outcome)
+        assert outcome.value[0] is False, f"a key that cannot be sent was reported as working: {outcome.value}"
+        assert server.seen() == []
+        assert_no_marker("the message", outcome.value)
+
+    @pytest.mark.parametrize("name", sorted(BAD_KEYS))
+    def test_async(self, serve, connect, logs, name) -> None:
+        from autoenhance_provider.hooks.autoenhance_async import AutoenhanceAsyncHook
+
+        server = serve(lambda r: json_reply(200, {"order_id": "o-1", "images": []}))
+        conn = connect(server, key=BAD_KEYS[name])
+
+        async def once():
+            async with AutoenhanceAsyncHook(conn, **ONE_TRY) as hook:
+                return await hook.get_order("o-1")
+
+        outcome = run_bounded(lambda: asyncio.run(once()), GUARD)
+        assert outcome.finished, describe(outcome)
+        assert isinstance(outcome.error, AutoenhanceConfigError), describe(outcome)
+        assert server.seen() == []
+        assert_no_marker("the exception", *exception_texts(outcome.error))
+        assert_no_marker("the logs", logs.text())
