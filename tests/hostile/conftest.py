@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -69,3 +70,30 @@ def logs(caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]) ->
     with structlog.testing.capture_logs() as events:
         capture.events = events
         yield capture
+
+
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+@pytest.fixture
+def outside(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Refuse and record every lookup of or connection to a non-loopback host."""
+    attempts: list[object] = []
+    real_getaddrinfo, real_connect = socket.getaddrinfo, socket.socket.connect
+
+    def getaddrinfo(host, *args, **kwargs):
+        if str(host) not in LOOPBACK:
+            attempts.append(("lookup", host))
+            raise socket.gaierror(socket.EAI_NONAME, f"test guard: lookup of {host} refused")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    def connect(self, address):
+        host = address[0] if isinstance(address, tuple) else address
+        if str(host) not in LOOPBACK:
+            attempts.append(("connect", address))
+            raise ConnectionRefusedError(f"test guard: connection to {address} refused")
+        return real_connect(self, address)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    return attempts

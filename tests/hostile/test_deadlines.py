@@ -16,7 +16,7 @@ import asyncio
 import time
 
 import pytest
-from servers import FAST, Request, describe, jpeg_bytes, run_bounded, slow_body, slow_headers, task_context
+from servers import FAST, Request, describe, run_bounded, slow_body, slow_headers, task_context
 
 from autoenhance_provider.exceptions import AutoenhanceError, AutoenhanceTimeoutError
 
@@ -126,7 +126,8 @@ class TestTotalDeadline:
 
         outcome = run_bounded(lambda: asyncio.run(first_event()), GUARD)
         assert outcome.finished, f"the async request ignored request_deadline: {describe(outcome)}"
-        assert outcome.value is not None and outcome.value.payload["status"] == "error", describe(outcome)
+        assert outcome.value is not None, describe(outcome)
+        assert outcome.value.payload["status"] == "error", describe(outcome)
 
     @pytest.mark.parametrize("trickle", [slow_headers, slow_body], ids=["headers", "body"])
     def test_wait_for_order_timeout_holds_mid_request(self, serve, connect, trickle) -> None:
@@ -143,6 +144,6 @@ class TestTotalDeadline:
         server = serve(lambda r: json_reply(200, done_order()))
         conn = connect(server, request_deadline=DEADLINE, min_transfer_rate=10_000)
         outcome = run_bounded(lambda: _hook(conn).get_order("o-1"), GUARD)
-        assert outcome.finished and outcome.error is None, describe(outcome)
+        assert outcome.finished, describe(outcome)
+        assert outcome.error is None, describe(outcome)
         assert outcome.value["order_id"] == "o-1"
-        assert jpeg_bytes()  # the image helper works (used by the download tests)

@@ -41,7 +41,9 @@ def _echo_app(mode: str):
         if mode == "raw":
             return reply(400, f"Invalid API key {key} for this account", "text/plain")
         if mode == "json":
-            return json_reply(422, {"message": f"Invalid key {key}", "detail": {"header": {"x-api-key": [key]}}})
+            return json_reply(
+                422, {"message": f"Invalid key {key}", "detail": {"header": {"x-api-key": [key]}}}
+            )
         if mode == "json-escaped-slash":
             body = json.dumps({"message": f"Invalid key {key}"}).replace("/", "\\/")
             return reply(400, body, "application/json")
@@ -179,7 +181,9 @@ class TestUnsendableKeyIsAConfigError:
         outcome = run_bounded(lambda: AutoenhanceHook(conn, **ONE_TRY).test_connection(), GUARD)
         assert outcome.finished, describe(outcome)
         assert outcome.error is None, describe(outcome)
-        assert outcome.value[0] is False, f"a key that cannot be sent was reported as working: {outcome.value}"
+        assert outcome.value[0] is False, (
+            f"a key that cannot be sent was reported as working: {outcome.value}"
+        )
         assert server.seen() == []
         assert_no_marker("the message", outcome.value)
 

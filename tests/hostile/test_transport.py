@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import socket
 
 import pytest
 from servers import FAST, S3_ERROR_XML, Request, describe, head, jpeg_bytes, json_reply, reply, run_bounded
@@ -17,32 +16,7 @@ from servers import FAST, S3_ERROR_XML, Request, describe, head, jpeg_bytes, jso
 from autoenhance_provider.exceptions import AutoenhanceAuthError, AutoenhanceError, AutoenhanceStorageError
 
 GUARD = 15
-LOOPBACK = {"127.0.0.1", "localhost", "::1", "0.0.0.0"}
 OFF_MACHINE = ["http://example.invalid/asset/x.jpg", "http://10.255.255.1/asset/x.jpg"]
-
-
-@pytest.fixture
-def outside(monkeypatch: pytest.MonkeyPatch) -> list[object]:
-    """Refuse and record every lookup of or connection to a non-loopback host."""
-    attempts: list[object] = []
-    real_getaddrinfo, real_connect = socket.getaddrinfo, socket.socket.connect
-
-    def getaddrinfo(host, *args, **kwargs):
-        if str(host) not in LOOPBACK:
-            attempts.append(("lookup", host))
-            raise socket.gaierror(socket.EAI_NONAME, f"test guard: lookup of {host} refused")
-        return real_getaddrinfo(host, *args, **kwargs)
-
-    def connect(self, address):
-        host = address[0] if isinstance(address, tuple) else address
-        if str(host) not in LOOPBACK:
-            attempts.append(("connect", address))
-            raise ConnectionRefusedError(f"test guard: connection to {address} refused")
-        return real_connect(self, address)
-
-    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
-    monkeypatch.setattr(socket.socket, "connect", connect)
-    return attempts
 
 
 def _hook(conn_id: str, **kwargs):
@@ -97,7 +71,8 @@ class TestPlainHttpOffMachineIsRefused:
         assert outside == [], f"the provider tried to reach {outside}"
 
     @pytest.mark.parametrize(
-        "url", ["http://example.invalid/put?X-Amz-Signature=abc", "http://10.255.255.1/put?X-Amz-Signature=abc"]
+        "url",
+        ["http://example.invalid/put?X-Amz-Signature=abc", "http://10.255.255.1/put?X-Amz-Signature=abc"],
     )
     def test_upload_to_plain_http_off_machine(self, serve, connect, outside, url) -> None:
         conn = connect(serve(lambda r: json_reply(200, {})))

@@ -158,7 +158,9 @@ class TestResponsesCheckedBeforeUse:
     @pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
     def test_redirect_without_location_is_an_error(self, serve, connect, status) -> None:
         body = b'{"order_id": "o-1", "images": []}'
-        server = serve(lambda r: [head(status, [("Content-Type", "application/json")], length=len(body)) + body])
+        server = serve(
+            lambda r: [head(status, [("Content-Type", "application/json")], length=len(body)) + body]
+        )
         conn = connect(server)
         _assert_api_error_naming(run_bounded(lambda: _hook(conn).get_order("o-1"), GUARD), "/v3/orders/o-1")
 
