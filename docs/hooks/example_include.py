@@ -30,7 +30,9 @@ def extract(path: Path, name: str) -> str:
     starts = [i for i, line in enumerate(lines) if line.strip() == f"# [START {name}]"]
     ends = [i for i, line in enumerate(lines) if line.strip() == f"# [END {name}]"]
     if len(starts) != 1 or len(ends) != 1 or ends[0] <= starts[0] + 1:
-        raise PluginError(f"example include: {path} needs exactly one '# [START {name}]' ... '# [END {name}]'")
+        raise PluginError(
+            f"example include: {path} needs exactly one '# [START {name}]' ... '# [END {name}]'"
+        )
     return textwrap.dedent("\n".join(lines[starts[0] + 1 : ends[0]])).strip("\n")
 
 
