@@ -9,6 +9,7 @@ copied to docs/ (see run_celery_stack.publish_screenshot).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -18,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from run_celery_stack import CHROMIUM_FLAGS, DAG_ID, CeleryStack, ensure_prerequisites
+from local_airflow_stack import LocalAirflow
+from run_celery_stack import CHROMIUM_FLAGS, DAG_ID, CeleryStack, ensure_browser, ensure_prerequisites
 
 TIMINGS: dict[str, float] = {}
 
@@ -27,6 +29,12 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     if TIMINGS:
         parts = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in TIMINGS.items())
         terminalreporter.write_line(f"e2e timings: {parts}")
+
+
+@pytest.fixture(scope="session")
+def e2e_timings() -> dict[str, float]:
+    """Seconds per step, printed at the end of the session (``e2e timings: ...``)."""
+    return TIMINGS
 
 
 @pytest.fixture(scope="module")
@@ -93,31 +101,73 @@ def screenshot_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("screenshots")
 
 
-@pytest.fixture(scope="module")
-def browser(celery_stack: CeleryStack) -> Iterator[Any]:
-    """Debian's headless Chromium through Debian's chromedriver, logged in to the api-server."""
+@contextlib.contextmanager
+def open_browser(
+    url: str, username: str, password: str, profile_parent: Path, *, network_log: bool = False
+) -> Iterator[Any]:
+    """Debian's headless Chromium through Debian's chromedriver, logged in to the api-server.
+
+    ``network_log``: Chrome's performance log is on, so a test can read what the UI sent and got.
+    """
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
-    profile = tempfile.mkdtemp(prefix="chromium-profile-", dir=celery_stack.root)
+    profile = tempfile.mkdtemp(prefix="chromium-profile-", dir=profile_parent)
     options = webdriver.ChromeOptions()
     options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
     for flag in [*CHROMIUM_FLAGS, f"--user-data-dir={profile}"]:
         options.add_argument(flag)
+    if network_log:
+        options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
     service = Service(executable_path=shutil.which("chromedriver") or "/usr/bin/chromedriver")
     started = time.monotonic()
     driver = webdriver.Chrome(service=service, options=options)
     try:
-        driver.get(celery_stack.api_url + "/")
+        driver.get(url + "/")
         wait = WebDriverWait(driver, 30)
-        wait.until(ec.presence_of_element_located((By.NAME, "username"))).send_keys(celery_stack.username)
-        driver.find_element(By.NAME, "password").send_keys(celery_stack.password)
+        wait.until(ec.presence_of_element_located((By.NAME, "username"))).send_keys(username)
+        driver.find_element(By.NAME, "password").send_keys(password)
         driver.find_element(By.XPATH, "//button[@type='submit'][normalize-space()='Sign in']").click()
         wait.until(ec.presence_of_element_located((By.XPATH, "//*[normalize-space()='Welcome']")))
         TIMINGS["browser_login"] = time.monotonic() - started
         yield driver
     finally:
         driver.quit()
+
+
+@pytest.fixture(scope="module")
+def browser(celery_stack: CeleryStack) -> Iterator[Any]:
+    with open_browser(
+        celery_stack.api_url, celery_stack.username, celery_stack.password, celery_stack.root
+    ) as driver:
+        yield driver
+
+
+@pytest.fixture(scope="module")
+def local_airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAirflow]:
+    """`make airflow` (scripts/airflow_local.py) in a temporary home, stopped by Ctrl-C (SIGINT)."""
+    started = time.monotonic()
+    for step, seconds in ensure_browser().items():
+        TIMINGS[f"install_{step}"] = seconds
+    stack = LocalAirflow(tmp_path_factory.mktemp("make-airflow") / "airflow_home")
+    try:
+        stack.start()
+        TIMINGS["make_airflow_start"] = time.monotonic() - started
+        yield stack
+    finally:
+        code = stack.stop()
+        TIMINGS["make_airflow_module_total"] = time.monotonic() - started
+        assert code == 0, stack.text()[-3000:]
+
+
+@pytest.fixture(scope="module")
+def local_browser(local_airflow: LocalAirflow) -> Iterator[Any]:
+    """Chromium logged in to the `make airflow` api-server, with its network log on."""
+    with open_browser(
+        local_airflow.url, local_airflow.username, local_airflow.password, local_airflow.home,
+        network_log=True,
+    ) as driver:  # fmt: skip
+        yield driver

@@ -92,10 +92,23 @@ def _pg_bin() -> Path | None:
 
 def ensure_prerequisites() -> dict[str, float]:
     """Install what the stack needs and is missing; returns the seconds each install step took."""
-    timings: dict[str, float] = {}
     missing_apt = [pkg for binary, pkg in APT_PACKAGES.items() if shutil.which(binary) is None]
     if _pg_bin() is None:
         missing_apt.append("postgresql")
+    missing_pip = any(not _importable(module) for module in PIP_PACKAGES)
+    # All of them, so that pip resolves the celery pin together with the provider.
+    return _install(missing_apt, list(PIP_PACKAGES.values()) if missing_pip else [])
+
+
+def ensure_browser() -> dict[str, float]:
+    """Install only what the browser tests of the `make airflow` stack need: Chromium and selenium."""
+    browser_apt = {"chromium": "chromium", "chromedriver": "chromium-driver"}
+    missing_apt = [pkg for binary, pkg in browser_apt.items() if shutil.which(binary) is None]
+    return _install(missing_apt, [] if _importable("selenium") else [PIP_PACKAGES["selenium"]])
+
+
+def _install(missing_apt: list[str], missing_pip: list[str]) -> dict[str, float]:
+    timings: dict[str, float] = {}
     if missing_apt:
         if os.geteuid() != 0:
             raise RuntimeError(f"missing Debian packages {missing_apt}; install them with apt-get (as root)")
@@ -110,14 +123,11 @@ def ensure_prerequisites() -> dict[str, float]:
             stdout=subprocess.DEVNULL,
         )
         timings["apt"] = time.monotonic() - started
-    missing_pip = [req for module, req in PIP_PACKAGES.items() if not _importable(module)]
     if missing_pip:
         started = time.monotonic()
         log(f"pip install {' '.join(missing_pip)}")
-        # All of them, so that pip resolves the celery pin together with the provider.
-        requirements = list(PIP_PACKAGES.values())
         subprocess.run(
-            [sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", *requirements],
+            [sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", *missing_pip],
             check=True,
         )
         importlib.invalidate_caches()
@@ -192,6 +202,7 @@ class CeleryStack:
             AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"{self.api_url}/execution/",
             AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=f"{self.username}:admin",
             AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=str(self.home / "passwords.json"),
+            AIRFLOW__CORE__TEST_CONNECTION="Enabled",  # the Test button of Admin -> Connections
             AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=db,
             AIRFLOW__CELERY__BROKER_URL=f"redis://127.0.0.1:{self.ports['redis']}/0",
             AIRFLOW__CELERY__RESULT_BACKEND=f"db+postgresql+psycopg2://airflow@127.0.0.1:{self.ports['postgres']}/airflow",

@@ -1,0 +1,364 @@
+"""Connections made in the Airflow UI form run the example pipeline (`make airflow`, headless Chromium).
+
+A user's path, end to end: Admin -> Connections -> Add Connection -> type Autoenhance, fill the form,
+Save; then trigger example_autoenhance_pipeline, which uses `autoenhance_default`. The form stores
+every extra it shows, empty ones as null/false: those must mean "unset". Three connections, one
+after the other under that id (the DAG has no conn-id param): only key + URL (runs), every field
+filled (runs, with development mode visible in the sandbox), a wrong key (the first task fails with
+a message that names the connection). The Test button is clicked for each, and what the UI sent and
+got is read from Chrome's network log.
+
+Airflow 3.3.2 limitation asserted as it is: the row's Test button sends ``"port": Number(null)`` = 0
+with the masked password; the API route compares that 0 with the stored NULL port, finds a
+"different destination" and answers 400 before our hook runs (apache/airflow#73298 fixes it).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from local_airflow_stack import SANDBOX_KEY, LocalAirflow
+from run_celery_stack import DAG_ID, SAMPLE_PHOTOS
+
+pytestmark = pytest.mark.e2e
+
+CONN_ID = "autoenhance_default"  # what example_autoenhance_pipeline uses
+WRONG_KEY = "ae-e2e-WRONG-key-5eed-d00d"
+TASKS = ["create_order", "upload_photos", "wait_for_enhancement", "download_enhanced"]
+PHOTOS = sorted(p.name for p in SAMPLE_PHOTOS.iterdir() if p.suffix.lower() in {".jpg", ".jpeg"})
+DIFFERENT_DESTINATION = "The host or port to test differs from the stored connection."
+
+
+@functools.cache
+def airflow_rejects_port_zero() -> bool:
+    """True when this Airflow's test route treats the UI's ``port: 0`` as another destination.
+
+    airflow/api_fastapi/core_api/routes/public/connections.py, ``_same_endpoint`` (3.3.2: lines
+    110-122) normalises only None and "" to "unset"; ``test_connection`` (lines 384-395) then answers
+    400 unless the body carries a real password.
+    """
+    from airflow.api_fastapi.core_api.routes.public.connections import _same_endpoint
+
+    return not _same_endpoint(0, None)
+
+
+def every_field_values(sandbox_url: str) -> dict[str, Any]:
+    """A value for every extra of the form, as a user would type them (ca_bundle: a real PEM file)."""
+    import certifi
+
+    return {
+        "api_version": "2025-05-08",
+        "dev_mode": True,
+        "timeout": 30,
+        "connect_timeout": 5,
+        "ca_bundle": certifi.where(),
+        "app_url": sandbox_url,
+        "allow_insecure_http": False,
+    }
+
+
+# -- the browser -------------------------------------------------------------------------------
+
+
+def type_into(field: Any, text: str) -> None:
+    """Type like a user; on a loaded machine React can drop a keystroke, so check and retype (3x)."""
+    from selenium.webdriver.common.keys import Keys
+
+    for _ in range(3):
+        field.send_keys(Keys.CONTROL, "a")
+        field.send_keys(Keys.DELETE)
+        field.send_keys(text)
+        if field.get_attribute("value") == text:
+            return
+    raise AssertionError(f"the form kept {field.get_attribute('value')!r} instead of {text!r}")
+
+
+def add_connection_in_form(
+    browser: Any,
+    stack: LocalAirflow,
+    *,
+    api_key: str,
+    extras: dict[str, Any] | None = None,
+    description: str = "",
+) -> dict[str, Any]:
+    """Admin -> Connections -> Add Connection, type Autoenhance; fill only what is given; Save."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(browser, 30)
+    browser.get(f"{stack.url}/connections")
+    wait.until(ec.element_to_be_clickable((By.XPATH, "//button[normalize-space()='Add Connection']"))).click()
+    type_into(wait.until(ec.presence_of_element_located((By.NAME, "connection_id"))), CONN_ID)
+    chooser = browser.find_element(By.CSS_SELECTOR, "input[role='combobox']")
+    chooser.click()
+    chooser.send_keys("Autoenhance")
+    wait.until(
+        ec.presence_of_element_located((By.XPATH, "//*[@role='option'][normalize-space()='Autoenhance']"))
+    )
+    chooser.send_keys(Keys.ENTER)
+    type_into(wait.until(ec.visibility_of_element_located((By.NAME, "password"))), api_key)
+    type_into(browser.find_element(By.NAME, "host"), stack.sandbox_url)
+    if description:
+        type_into(browser.find_element(By.NAME, "description"), description)
+    if extras:
+        browser.find_element(By.XPATH, "//button[normalize-space()='Extra Fields']").click()
+        for name, value in extras.items():
+            field = wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, f"[name='element_{name}']")))
+            if isinstance(value, bool):
+                if field.is_selected() != value:
+                    field.find_element(By.XPATH, "./..").click()  # the switch's label
+                assert wait.until(lambda _, f=field, v=value: f.is_selected() == v), name
+            else:
+                type_into(field, str(value))
+    browser.find_element(By.XPATH, "//button[normalize-space()='Save']").click()
+
+    def saved() -> dict[str, Any] | None:
+        response = stack.api("GET", f"/connections/{CONN_ID}")
+        return response.json() if response.ok else None
+
+    return stack.wait_for("the form's connection to be saved", saved, timeout=30)
+
+
+def click_test_button(browser: Any, stack: LocalAirflow) -> dict[str, Any]:
+    """Click the row's Test Connection button; return the request, the response and the toast."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(browser, 30)
+    browser.get(f"{stack.url}/connections")
+    row = wait.until(ec.presence_of_element_located((By.XPATH, f"//tr[.//*[normalize-space()='{CONN_ID}']]")))
+    button = row.find_element(By.CSS_SELECTOR, "button[aria-label='Test Connection']")
+    assert button.is_enabled(), "the Test button is disabled: AIRFLOW__CORE__TEST_CONNECTION not Enabled?"
+    browser.get_log("performance")  # drop what came before
+    button.click()
+    toast = wait.until(
+        ec.visibility_of_element_located((By.CSS_SELECTOR, "[data-scope='toast'][data-part='root']"))
+    )
+    result: dict[str, Any] = {"toast": toast.text}
+    request_id, finished = None, False
+    deadline = time.monotonic() + 15
+    while not finished and time.monotonic() < deadline:
+        for entry in browser.get_log("performance"):
+            message = json.loads(entry["message"])["message"]
+            method, params = message["method"], message.get("params", {})
+            if method == "Network.requestWillBeSent" and params["request"]["url"].endswith(
+                "/api/v2/connections/test"
+            ):
+                request_id = params["requestId"]
+                result["request"] = json.loads(params["request"]["postData"])
+            elif request_id and params.get("requestId") == request_id:
+                if method == "Network.responseReceived":
+                    result["status_code"] = params["response"]["status"]
+                elif method == "Network.loadingFinished":
+                    finished = True
+        time.sleep(0.2)
+    if finished:
+        body = browser.execute_cdp_cmd("Network.getResponseBody", {"requestId": request_id})
+        result["response"] = json.loads(body["body"])
+    assert "request" in result, result
+    assert "response" in result, result
+    return result
+
+
+# -- Airflow -----------------------------------------------------------------------------------
+
+
+def run_pipeline(stack: LocalAirflow, output: Path, timings: dict[str, float]) -> dict[str, Any]:
+    """Trigger the example pipeline over REST and wait (bounded) for its end."""
+    response = stack.api(
+        "POST", f"/dags/{DAG_ID}/dagRuns", json={"logical_date": None, "conf": {"output_folder": str(output)}}
+    )
+    assert response.status_code == 200, response.text
+    run_id = response.json()["dag_run_id"]
+
+    def finished() -> dict[str, Any] | None:
+        run = stack.api("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}").json()
+        return run if run["state"] in ("success", "failed") else None
+
+    started = time.monotonic()
+    run = stack.wait_for(f"dag run {run_id}", finished, timeout=180)
+    timings[f"pipeline_run_{output.name}"] = time.monotonic() - started
+    instances = stack.api("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances").json()["task_instances"]
+    return {"run_id": run_id, "state": run["state"], "tis": {ti["task_id"]: ti for ti in instances}}
+
+
+def task_log_text(stack: LocalAirflow, run: dict[str, Any], task_id: str) -> str:
+    ti = run["tis"][task_id]
+    response = stack.api(
+        "GET",
+        f"/dags/{DAG_ID}/dagRuns/{run['run_id']}/taskInstances/{task_id}/logs/{ti['try_number']}",
+        params={"full_content": "true"},
+        headers={"Accept": "application/json"},
+    )
+    assert response.status_code == 200, response.text
+    return json.dumps(response.json()["content"], ensure_ascii=False)
+
+
+def sandbox_stats(stack: LocalAirflow) -> dict[str, Any]:
+    return stack.sandbox_get("/_sandbox/stats").json()
+
+
+def downloaded(folder: Path) -> list[str]:
+    """The photos in an output folder (the operator also keeps a hidden manifest there)."""
+    return sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+
+
+def unauthorized(stats: dict[str, Any]) -> int:
+    """How many requests the sandbox answered with 401, over all its routes."""
+    return sum(by_status.get("401", 0) for by_status in stats["requests"].values())
+
+
+def replace_default_connection(stack: LocalAirflow) -> None:
+    """The next form connection takes the DAG's conn id: delete the one there (204, or 404 if none)."""
+    response = stack.api("DELETE", f"/connections/{CONN_ID}")
+    assert response.status_code in (204, 404), response.text
+
+
+def assert_test_button(result: dict[str, Any], *, key_is_good: bool) -> None:
+    """The Test button's outcome: the 3.3.2 limitation as it is, or the hook's own verdict."""
+    sent = result["request"]
+    # What the UI sends for a connection without a port, whatever Airflow does with it.
+    assert sent["port"] == 0, sent
+    assert sent["password"] == "***", sent
+    if airflow_rejects_port_zero():
+        assert result["status_code"] == 400, result
+        assert result["response"]["detail"].startswith(DIFFERENT_DESTINATION), result
+        assert "Test Connection Failed" in result["toast"], result
+    elif key_is_good:
+        assert result["status_code"] == 200, result
+        assert result["response"]["status"] is True, result
+        assert "Test Connection Successful" in result["toast"], result
+    else:
+        assert result["status_code"] == 200, result
+        assert result["response"]["status"] is False, result
+        assert "rejected the API key" in result["response"]["message"], result
+
+
+def assert_rest_test(stack: LocalAirflow, *, key_is_good: bool) -> None:
+    """The same test without the UI's port 0 (what the fixed Airflow does): our hook's verdict."""
+    response = stack.api(
+        "POST", "/connections/test", json={"connection_id": CONN_ID, "conn_type": "autoenhance"}
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    if key_is_good:
+        assert body == {
+            "status": True,
+            "message": f"Connected to Autoenhance at {stack.sandbox_url}; the API key was accepted.",
+        }
+    else:
+        assert body["status"] is False, body
+        assert "rejected the API key (HTTP 401)" in body["message"], body
+        assert WRONG_KEY not in body["message"]
+
+
+# -- the tests (in order: they share the stack and replace the connection one after the other) ---
+
+
+@pytest.fixture(scope="module")
+def dag_ready(local_airflow: LocalAirflow) -> LocalAirflow:
+    stack = local_airflow
+    stack.wait_for(f"{DAG_ID} to be parsed", lambda: stack.api("GET", f"/dags/{DAG_ID}").ok, timeout=120)
+    assert stack.api("PATCH", f"/dags/{DAG_ID}", json={"is_paused": False}).ok
+    return stack
+
+
+def test_form_with_only_key_and_url_runs_the_pipeline(
+    dag_ready: LocalAirflow, local_browser: Any, tmp_path: Path, e2e_timings: dict[str, float]
+) -> None:
+    from autoenhance_provider.get_provider_info import CONN_FIELDS
+
+    stack = dag_ready
+    replace_default_connection(stack)
+    conn = add_connection_in_form(local_browser, stack, api_key=SANDBOX_KEY)
+    assert (conn["conn_type"], conn["host"], conn["port"]) == ("autoenhance", stack.sandbox_url, None)
+    # The form stores the extras it shows, untouched ones as null/false: the case that used to fail.
+    extra = json.loads(conn["extra"])
+    assert set(extra) == set(CONN_FIELDS), extra
+    assert all(value in (None, False) for value in extra.values()), extra
+
+    assert_test_button(click_test_button(local_browser, stack), key_is_good=True)
+    assert_rest_test(stack, key_is_good=True)
+
+    before = sandbox_stats(stack)
+    run = run_pipeline(stack, tmp_path, e2e_timings)
+    states = {task_id: ti["state"] for task_id, ti in run["tis"].items()}
+    assert run["state"] == "success", (states, task_log_text(stack, run, "create_order")[-3000:])
+    assert states == dict.fromkeys(TASKS, "success")
+    assert downloaded(tmp_path) == PHOTOS
+    after = sandbox_stats(stack)
+    assert after["orders_created"] - before["orders_created"] == 1
+    # dev_mode left empty = off: every full-size image was bought.
+    assert after["purchases"] - before["purchases"] == len(PHOTOS)
+
+
+def test_form_with_every_field_filled_runs_the_pipeline(
+    dag_ready: LocalAirflow, local_browser: Any, tmp_path: Path, e2e_timings: dict[str, float]
+) -> None:
+    from autoenhance_provider.get_provider_info import CONN_FIELDS
+
+    stack = dag_ready
+    values = every_field_values(stack.sandbox_url)
+    assert set(values) == set(CONN_FIELDS), "a new form field: give it a value here"
+    replace_default_connection(stack)
+    conn = add_connection_in_form(
+        local_browser, stack, api_key=SANDBOX_KEY, extras=values, description="every field, from the form"
+    )
+    assert conn["description"] == "every field, from the form"
+    assert json.loads(conn["extra"]) == values
+
+    assert_test_button(click_test_button(local_browser, stack), key_is_good=True)
+    assert_rest_test(stack, key_is_good=True)
+
+    before = sandbox_stats(stack)
+    run = run_pipeline(stack, tmp_path, e2e_timings)
+    states = {task_id: ti["state"] for task_id, ti in run["tis"].items()}
+    assert run["state"] == "success", (states, task_log_text(stack, run, "create_order")[-3000:])
+    assert states == dict.fromkeys(TASKS, "success")
+    assert downloaded(tmp_path) == PHOTOS
+    after = sandbox_stats(stack)
+    assert after["orders_created"] - before["orders_created"] == 1
+    assert after["downloads"]["enhanced"] - before["downloads"]["enhanced"] == len(PHOTOS)
+    # dev_mode on reached the API (x-dev-mode: true): full-size downloads without buying.
+    assert after["purchases"] == before["purchases"]
+
+
+def test_form_with_a_wrong_key_fails_the_first_task_naming_the_connection(
+    dag_ready: LocalAirflow, local_browser: Any, tmp_path: Path, e2e_timings: dict[str, float]
+) -> None:
+    stack = dag_ready
+    replace_default_connection(stack)
+    add_connection_in_form(local_browser, stack, api_key=WRONG_KEY)
+
+    assert_test_button(click_test_button(local_browser, stack), key_is_good=False)
+    assert_rest_test(stack, key_is_good=False)
+
+    before = sandbox_stats(stack)
+    run = run_pipeline(stack, tmp_path, e2e_timings)
+    states = {task_id: ti["state"] for task_id, ti in run["tis"].items()}
+    assert run["state"] == "failed"
+    assert states == {
+        "create_order": "failed",
+        "upload_photos": "upstream_failed",
+        "wait_for_enhancement": "upstream_failed",
+        "download_enhanced": "upstream_failed",
+    }, states
+    assert run["tis"]["create_order"]["try_number"] == 1  # a 401 is not retried
+    log = task_log_text(stack, run, "create_order")
+    assert f"Autoenhance rejected the API key of connection '{CONN_ID}'" in log, log[-3000:]
+    assert "401" in log
+    assert f"Admin → Connections → {CONN_ID}" in log, log[-3000:]
+    assert WRONG_KEY not in log
+    # The failure is the API's answer (one 401, not retried), not a check in the provider.
+    after = sandbox_stats(stack)
+    assert unauthorized(after) - unauthorized(before) == 1, after["requests"]
+    assert after["orders_created"] == before["orders_created"]
+    assert downloaded(tmp_path) == []
