@@ -13,6 +13,7 @@ import contextlib
 import io
 import json
 import socket
+import struct
 import threading
 import time
 import zlib
@@ -290,17 +291,30 @@ _GZIP_BOMBS: dict[int, bytes] = {}
 
 
 def gzip_json_bomb(inflated_mb: int = 600) -> bytes:
-    """A gzip stream of a JSON object whose one string inflates to ``inflated_mb`` MB (cached)."""
+    """A gzip stream of a JSON object whose one string inflates to ``inflated_mb`` MB (cached).
+
+    Built in well under a second: with a full flush after every 1 MiB block of ``a`` the deflate
+    output of each block is the same bytes, so one block is compressed and repeated; the gzip
+    wrapper (CRC-32 and size of the whole inflated text) is written by hand.
+    """
     if inflated_mb not in _GZIP_BOMBS:
-        out = io.BytesIO()
-        compressor = zlib.compressobj(9, zlib.DEFLATED, 31)  # 31: gzip container
-        out.write(compressor.compress(b'{"order_id": "o-1", "name": "'))
+        prefix, suffix = b'{"order_id": "o-1", "name": "', b'", "images": []}'
         block = b"a" * (1024 * 1024)
+        raw = zlib.compressobj(9, zlib.DEFLATED, -15)  # raw deflate: the wrapper is ours
+        first = raw.compress(prefix) + raw.compress(block) + raw.flush(zlib.Z_FULL_FLUSH)
+        second = raw.compress(block) + raw.flush(zlib.Z_FULL_FLUSH)
+        third = raw.compress(block) + raw.flush(zlib.Z_FULL_FLUSH)
+        assert second == third, "deflate blocks after a full flush were expected to repeat"
+        tail = raw.compress(suffix) + raw.flush(zlib.Z_FINISH)
+        crc = zlib.crc32(prefix)
         for _ in range(inflated_mb):
-            out.write(compressor.compress(block))
-        out.write(compressor.compress(b'", "images": []}'))
-        out.write(compressor.flush())
-        _GZIP_BOMBS[inflated_mb] = out.getvalue()
+            crc = zlib.crc32(block, crc)
+        crc = zlib.crc32(suffix, crc)
+        size = len(prefix) + inflated_mb * len(block) + len(suffix)
+        header = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
+        body = first + second * (inflated_mb - 1) + tail
+        trailer = struct.pack("<II", crc & 0xFFFFFFFF, size & 0xFFFFFFFF)
+        _GZIP_BOMBS[inflated_mb] = header + body + trailer
     return _GZIP_BOMBS[inflated_mb]
 
 
@@ -311,7 +325,9 @@ def gunzip_size(data: bytes) -> int:
     view = memoryview(data)
     for i in range(0, len(view), 65536):
         size += len(d.decompress(view[i : i + 65536]))
-    return size + len(d.flush())
+    size += len(d.flush())
+    assert d.eof, "the gzip stream is incomplete"
+    return size
 
 
 _JPEG: bytes | None = None
