@@ -114,10 +114,13 @@ def test_sandbox_saw_one_order_and_every_image(
 
 def test_enhanced_files_in_the_output_folder(pipeline_run: dict[str, Any]) -> None:
     output: Path = pipeline_run["output"]
-    files = sorted(p.name for p in output.iterdir())
-    assert files == PHOTOS
-    for name in files:
-        with Image.open(output / name) as image:
+    # At any depth (the operator may write a folder per order), without its hidden manifest.
+    paths = sorted(
+        (p for p in output.rglob("*") if p.is_file() and not p.name.startswith(".")), key=lambda p: p.name
+    )
+    assert [p.name for p in paths] == PHOTOS
+    for path in paths:
+        with Image.open(path) as image:
             assert image.format == "JPEG"
             assert image.size[0] > 0
 

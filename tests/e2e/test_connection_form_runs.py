@@ -66,13 +66,14 @@ def every_field_values(sandbox_url: str) -> dict[str, Any]:
 
 
 def type_into(field: Any, text: str) -> None:
-    """Type like a user; on a loaded machine React can drop a keystroke, so check and retype (3x)."""
+    """Type like a user, and check: a key typed into a React input can get lost (retyped up to 3x)."""
     from selenium.webdriver.common.keys import Keys
 
     for _ in range(3):
         field.send_keys(Keys.CONTROL, "a")
         field.send_keys(Keys.DELETE)
-        field.send_keys(text)
+        for start in range(0, len(text), 8):  # short bursts: chromedriver drops a key of long ones
+            field.send_keys(text[start : start + 8])
         if field.get_attribute("value") == text:
             return
     raise AssertionError(f"the form kept {field.get_attribute('value')!r} instead of {text!r}")
@@ -207,8 +208,8 @@ def sandbox_stats(stack: LocalAirflow) -> dict[str, Any]:
 
 
 def downloaded(folder: Path) -> list[str]:
-    """The photos in an output folder (the operator also keeps a hidden manifest there)."""
-    return sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+    """The photos under an output folder, at any depth (per-order folder; a hidden manifest beside)."""
+    return sorted(p.name for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
 
 
 def unauthorized(stats: dict[str, Any]) -> int:
