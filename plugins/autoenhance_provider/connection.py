@@ -1,7 +1,9 @@
-"""The ``autoenhance`` Airflow connection: parsing, validation and defaults, in one place.
+"""The ``autoenhance`` Airflow connection: its form, parsing, validation and defaults, in one place.
 
 Both the sync hook and the trigger's async client build their settings from
-:class:`AutoenhanceConnectionConfig`, so a connection means the same thing everywhere.
+:class:`AutoenhanceConnectionConfig`, so a connection means the same thing everywhere. The extras
+are one list, ``CONN_FIELDS`` (kept in ``get_provider_info`` because Airflow reads the form from
+there without importing anything heavy); the form of Airflow < 3.2 is built from the same list.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from autoenhance_provider.exceptions import AutoenhanceConfigError
-from autoenhance_provider.settings import to_bool, to_float
+from autoenhance_provider.get_provider_info import CONN_FIELDS, UI_FIELD_BEHAVIOUR
+from autoenhance_provider.validation import to_bool, to_float
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +30,7 @@ DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 60.0
 
 #: Extras understood by the provider (anything else is reported once, by name only).
-KNOWN_EXTRAS = frozenset(
-    {"api_version", "dev_mode", "timeout", "connect_timeout", "allow_insecure_http", "ca_bundle", "app_url"}
-)
+KNOWN_EXTRAS = frozenset(CONN_FIELDS)
 _API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
@@ -217,3 +218,30 @@ def normalise_base_url(
     if path.endswith("/v3"):
         path = path[: -len("/v3")]
     return f"{parts.scheme}://{netloc}{path}"
+
+
+def ui_field_behaviour() -> dict[str, Any]:
+    """Connection form layout for Airflow < 3.2 (3.2+ reads the provider info)."""
+    return {
+        "hidden_fields": list(UI_FIELD_BEHAVIOUR["hidden-fields"]),
+        "relabeling": dict(UI_FIELD_BEHAVIOUR["relabeling"]),
+        "placeholders": dict(UI_FIELD_BEHAVIOUR["placeholders"]),
+    }
+
+
+def connection_form_widgets() -> dict[str, Any]:
+    """Extra fields of the connection form for Airflow < 3.2, from ``CONN_FIELDS``."""
+    from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
+    from flask_babel import lazy_gettext
+    from wtforms import BooleanField, StringField
+
+    widgets: dict[str, Any] = {}
+    for name, spec in CONN_FIELDS.items():
+        types = spec["schema"]["type"]
+        if "boolean" in (types if isinstance(types, list) else [types]):
+            widgets[name] = BooleanField(lazy_gettext(spec["label"]), description=spec["description"])
+        else:
+            widgets[name] = StringField(
+                lazy_gettext(spec["label"]), widget=BS3TextFieldWidget(), description=spec["description"]
+            )
+    return widgets

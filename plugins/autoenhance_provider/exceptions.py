@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from autoenhance_provider._compat import AirflowException, AirflowFailException
+from autoenhance_provider.compat import AirflowException, AirflowFailException
 
 #: Bodies quoted in exceptions are cut to this many characters.
 MAX_BODY_CHARS = 500
@@ -161,6 +161,10 @@ class AutoenhanceTransientError(AutoenhanceAPIError):
 
 class AutoenhanceStorageError(AutoenhanceError):
     """The presigned upload or the asset download failed at the storage host."""
+
+
+class AutoenhanceDownloadError(AutoenhanceStorageError):
+    """A download's body is not a complete image (HTML, an error page, cut short…); a retry repairs it."""
 
 
 class AutoenhanceOrderFailedError(AutoenhanceError, AirflowFailException):

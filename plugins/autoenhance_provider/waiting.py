@@ -1,16 +1,20 @@
-"""Waiting for an order, independent of *how* the waiting happens.
+"""Waiting for an order: the status vocabulary, the one rule for "done", and the one wait state machine.
 
 The hook's blocking loop, the sensor (poke/reschedule) and the deferrable trigger all feed what
-they see into :class:`OrderWait` and turn its terminal event into a result with
-:func:`result_from_event`. So the three modes agree on success, failure, transient-error
-tolerance and timeouts. Events are small JSON dicts, safe to send from the triggerer.
+they see into :class:`OrderWait` and turn its terminal :class:`WaitEvent` into a result with
+:meth:`WaitEvent.result`. So the three modes agree on success, failure, transient-error tolerance
+and timeouts. An event crosses from the triggerer to the worker as a small JSON dict
+(:meth:`WaitEvent.to_dict` / :meth:`WaitEvent.from_dict`); errors are rebuilt from it, never pickled.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from enum import Enum
 from typing import Any
 
 from autoenhance_provider.exceptions import (
@@ -21,16 +25,192 @@ from autoenhance_provider.exceptions import (
     AutoenhanceTimeoutError,
     AutoenhanceTransientError,
 )
-from autoenhance_provider.policy import error_for_status
-from autoenhance_provider.status import OrderProgress, evaluate_order
+from autoenhance_provider.http import error_for_status
 
 log = logging.getLogger(__name__)
 
-SUCCESS, FAILED, TIMEOUT, ERROR = "success", "failed", "timeout", "error"
 DEFAULT_POLL_INTERVAL = 30.0
 DEFAULT_TIMEOUT = 24 * 3600.0
 #: Consecutive polls that may fail transiently (each after the client's own retries).
 DEFAULT_ERROR_BUDGET = 5
+
+
+class ImageStatus(str, Enum):
+    """Image statuses of the v3 API, plus ``UNKNOWN`` for anything new (treated as not finished)."""
+
+    WAITING = "waiting"
+    PROCESSING = "processing"
+    PROCESSED = "processed"
+    ERROR = "error"
+    EXPIRED = "expired"
+    UNKNOWN = "unknown"
+
+    @classmethod
+    def parse(cls, value: Any) -> ImageStatus:
+        """Map the API's word (and the synonyms third-party clients have seen) to a member."""
+        text = str(value or "").strip().lower()
+        return _IMAGE_SYNONYMS.get(text) or next((m for m in cls if m.value == text), cls.UNKNOWN)
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_IMAGE_STATUSES
+
+    @property
+    def is_failure(self) -> bool:
+        return self in FAILED_IMAGE_STATUSES
+
+
+_IMAGE_SYNONYMS = {
+    "complete": ImageStatus.PROCESSED,
+    "completed": ImageStatus.PROCESSED,
+    "enhanced": ImageStatus.PROCESSED,
+    "failed": ImageStatus.ERROR,
+}
+
+TERMINAL_IMAGE_STATUSES = frozenset({ImageStatus.PROCESSED, ImageStatus.ERROR, ImageStatus.EXPIRED})
+FAILED_IMAGE_STATUSES = frozenset({ImageStatus.ERROR, ImageStatus.EXPIRED})
+
+
+def _truthy(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in {"1", "true", "yes"}
+    return bool(value)
+
+
+@dataclass(frozen=True)
+class OrderProgress:
+    """What one look at an order tells us."""
+
+    order_id: str
+    done: bool
+    total: int
+    processed: int
+    pending: int
+    is_merging: bool
+    is_processing: bool
+    failed: list[dict[str, Any]] = field(default_factory=list)
+    #: status -> number of images, for messages ("3/4 processed, 1 processing").
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        if self.is_merging:
+            return f"order {self.order_id}: grouping HDR brackets"
+        if self.total == 0:
+            return f"order {self.order_id}: no images yet"
+        return (
+            f"order {self.order_id}: {self.processed}/{self.total} processed, "
+            f"{len(self.failed)} failed, {self.pending} pending"
+        )
+
+    def state(self) -> str:
+        """The order as a person would summarise it at the end of a wait."""
+        if self.is_merging:
+            return "still grouping HDR brackets"
+        if self.total == 0:
+            return "0 images — was anything uploaded into it?"
+        others = ", ".join(f"{n} {s}" for s, n in sorted(self.counts.items()) if s != "processed")
+        return f"{self.processed}/{self.total} processed" + (f", {others}" if others else "")
+
+    def to_dict(self) -> dict[str, Any]:
+        """A small JSON-able summary (for trigger events and XCom)."""
+        return {
+            "order_id": self.order_id,
+            "done": self.done,
+            "total": self.total,
+            "processed": self.processed,
+            "pending": self.pending,
+            "failed": self.failed,
+        }
+
+
+def image_failure(image: dict[str, Any]) -> dict[str, Any]:
+    """The fields worth reporting about a failed image."""
+    return {
+        "image_id": image.get("image_id"),
+        "image_name": image.get("image_name"),
+        "status": str(image.get("status")),
+        "status_reason": image.get("status_reason"),
+    }
+
+
+def evaluate_order(order: dict[str, Any]) -> OrderProgress:
+    """Decide whether an order is finished.
+
+    Done means: not grouping brackets, not processing, at least one image, and every image in a
+    terminal state. Unknown statuses count as still running, so a new API word can delay the
+    end of a wait but never end it early.
+    """
+    images = [img for img in order.get("images") or [] if isinstance(img, dict)]
+    statuses = [ImageStatus.parse(img.get("status")) for img in images]
+    failed = [image_failure(img) for img, st in zip(images, statuses, strict=True) if st.is_failure]
+    processed = sum(st is ImageStatus.PROCESSED for st in statuses)
+    pending = sum(not st.is_terminal for st in statuses)
+    is_merging = _truthy(order.get("is_merging"))
+    is_processing = _truthy(order.get("is_processing"))
+    done = bool(images) and not is_merging and not is_processing and pending == 0
+    return OrderProgress(
+        order_id=str(order.get("order_id", "")),
+        done=done,
+        total=len(images),
+        processed=processed,
+        pending=pending,
+        is_merging=is_merging,
+        is_processing=is_processing,
+        failed=failed,
+        counts=dict(Counter(st.value for st in statuses)),
+    )
+
+
+@dataclass(frozen=True)
+class WaitEvent:
+    """How a wait ended: ``success``, ``failed`` (images in error), ``timeout`` or ``error``.
+
+    For ``error`` it carries what is needed to rebuild the exception the task fails with.
+    """
+
+    SUCCESS = "success"
+    FAILED = "failed"
+    TIMEOUT = "timeout"
+    ERROR = "error"
+
+    status: str
+    order_id: str
+    message: str
+    progress: dict[str, Any] | None = None
+    status_code: int | None = None
+    path: str | None = None
+    api_message: str | None = None
+    conn_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> WaitEvent:
+        known = {k: data.get(k) for k in cls.__dataclass_fields__}
+        known["status"] = str(known.get("status") or cls.ERROR)
+        known["order_id"] = str(known.get("order_id") or "")
+        known["message"] = str(known.get("message") or "")
+        return cls(**known)
+
+    def result(self, *, allow_partial: bool = False) -> dict[str, Any]:
+        """The wait's result, or raise what the task should fail with."""
+        progress = self.progress or {}
+        if self.status == self.SUCCESS or (self.status == self.FAILED and allow_partial):
+            return progress
+        if self.status == self.FAILED:
+            raise AutoenhanceOrderFailedError(self.order_id, list(progress.get("failed") or []))
+        if self.status == self.TIMEOUT:
+            raise AutoenhanceTimeoutError(self.message or f"Timed out waiting for order {self.order_id}")
+        if self.status_code:
+            raise error_for_status(
+                int(self.status_code),
+                "GET",
+                self.path or "?",
+                message=self.api_message,
+                conn_id=self.conn_id,
+            )
+        raise AutoenhanceConnectionError(self.message or "polling failed")
 
 
 class OrderWait:
@@ -42,35 +222,38 @@ class OrderWait:
         *,
         deadline: float | None,
         error_budget: int = DEFAULT_ERROR_BUDGET,
+        errors_in_a_row: int = 0,
         clock: Callable[[], float] = time.time,
-        logger: logging.Logger | None = None,
+        logger: logging.Logger | Any = None,
     ) -> None:
         self.order_id = order_id
         self.deadline = deadline
         self.error_budget = error_budget
-        self.errors_in_a_row = 0
+        self.errors_in_a_row = errors_in_a_row
+        self.last_progress: OrderProgress | None = None
         self._clock = clock
+        self._started = clock()
         self._log = logger or log
         self._last_description: str | None = None
 
-    def check(self, order: dict[str, Any]) -> dict[str, Any] | None:
+    def check(self, order: Any) -> WaitEvent | None:
         """Look at a freshly fetched order; return the terminal event, or None to keep waiting."""
+        if not isinstance(order, dict):
+            raise AutoenhanceTransientError(200, "GET", f"/v3/orders/{self.order_id}", "not an order object")
         self.errors_in_a_row = 0
-        progress = evaluate_order(order)
+        progress = self.last_progress = evaluate_order(order)
         description = progress.describe()
         if description != self._last_description:
             self._log.info("Autoenhance %s", description)
             self._last_description = description
         if not progress.done:
             return None
-        if progress.failed:
-            return self._event(FAILED, progress.describe(), progress)
-        return self._event(SUCCESS, progress.describe(), progress)
+        status = WaitEvent.FAILED if progress.failed else WaitEvent.SUCCESS
+        return WaitEvent(status, self.order_id, description, progress.to_dict())
 
-    def on_error(self, exc: AutoenhanceError) -> dict[str, Any] | None:
+    def on_error(self, exc: AutoenhanceError) -> WaitEvent | None:
         """A poll failed. Transient failures are tolerated within the budget; others end the wait."""
-        transient = isinstance(exc, (AutoenhanceTransientError, AutoenhanceConnectionError))
-        if transient:
+        if isinstance(exc, (AutoenhanceTransientError, AutoenhanceConnectionError)):
             self.errors_in_a_row += 1
             if self.errors_in_a_row < self.error_budget:
                 self._log.warning(
@@ -81,52 +264,30 @@ class OrderWait:
                     exc,
                 )
                 return None
-        event = self._event(ERROR, str(exc))
-        event["status_code"] = exc.status_code if isinstance(exc, AutoenhanceAPIError) else None
-        event["path"] = exc.path if isinstance(exc, AutoenhanceAPIError) else None
-        event["api_message"] = exc.api_message if isinstance(exc, AutoenhanceAPIError) else None
-        event["conn_id"] = exc.conn_id if isinstance(exc, AutoenhanceAPIError) else None
-        return event
+        api = exc if isinstance(exc, AutoenhanceAPIError) else None
+        return WaitEvent(
+            WaitEvent.ERROR,
+            self.order_id,
+            str(exc),
+            status_code=api.status_code if api else None,
+            path=api.path if api else None,
+            api_message=api.api_message if api else None,
+            conn_id=api.conn_id if api else None,
+        )
 
-    def timeout_event(self) -> dict[str, Any] | None:
-        if self.deadline is not None and self._clock() >= self.deadline:
-            return self._event(TIMEOUT, f"Timed out waiting for Autoenhance order {self.order_id} to finish")
-        return None
+    def timeout_event(self, started: float | None = None) -> WaitEvent | None:
+        """The timeout event once the deadline has passed, saying what the order looked like."""
+        if self.deadline is None or self._clock() < self.deadline:
+            return None
+        return WaitEvent(WaitEvent.TIMEOUT, self.order_id, self.timeout_message(started))
+
+    def timeout_message(self, started: float | None = None) -> str:
+        waited = self._clock() - (self._started if started is None else started)
+        state = self.last_progress.state() if self.last_progress else "never read successfully"
+        return f"Timed out after {waited:.0f} s waiting for Autoenhance order {self.order_id}: {state}"
 
     def sleep_for(self, poll_interval: float) -> float:
         """The next pause: the poll interval, cut short so the deadline is checked on time."""
         if self.deadline is None:
             return poll_interval
         return max(0.0, min(poll_interval, self.deadline - self._clock()))
-
-    def _event(self, status: str, message: str, progress: OrderProgress | None = None) -> dict[str, Any]:
-        return {
-            "status": status,
-            "order_id": self.order_id,
-            "message": message,
-            "progress": progress.to_dict() if progress else None,
-        }
-
-
-def result_from_event(event: dict[str, Any], *, allow_partial: bool = False) -> dict[str, Any]:
-    """Turn a terminal event into the wait's result, or raise what the task should fail with."""
-    status = event.get("status")
-    order_id = str(event.get("order_id"))
-    progress = event.get("progress") or {}
-    if status == SUCCESS:
-        return progress
-    if status == FAILED:
-        if allow_partial:
-            return progress
-        raise AutoenhanceOrderFailedError(order_id, list(progress.get("failed") or []))
-    if status == TIMEOUT:
-        raise AutoenhanceTimeoutError(event.get("message") or f"Timed out waiting for order {order_id}")
-    if event.get("status_code"):
-        raise error_for_status(
-            int(event["status_code"]),
-            "GET",
-            str(event.get("path") or "?"),
-            message=event.get("api_message"),
-            conn_id=event.get("conn_id"),
-        )
-    raise AutoenhanceConnectionError(str(event.get("message") or "polling failed"))

@@ -8,8 +8,8 @@ from typing import Any
 
 from airflow.sdk import Context
 
-from autoenhance_provider.exceptions import AutoenhanceConflictError, AutoenhanceNotFoundError
-from autoenhance_provider.operators._base import AutoenhanceBaseOperator, AutoenhanceSettingsOperator
+from autoenhance_provider.exceptions import AutoenhanceNotFoundError
+from autoenhance_provider.operators.base import AutoenhanceBaseOperator, AutoenhanceSettingsOperator
 
 #: Namespace of the order ids derived from task instances (stable across releases).
 ORDER_ID_NAMESPACE = uuid.UUID("6f1c2a3e-7a7b-4f7e-9a55-0c9b8a4e2d11")
@@ -30,8 +30,8 @@ class CreateOrderOperator(AutoenhanceBaseOperator):
 
     Returns the ``order_id`` (so ``create.output`` feeds downstream tasks) and also pushes the
     XCom keys ``order_id`` and ``order_url``. Without an explicit ``order_id`` the id is derived
-    from (dag_id, run_id, task_id, map_index): a retried task re-finds its order instead of
-    creating a second one. With an explicit ``order_id`` of an existing order, that order is used.
+    from the task instance: a retried task re-finds its order instead of creating a second one.
+    With an explicit ``order_id`` of an existing order, that order is used.
 
     :param name: order name shown in the Autoenhance web app (templated).
     :param order_id: client-chosen order id (templated); default: derived, see above.
@@ -46,17 +46,16 @@ class CreateOrderOperator(AutoenhanceBaseOperator):
         self.order_id = order_id
 
     def execute(self, context: Context) -> str:
-        order_id = str(self.order_id) if self.order_id else deterministic_order_id(context)
+        order_id = self.order_id_param() if self.order_id else deterministic_order_id(context)
         self.set_label(context, self.name or order_id)
-        try:
-            order = self.hook.create_order(name=self.name, order_id=order_id)
+        order, created = self.hook.ensure_order(order_id, name=self.name)
+        if created:
             self.log.info("Created Autoenhance order %s", order_id)
-        except AutoenhanceConflictError:
-            order = self.hook.get_order(order_id)
+        else:
             self.log.info(
                 "Autoenhance order %s already exists (an earlier try created it); reusing it", order_id
             )
-        final_id = str((order or {}).get("order_id") or order_id)
+        final_id = str(order.get("order_id") or order_id)
         if final_id != order_id:
             self.log.warning(
                 "The API assigned order id %s instead of %s; a retry of this task cannot re-find it",
@@ -101,34 +100,17 @@ class ProcessOrderOperator(AutoenhanceSettingsOperator):
         self.bracket_groups = bracket_groups
 
     def execute(self, context: Context) -> str:
-        order_id = str(self.order_id)
+        order_id = self.order_id_param()
         self.set_label(context, order_id)
         self.publish_order(context, order_id)
-        order = self.hook.get_order(order_id)
-        if order.get("is_merging") or order.get("images"):
-            self.log.info("Order %s is already grouped/processing; not starting it again", order_id)
-            return order_id
-        groups = self._resolve_groups(order_id) if self.bracket_groups else None
-        self.hook.process_order(
+        if self.hook.process_order_once(
             order_id,
             number_of_brackets_per_image=self.number_of_brackets_per_image,
-            images=groups,
-            **self.settings,
-        )
-        self.log.info("Started HDR grouping and enhancement of order %s", order_id)
+            bracket_groups=self.bracket_groups,
+            settings=self.checked_settings(),
+        ):
+            self.log.info("Started HDR grouping and enhancement of order %s", order_id)
         return order_id
-
-    def _resolve_groups(self, order_id: str) -> list[dict[str, list[str]]]:
-        """Accept bracket names as well as ids in ``bracket_groups``."""
-        brackets = self.hook.list_brackets(order_id)
-        # Only uploaded brackets: a re-sent create may have left an empty one with the same name.
-        brackets = [b for b in brackets if b.get("is_uploaded")]
-        by_name = {b.get("name"): b.get("bracket_id") for b in brackets}
-        ids = {b.get("bracket_id") for b in brackets}
-        return [
-            {"bracket_ids": [ref if ref in ids else by_name.get(ref, ref) for ref in map(str, group)]}
-            for group in self.bracket_groups or []
-        ]
 
 
 class DeleteOrderOperator(AutoenhanceBaseOperator):
@@ -145,7 +127,7 @@ class DeleteOrderOperator(AutoenhanceBaseOperator):
         self.order_id = order_id
 
     def execute(self, context: Context) -> None:
-        order_id = str(self.order_id)
+        order_id = self.order_id_param()
         self.set_label(context, order_id)
         try:
             self.hook.delete_order(order_id)

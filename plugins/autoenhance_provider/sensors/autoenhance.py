@@ -7,29 +7,33 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from airflow.sdk import BaseOperator, BaseSensorOperator, Context, PokeReturnValue
+from airflow.sdk import BaseSensorOperator, Context, PokeReturnValue
 
-from autoenhance_provider._compat import (
+from autoenhance_provider.compat import (
     AirflowFailException,
     AirflowSensorTimeout,
     AirflowSkipException,
-    TaskDeferralTimeout,
     conf,
+    task_state_get,
+    task_state_set,
 )
 from autoenhance_provider.connection import DEFAULT_CONN_ID
 from autoenhance_provider.exceptions import AutoenhanceError, AutoenhanceTimeoutError
 from autoenhance_provider.links.autoenhance import AutoenhanceOrderLink
-from autoenhance_provider.operators._base import DEFAULT_MAP_INDEX_TEMPLATE, AutoenhanceTaskMixin
+from autoenhance_provider.operators.base import DEFAULT_MAP_INDEX_TEMPLATE, AutoenhanceTaskMixin
 from autoenhance_provider.triggers.autoenhance import AutoenhanceOrderTrigger
+from autoenhance_provider.validation import require_id
 from autoenhance_provider.waiting import (
     DEFAULT_ERROR_BUDGET,
     DEFAULT_POLL_INTERVAL,
     DEFAULT_TIMEOUT,
     OrderWait,
-    result_from_event,
+    WaitEvent,
 )
 
 FAILED_IMAGES_KEY = "failed_images"
+#: Transient poll failures in a row, kept across reschedules (Airflow 3.3+ task state store).
+ERRORS_STATE_KEY = "autoenhance_poll_errors"
 
 
 class OrderProcessedSensor(AutoenhanceTaskMixin, BaseSensorOperator):
@@ -40,9 +44,10 @@ class OrderProcessedSensor(AutoenhanceTaskMixin, BaseSensorOperator):
     ``allow_partial=True`` it succeeds and lists them in XCom (key ``failed_images``). The
     return value is a summary ``{order_id, total, processed, failed, ...}``.
 
-    In deferrable mode the state is checked once before deferring; the trigger gets a
-    wall-clock deadline, so ``timeout`` means the same in every mode (AirflowSensorTimeout, or
-    a skip with ``soft_fail``).
+    Every mode feeds the same :class:`~autoenhance_provider.waiting.OrderWait`: in deferrable
+    mode the state is checked once before deferring and the trigger gets a wall-clock deadline,
+    so ``timeout`` means the same everywhere (AirflowSensorTimeout naming what the order looked
+    like, or a skip with ``soft_fail``), and transient outages stay retryable in every mode.
 
     :param order_id: the order (templated).
     :param poke_interval: seconds between polls (default 30 — see "How the wait works").
@@ -81,90 +86,87 @@ class OrderProcessedSensor(AutoenhanceTaskMixin, BaseSensorOperator):
         self.error_budget = int(error_budget)
         self.hook_params = hook_params or {}
         self._wait: OrderWait | None = None
+        self._deadline: float | None = None
 
     def execute(self, context: Context) -> Any:
-        self.set_label(context, self.order_id)
-        self.publish_order(context, str(self.order_id))
-        if not self.deferrable:
-            return super().execute(context)
-        deadline = time.time() + self.timeout
+        """Airflow's sensor loop; in deferrable mode the first poke that finds work left defers."""
+        order_id = require_id("order_id", self.order_id)
+        self.set_label(context, order_id)
+        self.publish_order(context, order_id)
+        self._deadline = time.time() + self.timeout
         try:
-            first = self.poke(context)
-        except AirflowFailException as exc:
-            # The same soft_fail / never_fail rules as BaseSensorOperator.execute applies to a poke.
-            if self.soft_fail or self.never_fail:
-                raise AirflowSkipException(f"Skipping due to soft_fail/never_fail: {exc}") from exc
-            raise
-        except AirflowSkipException:
-            raise
-        except Exception as exc:
-            if self.never_fail:
-                raise AirflowSkipException(f"Skipping due to never_fail: {exc}") from exc
-            raise
-        if first:
-            return first.xcom_value if isinstance(first, PokeReturnValue) else None
+            return super().execute(context)
+        except AirflowSensorTimeout as exc:
+            state = self._wait.timeout_message() if self._wait else ""
+            raise AirflowSensorTimeout(f"{exc} {state}".strip()) from None
+
+    def poke(self, context: Context) -> bool | PokeReturnValue:
+        order_id = require_id("order_id", self.order_id)
+        if self._wait is None:
+            errors = task_state_get(context, ERRORS_STATE_KEY)
+            self._wait = OrderWait(
+                order_id,
+                deadline=None,
+                error_budget=self.error_budget,
+                errors_in_a_row=errors if isinstance(errors, int) else 0,
+                logger=self.log,
+            )
+        errors_before = self._wait.errors_in_a_row
+        try:
+            event = self._wait.check(self.hook.get_order(order_id))
+        except AutoenhanceError as exc:
+            event = self._wait.on_error(exc)
+        if self._wait.errors_in_a_row != errors_before:
+            task_state_set(context, ERRORS_STATE_KEY, self._wait.errors_in_a_row)
+        if event is not None:
+            return PokeReturnValue(is_done=True, xcom_value=self._finish(context, event))
+        if self.deferrable:
+            self._defer(order_id, self._wait.errors_in_a_row)
+        return False
+
+    def _defer(self, order_id: str, errors_in_a_row: int) -> None:
         self.defer(
             trigger=AutoenhanceOrderTrigger(
-                order_id=str(self.order_id),
+                order_id=order_id,
                 autoenhance_conn_id=self.autoenhance_conn_id,
                 poll_interval=self.poke_interval,
-                end_time=deadline,
+                end_time=self._deadline,
                 error_budget=self.error_budget,
                 hook_params=self.hook_params,
-                # The check above was the first poll: the trigger's first one is an interval later.
+                # The poke was the first poll: the trigger's first one is an interval later.
                 first_poll_at=time.time() + self.poke_interval,
+                errors_in_a_row=errors_in_a_row,
             ),
             method_name="execute_complete",
             # Only a safety net should the triggerer die: the trigger's own deadline comes first.
             timeout=timedelta(seconds=self.timeout + 2 * self.poke_interval + 300),
         )
 
-    def poke(self, context: Context) -> bool | PokeReturnValue:
-        if self._wait is None:
-            self._wait = OrderWait(
-                str(self.order_id), deadline=None, error_budget=self.error_budget, logger=self.log
-            )
-        try:
-            event = self._wait.check(self.hook.get_order(str(self.order_id)))
-        except AutoenhanceError as exc:
-            event = self._wait.on_error(exc)
-        if event is None:
-            return False
-        return PokeReturnValue(is_done=True, xcom_value=self._finish(context, event))
-
     def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
-        """Resume after deferral with exactly the failure rules of poke mode.
+        """Airflow's resumption, except that a transient outage stays retryable under ``soft_fail``.
 
-        BaseSensorOperator (3.2+) turns *any* error into a skip under ``soft_fail``, so an API
-        outage would skip the task in deferrable mode but fail it (retryably) in poke mode; 3.0
-        and 3.1 ignored ``soft_fail`` on the safety-net timeout. Poke mode's rules: a timeout or
-        a permanent failure skips with ``soft_fail``; anything skips with ``never_fail``;
-        transient errors stay retryable.
+        BaseSensorOperator (3.2+) turns any error after deferral into a skip under ``soft_fail``;
+        in poke mode only a timeout or a permanent failure skips. Keep poke mode's rule.
         """
         try:
-            return BaseOperator.resume_execution(self, next_method, next_kwargs, context)
-        except AirflowSkipException:
+            return super().resume_execution(next_method, next_kwargs, context)
+        except AirflowSkipException as skip:
+            cause = skip.__cause__
+            transient = isinstance(cause, AutoenhanceError) and not isinstance(
+                cause, (AirflowFailException, AutoenhanceTimeoutError)
+            )
+            if transient and not self.never_fail:
+                raise cause from None
             raise
-        except TaskDeferralTimeout as exc:
-            error: BaseException = AirflowSensorTimeout(*exc.args)
-            cause: BaseException = exc
-        except Exception as exc:
-            error = cause = exc
-        permanent = isinstance(error, (AirflowSensorTimeout, AirflowFailException))
-        if self.never_fail or (self.soft_fail and permanent):
-            raise AirflowSkipException(f"Skipping due to soft_fail/never_fail: {error}") from cause
-        if error is cause:
-            raise error
-        raise error from cause
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         """Resume after the trigger: map its event exactly as a poke would."""
-        self.publish_order(context, str(self.order_id))
-        return self._finish(context, event)
+        self.publish_order(context, require_id("order_id", self.order_id))
+        return self._finish(context, WaitEvent.from_dict(event))
 
-    def _finish(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
+    def _finish(self, context: Context, event: WaitEvent) -> dict[str, Any]:
         try:
-            result = result_from_event(event, allow_partial=self.allow_partial)
+            result = event.result(allow_partial=self.allow_partial)
         except AutoenhanceTimeoutError as exc:
             raise AirflowSensorTimeout(str(exc)) from None
         failed = result.get("failed") or []

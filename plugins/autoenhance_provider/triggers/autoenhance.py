@@ -12,14 +12,14 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from autoenhance_provider.connection import DEFAULT_CONN_ID
 from autoenhance_provider.exceptions import AutoenhanceError
 from autoenhance_provider.hooks.autoenhance_async import AutoenhanceAsyncHook
-from autoenhance_provider.waiting import DEFAULT_ERROR_BUDGET, DEFAULT_POLL_INTERVAL, ERROR, OrderWait
+from autoenhance_provider.waiting import DEFAULT_ERROR_BUDGET, DEFAULT_POLL_INTERVAL, OrderWait, WaitEvent
 
 
 class AutoenhanceOrderTrigger(BaseTrigger):
     """Wait for an Autoenhance order without holding a worker slot.
 
     Read-only (it only GETs the order), so a triggerer restart that re-runs it from its
-    serialized kwargs is harmless. Emits exactly one event, then returns.
+    serialized kwargs is harmless. Emits exactly one event (a :class:`WaitEvent` as a dict).
 
     :param order_id: the order to wait for.
     :param autoenhance_conn_id: the Airflow connection to use.
@@ -31,6 +31,7 @@ class AutoenhanceOrderTrigger(BaseTrigger):
     :param first_poll_at: wall-clock time (epoch seconds) of the first poll; None polls at once.
         :class:`OrderProcessedSensor` sets it one interval after its own check before deferring,
         so the order is not read twice in a row (as in poke mode: check, sleep, check).
+    :param errors_in_a_row: failed polls already counted by the sensor's own check.
     """
 
     def __init__(
@@ -42,6 +43,7 @@ class AutoenhanceOrderTrigger(BaseTrigger):
         error_budget: int = DEFAULT_ERROR_BUDGET,
         hook_params: dict[str, Any] | None = None,
         first_poll_at: float | None = None,
+        errors_in_a_row: int = 0,
     ) -> None:
         super().__init__()
         self.order_id = str(order_id)
@@ -51,6 +53,7 @@ class AutoenhanceOrderTrigger(BaseTrigger):
         self.error_budget = int(error_budget)
         self.hook_params = dict(hook_params or {})
         self.first_poll_at = None if first_poll_at is None else float(first_poll_at)
+        self.errors_in_a_row = int(errors_in_a_row)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -63,12 +66,17 @@ class AutoenhanceOrderTrigger(BaseTrigger):
                 "error_budget": self.error_budget,
                 "hook_params": self.hook_params,
                 "first_poll_at": self.first_poll_at,
+                "errors_in_a_row": self.errors_in_a_row,
             },
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         wait = OrderWait(
-            self.order_id, deadline=self.end_time, error_budget=self.error_budget, logger=self.log
+            self.order_id,
+            deadline=self.end_time,
+            error_budget=self.error_budget,
+            errors_in_a_row=self.errors_in_a_row,
+            logger=self.log,
         )
         if self.first_poll_at is not None:
             # Never past the deadline: the poll at the deadline decides success or timeout.
@@ -82,14 +90,10 @@ class AutoenhanceOrderTrigger(BaseTrigger):
                 except AutoenhanceError as exc:
                     event = wait.on_error(exc)
                 except Exception as exc:  # anything unexpected still ends in one clean event
-                    event = {
-                        "status": ERROR,
-                        "order_id": self.order_id,
-                        "message": f"{type(exc).__name__}: {exc}",
-                    }
+                    event = WaitEvent(WaitEvent.ERROR, self.order_id, f"{type(exc).__name__}: {exc}")
                 event = event or wait.timeout_event()
                 if event is not None:
-                    yield TriggerEvent(event)
+                    yield TriggerEvent(event.to_dict())
                     return
                 await asyncio.sleep(wait.sleep_for(self.poll_interval))
         finally:

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from typing import TypeVar
 
-from autoenhance_provider._compat import AirflowFailException
+from autoenhance_provider.compat import AirflowFailException
 from autoenhance_provider.exceptions import AutoenhanceError, AutoenhanceStorageError
 
 T = TypeVar("T")

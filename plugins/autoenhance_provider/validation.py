@@ -1,14 +1,18 @@
-"""Client-side validation of enhancement settings and download rendering parameters.
+"""Every check of user input, in one place: identifiers, enhancement settings, download parameters.
 
 The API rejects bad values with a 422 only after a request (and, for uploads, after a file has
-been read); checking the documented vocabularies first gives a clearer error, sooner. Values
-arrive from Jinja templates as strings too, so booleans and numbers are coerced here.
+been read); checking first gives a clearer error, sooner. Values arrive from Jinja templates as
+strings too, so booleans and numbers are coerced here. A checked value comes back as its own
+type (:class:`EnhancementSettings`, :class:`DownloadRequest`), so it is never checked twice:
+operators check at parse time when a value is static, else after rendering, and the hook checks
+only what reaches it unchecked.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -129,23 +133,68 @@ def choice(name: str, value: Any, allowed: Iterable[str], case: str = "lower") -
 
 
 def require_id(name: str, value: Any) -> str:
-    """An order/image/bracket id: non-empty text."""
-    text = str(value).strip() if value is not None else ""
+    """An order/image/bracket id: one non-empty string that cannot change a URL path.
+
+    Checked before any request, so ``order_id=upload.output`` (a list) or a typo like ``"../x"``
+    fails with the parameter's name instead of a 404 from a mangled path.
+    """
+    if not isinstance(value, str):
+        hint = " (a task's whole output? pick one value)" if isinstance(value, (list, tuple, dict)) else ""
+        raise AutoenhanceValidationError(
+            f"{name} must be a string, got {type(value).__name__} {value!r}{hint}"
+        )
+    text = value.strip()
     if not text:
         raise AutoenhanceValidationError(f"{name} must not be empty")
+    if text in (".", "..") or "/" in text or "\\" in text or any(ord(ch) < 32 for ch in text):
+        raise AutoenhanceValidationError(
+            f"{name} {text!r} is not a valid id: no '/', '\\', control characters, '.' or '..'"
+        )
     return text
 
 
 def path_segment(name: str, value: Any) -> str:
-    """An id as one URL path segment, so an id can never change the path."""
+    """An id as one URL path segment."""
     return quote(require_id(name, value), safe="")
+
+
+def is_template(value: Any) -> bool:
+    """Whether ``value`` is only known at run time: a Jinja template or an XComArg, at any depth."""
+    if isinstance(value, str):
+        return "{{" in value or "{%" in value
+    if isinstance(value, dict):
+        return any(is_template(k) or is_template(v) for k, v in value.items())
+    if isinstance(value, (list, tuple, set)):
+        return any(is_template(v) for v in value)
+    from autoenhance_provider.compat import RuntimeValue
+
+    return isinstance(value, RuntimeValue)
+
+
+class EnhancementSettings(dict[str, Any]):
+    """Settings already checked by :func:`validate_settings` (the hook does not check them again)."""
+
+
+@dataclass(frozen=True)
+class DownloadRequest:
+    """A checked download: the API's spelling of the kind and the query parameters as strings."""
+
+    kind: str
+    query: dict[str, str]
+
+    @property
+    def buys_full_size(self) -> bool:
+        """Whether this download may spend a credit (a full-size enhanced image)."""
+        return self.kind == "enhanced" and self.query.get("preview") == "false"
 
 
 def validate_settings(
     settings: Mapping[str, Any], *, context: str = "enhancement settings"
-) -> dict[str, Any]:
+) -> EnhancementSettings:
     """Check and normalise enhancement settings; unknown names pass through with a warning."""
-    clean: dict[str, Any] = {}
+    if isinstance(settings, EnhancementSettings):
+        return settings
+    clean = EnhancementSettings()
     for name, value in settings.items():
         if name in _ENUM_SETTINGS:
             allowed, case, nullable = _ENUM_SETTINGS[name]
@@ -168,9 +217,9 @@ def validate_settings(
     return clean
 
 
-def validate_download_params(kind: str, params: Mapping[str, Any]) -> dict[str, str]:
-    """Check a download's kind and rendering parameters; return them as query strings."""
-    choice("download kind", kind, DOWNLOAD_KINDS)
+def validate_download_params(kind: str, params: Mapping[str, Any]) -> DownloadRequest:
+    """Check a download's kind and rendering parameters (``None`` = not sent)."""
+    checked_kind = choice("download kind", kind, DOWNLOAD_KINDS)
     query: dict[str, str] = {}
     for name, value in params.items():
         if value is None:
@@ -196,7 +245,7 @@ def validate_download_params(kind: str, params: Mapping[str, Any]) -> dict[str, 
                 f"Unknown download parameter {name!r}; allowed: format, quality, max_width, scale, preview, "
                 "watermark, finetune, size"
             )
-    return query
+    return DownloadRequest(checked_kind, query)
 
 
 def validate_report(categories: Iterable[str], score: Any = None) -> tuple[list[str], int | None]:

@@ -1,4 +1,8 @@
-"""What every Autoenhance task shares: the connection id, a lazily built hook, the order link."""
+"""What every Autoenhance task shares: the connection id, a lazily built hook, the order link, labels.
+
+Operators turn Airflow parameters and context into hook calls and nothing more: every rule about
+the API lives in the hook, every check of input in :mod:`autoenhance_provider.validation`.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,11 @@ from typing import Any
 
 from airflow.sdk import BaseOperator, Context
 
+from autoenhance_provider.compat import label_mapped_partial
 from autoenhance_provider.connection import DEFAULT_CONN_ID
 from autoenhance_provider.hooks.autoenhance import AutoenhanceHook
 from autoenhance_provider.links.autoenhance import ORDER_ID_KEY, ORDER_URL_KEY, AutoenhanceOrderLink
-from autoenhance_provider.settings import validate_settings
+from autoenhance_provider.validation import EnhancementSettings, is_template, require_id, validate_settings
 
 #: Mapped tasks are labelled with what each instance works on (set during execute).
 LABEL_KEY = "autoenhance_label"
@@ -42,15 +47,8 @@ class AutoenhanceTaskMixin:
 
     @classmethod
     def partial(cls, **kwargs: Any) -> Any:
-        """``BaseOperator.partial()``, with the label template as the mapped task's default.
-
-        Airflow 3.3 takes ``.partial()`` defaults from the operator's ``__init__`` signature; 3.0 to
-        3.2 take BaseOperator's (no template), so mapped instances would go unlabelled.
-        """
-        partial = super().partial(**kwargs)  # type: ignore[misc]
-        if "map_index_template" not in kwargs and partial.kwargs.get("map_index_template") is None:
-            partial.kwargs["map_index_template"] = DEFAULT_MAP_INDEX_TEMPLATE
-        return partial
+        """``BaseOperator.partial()``, with the label template as the mapped task's default."""
+        return label_mapped_partial(super().partial(**kwargs), kwargs, DEFAULT_MAP_INDEX_TEMPLATE)  # type: ignore[misc]
 
 
 class AutoenhanceBaseOperator(AutoenhanceTaskMixin, BaseOperator):
@@ -73,14 +71,18 @@ class AutoenhanceBaseOperator(AutoenhanceTaskMixin, BaseOperator):
         self.autoenhance_conn_id = autoenhance_conn_id
         self.hook_params = hook_params or {}
 
+    def order_id_param(self, name: str = "order_id") -> str:
+        """The rendered ``order_id`` checked as an id (a list from a whole XCom is refused here)."""
+        return require_id(name, getattr(self, name))
+
 
 class AutoenhanceSettingsOperator(AutoenhanceBaseOperator):
     """An operator that sends enhancement settings.
 
     Each setting is a real keyword parameter (``None`` = not sent), so ``.partial()`` and
     ``.expand()`` accept them; ``settings`` takes the same as a dict, for anything else. The
-    merged dict is the templated ``settings`` attribute. Settings that are not templates are
-    validated at DAG-parse time, so a typo fails early.
+    merged dict is the templated ``settings`` attribute. Settings known at parse time are checked
+    then (a typo fails the DAG import); templated ones once rendered, in ``checked_settings``.
     """
 
     def __init__(
@@ -130,6 +132,9 @@ class AutoenhanceSettingsOperator(AutoenhanceBaseOperator):
             "preset_id": preset_id,
             "restage": restage,
         }
-        self.settings = {**(settings or {}), **{k: v for k, v in given.items() if v is not None}}
-        if "{{" not in repr(self.settings) and "XComArg" not in repr(self.settings):
-            validate_settings(self.settings)
+        merged = {**(settings or {}), **{k: v for k, v in given.items() if v is not None}}
+        self.settings: dict[str, Any] = merged if is_template(merged) else validate_settings(merged)
+
+    def checked_settings(self) -> EnhancementSettings:
+        """The settings, checked (a no-op when they were checked at parse time)."""
+        return validate_settings(self.settings)
