@@ -54,7 +54,7 @@ with DAG(
     download = DownloadImagesOperator(
         task_id="download_hdr",
         order_id=create_order.output,
-        destination="{{ params.output_folder }}",
+        destination="{{ params.output_folder }}/{{ ti.xcom_pull(task_ids='create_order') }}",
         preview=False,
     )
 

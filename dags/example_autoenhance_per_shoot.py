@@ -51,6 +51,8 @@ with DAG(
             poke_interval=POLL_INTERVAL,
             timeout=3600,
         )
+        # One folder per shoot. A later run of the same shoot is a new order: the manifest in
+        # the folder proves which files are its images, so none of the earlier ones is claimed.
         download = DownloadImagesOperator(
             task_id="download", order_id=order.output, destination=destination, preview=False
         )

@@ -1,7 +1,8 @@
 """Create an order, upload a folder of photos, wait (deferred) and download the enhanced images.
 
 Input and output folders are DAG params; the defaults use the sample photos shipped in
-``dags/sample_photos`` and write to ``output/enhanced`` in the repository.
+``dags/sample_photos`` and write to ``output/enhanced/<order id>`` in the repository: each order
+gets its own folder, so a second run never mixes its photos with the first one's.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ with DAG(
     download = DownloadImagesOperator(
         task_id="download_enhanced",
         order_id=create_order.output,
-        destination="{{ params.output_folder }}",
+        destination="{{ params.output_folder }}/{{ ti.xcom_pull(task_ids='create_order') }}",
         format="jpeg",
         quality=90,
         preview="{{ not params.full_size }}",

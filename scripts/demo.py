@@ -2,7 +2,8 @@
 
 Starts the local Autoenhance sandbox on 127.0.0.1 (unless AUTOENHANCE_API_KEY is set, in which
 case the real API is used in development mode), runs the DAG with `airflow dags test`, prints
-where the enhanced photos are, and stops everything it started.
+where the enhanced photos are and the order's page, and stops everything it started (from a
+terminal, the sandbox keeps serving the order page until Enter is pressed).
 """
 
 from __future__ import annotations
@@ -88,18 +89,28 @@ def main() -> int:
         if run.returncode != 0:
             print(run.stdout[-4000:], run.stderr[-4000:], sep="\n")
             return run.returncode
+        folders = sorted(OUTPUT.iterdir()) if OUTPUT.exists() else []
+        files = sorted(p for p in folders[0].iterdir() if not p.name.startswith(".")) if folders else []
+        if not files:
+            print("No enhanced photos were written.")
+            return 1
+        order_id = folders[0].name
+        print(f"\nDone in {time.monotonic() - started:.1f}s. {len(files)} enhanced photos in {folders[0]}:")
+        for path in files:
+            print(f"  {path.name}  ({path.stat().st_size / 1024:.0f} KiB)")
+        if sandbox is not None:
+            print(
+                f"\nOrder page (originals, enhanced photos, statuses): http://127.0.0.1:{PORT}/orders/{order_id}"
+            )
+            if sys.stdin.isatty():
+                input("The sandbox keeps serving it; press Enter to stop. ")
+        else:
+            print(f"\nOrder page: https://app.autoenhance.ai/orders/{order_id}")
+        return 0
     finally:
         if sandbox is not None:
             sandbox.terminate()
             sandbox.wait(timeout=10)
-    files = sorted(OUTPUT.glob("*")) if OUTPUT.exists() else []
-    if not files:
-        print("No enhanced photos were written.")
-        return 1
-    print(f"\nDone in {time.monotonic() - started:.1f}s. {len(files)} enhanced photos in {OUTPUT}:")
-    for path in files:
-        print(f"  {path.name}  ({path.stat().st_size / 1024:.0f} KiB)")
-    return 0
 
 
 if __name__ == "__main__":

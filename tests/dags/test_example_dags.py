@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
+from collections import defaultdict
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from PIL import Image
+
+from autoenhance_provider.files import MANIFEST_NAME
 
 from .conftest import DAGS, dag_bag, load_dag
 
@@ -19,6 +24,11 @@ EXAMPLES = {
 }
 
 
+def listing(folder):
+    """The files a download left in ``folder``, without the manifest that records them."""
+    return [p for p in folder.iterdir() if p.name != MANIFEST_NAME]
+
+
 def test_dagbag_imports_every_example(airflow_db):
     bag = dag_bag(DAGS)
     assert bag.import_errors == {}
@@ -28,11 +38,28 @@ def test_dagbag_imports_every_example(airflow_db):
 
 
 def _valid_images(folder: Path) -> list[Path]:
-    files = sorted(p for p in folder.iterdir() if p.is_file())
+    files = sorted(p for p in listing(folder) if p.is_file())
     for path in files:
         with Image.open(path) as img:
             img.verify()
     return files
+
+
+class _FakeTI:
+    map_index = -1
+
+    def xcom_push(self, key, value):
+        pass
+
+
+def sandbox_order_images(sandbox, order_id: str) -> list[dict]:
+    import urllib.request
+
+    request = urllib.request.Request(
+        f"{sandbox.base_url}/v3/orders/{order_id}", headers={"x-api-key": sandbox.api_key}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())["images"]
 
 
 def _states(dagrun) -> dict[str, str]:
@@ -74,22 +101,63 @@ def test_pipeline_dag(airflow_db, sandbox, tmp_path, monkeypatch):
     assert all(n == 1 for n in stats["purchases_per_image"].values())
     assert stats["downloads"]["enhanced"] == len(photos)
     assert stats["leaked_api_key"] == {"storage": 0, "assets": 0}
-    written = _valid_images(out)
+    order_id = dagrun.get_task_instance("create_order").xcom_pull(task_ids="create_order")
+    assert [p.name for p in out.iterdir()] == [order_id]  # each order in its own folder
+    written = _valid_images(out / order_id)
     assert [p.name for p in written] == [p.name for p in photos]
     # the wait really went through the trigger (deferred), not a blocking poke loop
     assert [e["status"] for e in events] == ["success"]
     assert events[0]["progress"]["processed"] == len(photos)
 
 
-def test_pipeline_dag_rerun_adds_nothing(airflow_db, sandbox, tmp_path):
-    """A second run into the same folder creates a new order but buys nothing it already has on disk."""
+def _order_folders(out: Path) -> dict[str, dict[str, bytes]]:
+    return {d.name: {p.name: p.read_bytes() for p in listing(d)} for d in out.iterdir()}
+
+
+def test_pipeline_dag_second_run_gets_its_own_photos(airflow_db, sandbox, tmp_path):
+    """A second run is a new order: its photos land in its own folder; the first run's stay as they were."""
     out = tmp_path / "enhanced"
     dag = load_dag("example_autoenhance_pipeline")
     assert str(dag.test(run_conf={"output_folder": str(out)}).state) == "success"
-    first = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
-    purchases = sandbox.stats()["purchases"]
+    first = _order_folders(out)
     assert str(dag.test(run_conf={"output_folder": str(out)}).state) == "success"
-    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == first
+    both = _order_folders(out)
+
+    assert len(first) == 1
+    assert len(both) == 2
+    (first_id,) = first
+    (second_id,) = set(both) - set(first)
+    assert both[first_id] == first[first_id]
+    assert sorted(both[second_id]) == sorted(first[first_id])  # the same photo names…
+    second_images = {i["image_id"] for i in sandbox_order_images(sandbox, second_id)}
+    manifest = json.loads((out / second_id / MANIFEST_NAME).read_text())
+    assert {e["identity"]["image_id"] for e in manifest["files"].values()} == second_images  # …its own images
+    assert {e["identity"]["order_id"] for e in manifest["files"].values()} == {second_id}
+
+
+def test_pipeline_download_retry_buys_nothing_twice(airflow_db, sandbox, tmp_path):
+    """The download task run again for the same order (a retry) keeps every verified file."""
+    from autoenhance_provider.operators.download import DownloadImagesOperator
+
+    out = tmp_path / "enhanced"
+    dagrun = load_dag("example_autoenhance_pipeline").test(run_conf={"output_folder": str(out)})
+    assert str(dagrun.state) == "success", _states(dagrun)
+    (folder,) = out.iterdir()
+    before = {p.name: p.stat().st_mtime_ns for p in listing(folder)}
+    purchases = sandbox.stats()["purchases"]
+
+    op = DownloadImagesOperator(  # the DAG's own rendering: the same request, so its files are verified
+        task_id="again",
+        order_id=folder.name,
+        destination=str(folder),
+        format="jpeg",
+        quality=90,
+        preview=False,
+    )
+    uris = op.execute({"ti": _FakeTI(), "outlet_events": defaultdict(SimpleNamespace)})
+
+    assert len(uris) == len(before)
+    assert {p.name: p.stat().st_mtime_ns for p in listing(folder)} == before
     assert sandbox.stats()["purchases"] == purchases
 
 
@@ -101,7 +169,8 @@ def test_hdr_dag(airflow_db, sandbox, tmp_path):
     assert stats["orders_created"] == 1
     assert stats["brackets_created"] == 6
     assert stats["requests"]["POST /v3/orders/{order_id}/process"] == {"200": 1}
-    assert [p.name for p in _valid_images(out)] == ["bedroom_0EV.jpg", "living_0EV.jpg"]
+    (folder,) = out.iterdir()  # the order's own folder
+    assert [p.name for p in _valid_images(folder)] == ["bedroom_0EV.jpg", "living_0EV.jpg"]
 
 
 def test_per_shoot_dag(airflow_db, sandbox, tmp_path):

@@ -16,6 +16,7 @@ from autoenhance_provider.exceptions import (
     AutoenhanceStorageError,
 )
 from autoenhance_provider.hooks.autoenhance import AutoenhanceHook
+from autoenhance_provider.waiting import evaluate_order
 
 pytestmark = pytest.mark.integration
 
@@ -70,7 +71,7 @@ def test_image_upload_process_and_downloads(hook, sandbox, photo, tmp_path):
     summary = hook.wait_for_order(order_id, poll_interval=0.1, timeout=30)
     assert summary["processed"] == 1
     assert not summary["failed"]
-    assert hook.is_order_done(hook.get_order(order_id))
+    assert evaluate_order(hook.get_order(order_id)).done
 
     full = tmp_path / "out" / "front-enhanced.jpg"
     info = hook.download_image(created["image_id"], full, kind="enhanced", preview=False, quality=80)

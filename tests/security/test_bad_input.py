@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 from sec_helpers import FakeTI, context, jpeg_bytes
 
-from autoenhance_provider._compat import AirflowFailException, AirflowSensorTimeout
+from autoenhance_provider.compat import AirflowFailException, AirflowSensorTimeout
 from autoenhance_provider.exceptions import (
     AutoenhanceAuthError,
     AutoenhanceConfigError,
@@ -27,6 +27,7 @@ from autoenhance_provider.exceptions import (
     AutoenhanceUnprocessableError,
     AutoenhanceValidationError,
 )
+from autoenhance_provider.files import MANIFEST_NAME
 from autoenhance_provider.hooks.autoenhance import AutoenhanceHook
 from autoenhance_provider.operators.download import DownloadImagesOperator
 from autoenhance_provider.operators.order import CreateOrderOperator
@@ -36,6 +37,11 @@ from autoenhance_provider.sensors.autoenhance import OrderProcessedSensor
 pytestmark = pytest.mark.integration
 
 FAST = {"retry_delay": 0.01, "retry_max_delay": 0.05}
+
+
+def listing(folder):
+    """The files a download left in ``folder``, without the manifest that records them."""
+    return [p for p in folder.iterdir() if p.name != MANIFEST_NAME]
 
 
 def requests_made(sandbox) -> int:
@@ -116,12 +122,37 @@ def test_unknown_order_is_404(sandbox, conn, tmp_path):
 
 def test_a_value_the_api_rejects_is_422_naming_the_field(sandbox, conn):
     with pytest.raises(AutoenhanceUnprocessableError, match="order_id") as info:
-        CreateOrderOperator(task_id="create", order_id="listing 42/2026", hook_params=dict(FAST)).execute(
+        CreateOrderOperator(task_id="create", order_id="listing 42 2026", hook_params=dict(FAST)).execute(
             context()
         )
     assert info.value.status_code == 422
     assert isinstance(info.value, AirflowFailException)
     assert "json.order_id" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("order_id", "says"),
+    [
+        ("listing 42/2026", "is not a valid id"),
+        ("..", "is not a valid id"),
+        ("", "must not be empty"),
+        (["o-1", "o-2"], "order_id must be a string, got list"),
+    ],
+)
+def test_a_bad_order_id_fails_before_any_request_naming_the_parameter(sandbox, conn, order_id, says):
+    from autoenhance_provider.operators.download import DownloadImagesOperator as Download
+    from autoenhance_provider.sensors.autoenhance import OrderProcessedSensor
+
+    tasks = [
+        UploadImagesOperator(task_id="upload", order_id=order_id, source="/x"),
+        Download(task_id="download", order_id=order_id, destination="/tmp/never-written"),
+        OrderProcessedSensor(task_id="wait", order_id=order_id, poke_interval=1, timeout=5),
+    ]
+    for task in tasks:
+        with pytest.raises(AutoenhanceValidationError, match=says) as info:
+            task.execute(context())
+        assert isinstance(info.value, AirflowFailException)
+    assert requests_made(sandbox) == 0
 
 
 def test_invalid_setting_fails_at_parse_time_naming_the_allowed_values(sandbox, conn):
@@ -207,10 +238,10 @@ def test_out_of_credits_is_402_and_a_retry_buys_only_the_rest(sandbox, conn, tmp
         download()
     assert info.value.status_code == 402
     assert isinstance(info.value, AirflowFailException)
-    assert [p.name for p in out.iterdir()] == ["a.jpg"]  # the one bought; no partial files
+    assert [p.name for p in listing(out)] == ["a.jpg"]  # the one bought; no partial files
     sandbox.state.credits_remaining = None  # credits topped up
     assert len(download()) == 3
-    assert sorted(p.name for p in out.iterdir()) == ["a.jpg", "b.jpg", "c.jpg"]
+    assert sorted(p.name for p in listing(out)) == ["a.jpg", "b.jpg", "c.jpg"]
     assert set(sandbox.stats()["purchases_per_image"].values()) == {1}
 
 

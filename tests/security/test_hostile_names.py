@@ -12,12 +12,18 @@ from pathlib import Path
 import pytest
 from sec_helpers import context, jpeg_bytes
 
+from autoenhance_provider.files import MANIFEST_NAME
 from autoenhance_provider.hooks.autoenhance import AutoenhanceHook
 from autoenhance_provider.operators.download import DownloadImagesOperator
 
 pytestmark = pytest.mark.integration
 
 NAME_MAX_BYTES = 255  # ext4, xfs, btrfs, APFS, NTFS (in UTF-16 units): the strictest common limit
+
+
+def listing(folder):
+    """The files a download left in ``folder``, without the manifest that records them."""
+    return [p for p in folder.iterdir() if p.name != MANIFEST_NAME]
 
 
 def hostile_names(tmp_path: Path) -> list[str]:
@@ -45,7 +51,7 @@ def hostile_names(tmp_path: Path) -> list[str]:
 
 
 def snapshot(folder: Path) -> set[str]:
-    return {str(p.relative_to(folder)) for p in folder.rglob("*")}
+    return {str(p.relative_to(folder)) for p in folder.rglob("*") if p.name != MANIFEST_NAME}
 
 
 def test_hostile_image_names_stay_inside_the_destination(sandbox, conn, tmp_path):
@@ -70,7 +76,7 @@ def test_hostile_image_names_stay_inside_the_destination(sandbox, conn, tmp_path
     uris = operator.execute(context())
     operator.hook.close()
 
-    files = sorted(dest.iterdir())
+    files = sorted(listing(dest))
     assert len(files) == len(names) == len(uris)
     for path in files:
         assert path.parent == dest

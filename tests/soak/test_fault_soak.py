@@ -26,6 +26,7 @@ import requests
 from PIL import Image
 from soak_helpers import load_pipeline
 
+from autoenhance_provider.files import MANIFEST_NAME
 from autoenhance_sandbox.testing import SandboxServer
 
 pytestmark = [pytest.mark.dags, pytest.mark.integration]
@@ -35,6 +36,11 @@ FAULT_RATE = 0.2
 SOAK_SECONDS = 200.0
 MIN_RUNS, MAX_RUNS = 10, 30
 KILL_RUNS = ((0, "mid-put"), (2, "mid-put"), (4, "after-create"))
+
+
+def listing(folder):
+    """The files a download left in ``folder``, without the manifest that records them."""
+    return [p for p in folder.iterdir() if p.name != MANIFEST_NAME]
 
 
 def make_photos(folder: Path, count: int = IMAGES) -> list[str]:
@@ -70,8 +76,8 @@ def check_run(sandbox: SandboxServer, run, out: Path, names: list[str]) -> dict[
     assert len(purchases) == len(names), purchases
     assert set(purchases.values()) == {1}, purchases
     assert stats["purchases"] == len(names)
-    assert sorted(p.name for p in out.iterdir()) == sorted(names)
-    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no partial downloads left
+    assert sorted(p.name for p in listing(out)) == sorted(names)
+    assert not [p for p in listing(out) if p.name.startswith(".")]  # no partial downloads left
     assert stats["leaked_api_key"] == {"storage": 0, "assets": 0}
     return stats
 

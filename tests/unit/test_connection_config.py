@@ -9,7 +9,7 @@ import pytest
 from airflow.sdk import Connection
 from autoenhance_unit_helpers import FAKE_KEY, api, order
 
-from autoenhance_provider._compat import AirflowFailException, BaseHook
+from autoenhance_provider.compat import AirflowFailException, BaseHook
 from autoenhance_provider.connection import (
     DEFAULT_BASE_URL,
     AutoenhanceConnectionConfig,

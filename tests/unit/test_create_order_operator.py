@@ -49,7 +49,7 @@ def context_for(ti: FakeTI) -> dict[str, Any]:
 @pytest.fixture
 def no_connection_lookup(monkeypatch):
     """Fail loudly if anything looks a connection up (e.g. during __init__)."""
-    from autoenhance_provider._compat import BaseHook  # the provider hooks' base class
+    from autoenhance_provider.compat import BaseHook  # the provider hooks' base class
 
     def forbidden(*args, **kwargs):
         raise AssertionError("connection looked up")

@@ -6,7 +6,7 @@ import pytest
 import requests
 from autoenhance_unit_helpers import FAKE_KEY, api, body_of, image, order, path_of, query_of
 
-from autoenhance_provider._compat import AirflowFailException
+from autoenhance_provider.compat import AirflowFailException
 from autoenhance_provider.exceptions import (
     AutoenhanceAPIError,
     AutoenhanceNotFoundError,
@@ -104,11 +104,37 @@ def test_get_order_path_has_no_trailing_slash(hook, requests_mock):
 
 
 def test_get_order_quotes_the_id_as_one_path_segment(hook, requests_mock):
-    requests_mock.get(api("/v3/orders/a%2F..%2Fb%3Fx"), json=order("a/../b?x"))
+    requests_mock.get(api("/v3/orders/a%3Fb%23c%20d"), json=order("a?b#c d"))
 
-    hook.get_order("a/../b?x")
+    hook.get_order("a?b#c d")
 
-    assert requests_mock.last_request.url == api("/v3/orders/a%2F..%2Fb%3Fx")
+    assert requests_mock.last_request.url == api("/v3/orders/a%3Fb%23c%20d")
+
+
+@pytest.mark.parametrize(
+    ("bad", "says"),
+    [
+        ("", "order_id must not be empty"),
+        ("   ", "order_id must not be empty"),
+        (".", "is not a valid id"),
+        ("..", "is not a valid id"),
+        ("a/../b", "is not a valid id"),
+        ("a\\b", "is not a valid id"),
+        ("a\nb", "is not a valid id"),
+        (["o-1"], "order_id must be a string, got list"),
+        ({"order_id": "o-1"}, "order_id must be a string, got dict"),
+        (None, "order_id must be a string, got NoneType"),
+        (42, "order_id must be a string, got int"),
+    ],
+)
+@pytest.mark.parametrize("call", ["get_order", "delete_order", "list_brackets", "download_order"])
+def test_bad_identifiers_fail_before_any_request(hook, requests_mock, bad, says, call):
+    from autoenhance_provider.exceptions import AutoenhanceValidationError
+
+    args = (bad, None) if call == "download_order" else (bad,)
+    with pytest.raises(AutoenhanceValidationError, match=says):
+        getattr(hook, call)(*args)
+    assert requests_mock.call_count == 0
 
 
 def test_get_order_404_raises_not_found_fail_exception(hook, requests_mock):

@@ -11,7 +11,7 @@ import requests
 import urllib3.exceptions
 from autoenhance_unit_helpers import FAKE_KEY, UPLOAD_URL, api, image, order, path_of, validation_error
 
-from autoenhance_provider._compat import AirflowFailException
+from autoenhance_provider.compat import AirflowFailException
 from autoenhance_provider.exceptions import (
     AutoenhanceAuthError,
     AutoenhanceClientError,
@@ -445,7 +445,7 @@ def test_uploads_and_downloads_use_the_same_timeouts(make_hook, requests_mock, t
     requests_mock.get(
         api("/v3/images/i-1/enhanced"), status_code=302, headers={"Location": "https://cdn.test/x"}
     )
-    requests_mock.get("https://cdn.test/x", content=b"img")
+    requests_mock.get("https://cdn.test/x", content=b"\xff\xd8\xff\xe0img")
 
     hook.upload_file(UPLOAD_URL, src, "image/jpeg")
     hook.download_image("i-1", io.BytesIO())

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from autoenhance_provider._compat import AirflowException, AirflowFailException
+from autoenhance_provider.compat import AirflowException, AirflowFailException
 from autoenhance_provider.exceptions import (
     MAX_BODY_CHARS,
     AutoenhanceAPIError,
@@ -30,7 +30,7 @@ from autoenhance_provider.exceptions import (
     format_detail,
     truncate,
 )
-from autoenhance_provider.policy import (
+from autoenhance_provider.http import (
     Failure,
     Retrier,
     RetryPolicy,
@@ -69,11 +69,6 @@ def test_zero_delay_policy_never_waits():
     assert RetryPolicy(initial_delay=0, max_delay=0).backoff(1, 60) == 0
 
 
-def test_policy_to_dict_round_trips():
-    policy = RetryPolicy(max_attempts=3, initial_delay=0.5, max_delay=4, max_elapsed=20)
-    assert RetryPolicy(**policy.to_dict()) == policy
-
-
 def test_hook_maps_its_kwargs_onto_the_policy(conn):
     from autoenhance_provider.hooks.autoenhance import AutoenhanceHook
 
@@ -89,10 +84,12 @@ def test_parse_retry_after():
     assert parse_retry_after("") is None
     assert parse_retry_after(" 7 ") == 7.0
     assert parse_retry_after("1.5") == 1.5
-    assert parse_retry_after("-3") == 0.0
-    assert parse_retry_after("soon") is None
+    assert parse_retry_after("0") == 0.0
+    # not sensible: the normal backoff applies instead of a zero-delay burst
+    for value in ("-3", "nan", "NaN", "inf", "-inf", "1e400", "soon", "Mon, 99 Foo"):
+        assert parse_retry_after(value) is None, value
     past = email.utils.formatdate(time.time() - 3600, usegmt=True)
-    assert parse_retry_after(past) == 0.0
+    assert parse_retry_after(past) is None
     future = email.utils.formatdate(time.time() + 60, usegmt=True)
     assert 55 <= parse_retry_after(future) <= 60
 
@@ -337,7 +334,7 @@ def test_tls_failures_are_not_retried_whatever_wraps_them():
     import httpx
     import requests
 
-    from autoenhance_provider.policy import is_tls_failure
+    from autoenhance_provider.http import is_tls_failure
 
     cert = ssl.SSLCertVerificationError(1, "certificate verify failed")
     wrapped_httpx = httpx.ConnectError("[SSL: CERTIFICATE_VERIFY_FAILED]")

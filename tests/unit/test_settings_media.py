@@ -8,23 +8,20 @@ import logging
 import pytest
 
 from autoenhance_provider import __version__
-from autoenhance_provider._transport import (
-    DownloadTarget,
-    indirect_image_url,
-    open_source,
-    storage_error_text,
-    user_agent,
-)
 from autoenhance_provider.exceptions import AutoenhanceSourceError, AutoenhanceValidationError
-from autoenhance_provider.media import (
+from autoenhance_provider.files import (
     BRACKET_CONTENT_TYPE,
     MAX_NAME_CHARS,
+    DownloadTarget,
     content_type_for,
     extension_for,
+    open_source,
     safe_stem,
     sniff_matches,
 )
-from autoenhance_provider.settings import (
+from autoenhance_provider.hooks.autoenhance import indirect_image_url
+from autoenhance_provider.http import storage_error_text, user_agent
+from autoenhance_provider.validation import (
     CLOUD_TYPES,
     ENHANCE_TYPES,
     KNOWN_SETTINGS,
@@ -158,7 +155,7 @@ def test_validate_settings_rejects_bad_values(settings, match):
 
 
 def test_unknown_settings_pass_through_with_a_warning(caplog):
-    caplog.set_level(logging.WARNING, logger="autoenhance_provider.settings")
+    caplog.set_level(logging.WARNING, logger="autoenhance_provider.validation")
 
     assert validate_settings({"brand_new_flag": 3}, context="create_image") == {"brand_new_flag": 3}
     assert "brand_new_flag" in caplog.text
@@ -186,7 +183,7 @@ def test_validate_download_params_normalises():
             "size": "LARGE",
             "preview": None,
         },
-    ) == {
+    ).query == {
         "format": "jpeg",
         "quality": "1",
         "max_width": "800",
@@ -199,7 +196,7 @@ def test_validate_download_params_normalises():
 
 @pytest.mark.parametrize("quality", [1, 90])
 def test_quality_bounds_are_inclusive(quality):
-    assert validate_download_params("enhanced", {"quality": quality}) == {"quality": str(quality)}
+    assert validate_download_params("enhanced", {"quality": quality}).query == {"quality": str(quality)}
 
 
 @pytest.mark.parametrize(

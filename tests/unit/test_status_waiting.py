@@ -8,7 +8,7 @@ import time
 import pytest
 from autoenhance_unit_helpers import api, image, order
 
-from autoenhance_provider._compat import AirflowFailException
+from autoenhance_provider.compat import AirflowFailException
 from autoenhance_provider.exceptions import (
     AutoenhanceConnectionError,
     AutoenhanceNotFoundError,
@@ -16,14 +16,14 @@ from autoenhance_provider.exceptions import (
     AutoenhanceTimeoutError,
     AutoenhanceTransientError,
 )
-from autoenhance_provider.hooks.autoenhance import AutoenhanceHook
-from autoenhance_provider.status import (
-    NON_TERMINAL_IMAGE_STATUSES,
-    ImageStatus,
-    OrderStatus,
-    evaluate_order,
-)
-from autoenhance_provider.waiting import ERROR, FAILED, SUCCESS, TIMEOUT, OrderWait, result_from_event
+from autoenhance_provider.waiting import ImageStatus, OrderWait, WaitEvent, evaluate_order
+
+SUCCESS, FAILED, TIMEOUT, ERROR = WaitEvent.SUCCESS, WaitEvent.FAILED, WaitEvent.TIMEOUT, WaitEvent.ERROR
+
+
+def result_from_event(event, **kwargs):
+    """Events cross the triggerer boundary as dicts: rebuild them as the sensor does."""
+    return WaitEvent.from_dict(json.loads(json.dumps(event))).result(**kwargs)
 
 
 class FakeClock:
@@ -64,12 +64,7 @@ def test_terminal_and_failure_sets():
         ImageStatus.EXPIRED,
     }
     assert {s for s in ImageStatus if s.is_failure} == {ImageStatus.ERROR, ImageStatus.EXPIRED}
-    assert ImageStatus.UNKNOWN in NON_TERMINAL_IMAGE_STATUSES
-
-
-def test_order_status_parse():
-    assert OrderStatus.parse("PROCESSED") is OrderStatus.PROCESSED
-    assert OrderStatus.parse("merging") is OrderStatus.UNKNOWN
+    assert not ImageStatus.UNKNOWN.is_terminal
 
 
 # ------------------------------------------------------------------------------ evaluate_order
@@ -91,7 +86,6 @@ def test_order_status_parse():
 )
 def test_evaluate_order_done(data, done):
     assert evaluate_order(data).done is done
-    assert AutoenhanceHook.is_order_done(data) is done
 
 
 def test_evaluate_order_counts_and_failures():
@@ -116,7 +110,7 @@ def test_evaluate_order_counts_and_failures():
         "status": "error",
         "status_reason": "Duplicate file name limit",
     }
-    assert not progress.succeeded
+    assert progress.state() == "1/4 processed, 1 error, 1 expired, 1 processing"
     assert progress.describe() == "order o-9: 1/4 processed, 2 failed, 1 pending"
     assert json.loads(json.dumps(progress.to_dict()))["order_id"] == "o-9"
 
@@ -132,12 +126,12 @@ def test_order_wait_success_and_failure_events():
 
     assert wait.check(order("o-1", [image("a", "processing")])) is None
     success = wait.check(order("o-1", [image("a")]))
-    assert success["status"] == SUCCESS
-    assert success["progress"]["processed"] == 1
+    assert success.status == SUCCESS
+    assert success.progress["processed"] == 1
 
     failed = OrderWait("o-1", deadline=None).check(order("o-1", [image("a", "error")]))
-    assert failed["status"] == FAILED
-    json.dumps(failed)  # events cross the triggerer boundary: must be JSON-able
+    assert failed.status == FAILED
+    assert WaitEvent.from_dict(json.loads(json.dumps(failed.to_dict()))) == failed  # crosses as JSON
 
 
 def test_order_wait_tolerates_transient_errors_within_budget():
@@ -150,8 +144,8 @@ def test_order_wait_tolerates_transient_errors_within_budget():
     assert wait.on_error(transient) is None
     assert wait.on_error(transient) is None
     event = wait.on_error(transient)
-    assert event["status"] == ERROR
-    assert event["status_code"] == 503
+    assert event.status == ERROR
+    assert event.status_code == 503
 
 
 def test_order_wait_permanent_error_ends_at_once():
@@ -159,10 +153,10 @@ def test_order_wait_permanent_error_ends_at_once():
         AutoenhanceNotFoundError(404, "GET", "/v3/orders/o-1", message="Not Found")
     )
 
-    assert event["status"] == ERROR
-    assert (event["status_code"], event["path"], event["api_message"]) == (404, "/v3/orders/o-1", "Not Found")
+    assert event.status == ERROR
+    assert (event.status_code, event.path, event.api_message) == (404, "/v3/orders/o-1", "Not Found")
     with pytest.raises(AutoenhanceNotFoundError, match="Not Found"):
-        result_from_event(event)
+        result_from_event(event.to_dict())
 
 
 def test_order_wait_deadline_and_sleep():
@@ -174,7 +168,11 @@ def test_order_wait_deadline_and_sleep():
     clock.now += 40
     assert wait.sleep_for(30) == 10  # cut short so the deadline is checked on time
     clock.now += 10
-    assert wait.timeout_event()["status"] == TIMEOUT
+    timeout = wait.timeout_event()
+    assert timeout.status == TIMEOUT
+    assert timeout.message == (
+        "Timed out after 50 s waiting for Autoenhance order o-1: never read successfully"
+    )
     assert wait.sleep_for(30) == 0
     assert OrderWait("o", deadline=None).sleep_for(30) == 30
 
@@ -318,3 +316,22 @@ def test_wait_for_unknown_order_fails_at_once(hook, requests_mock, sleeps):
     with pytest.raises(AutoenhanceNotFoundError):
         hook.wait_for_order("o-1")
     assert requests_mock.call_count == 1
+
+
+@pytest.mark.parametrize(
+    ("data", "state"),
+    [
+        (order("o-1"), "0 images — was anything uploaded into it?"),
+        (
+            order("o-1", [image("a"), image("b"), image("c"), image("d", "processing")]),
+            "3/4 processed, 1 processing",
+        ),
+        (order("o-1", is_merging=True), "still grouping HDR brackets"),
+    ],
+)
+def test_timeout_message_says_what_the_order_looked_like(data, state):
+    clock = FakeClock()
+    wait = OrderWait("o-1", deadline=clock.now + 60, clock=clock)
+    assert wait.check(data) is None
+    clock.now += 60
+    assert wait.timeout_event().message == f"Timed out after 60 s waiting for Autoenhance order o-1: {state}"

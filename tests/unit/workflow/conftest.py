@@ -26,7 +26,7 @@ def httpx_handler(monkeypatch: pytest.MonkeyPatch):
     """
     import httpx
 
-    import autoenhance_provider.hooks.autoenhance_async as async_module
+    import autoenhance_provider.http as async_module
 
     real_client = httpx.AsyncClient
     seen: list[Any] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from unittest import mock
@@ -25,6 +26,7 @@ from wf_helpers import (
 )
 
 from autoenhance_provider.exceptions import AutoenhanceError, AutoenhanceValidationError
+from autoenhance_provider.files import MANIFEST_NAME
 from autoenhance_provider.operators.download import DownloadImagesOperator
 
 FAST = {"retry_limit": 1, "retry_delay": 0, "retry_max_delay": 0}
@@ -34,6 +36,14 @@ IMAGES = [
     image("33333333-cccc-4ccc-8ccc-000000000003", "error", "broken.jpg", status_reason="corrupt file"),
     image("44444444-dddd-4ddd-8ddd-000000000004", "expired", "later.jpg"),
 ]
+
+#: Downloads are verified as images: fake bodies start like a JPEG.
+JPEG_MAGIC = b"\xff\xd8\xff\xe0"
+
+
+def listing(folder):
+    """The files a download left in ``folder``, without the manifest that records them."""
+    return [p for p in folder.iterdir() if p.name != MANIFEST_NAME]
 
 
 class FakeDownloads:
@@ -59,7 +69,7 @@ class FakeDownloads:
         if self.asset_status >= 400:
             return b"<Error><Code>SlowDown</Code></Error>"
         context.headers["Content-Type"] = "image/jpeg"
-        return f"IMAGE:{path_of(request.url).rsplit('/', 1)[-1]}".encode()
+        return JPEG_MAGIC + f"IMAGE:{path_of(request.url).rsplit('/', 1)[-1]}".encode()
 
     def api_downloads(self) -> list:
         return [r for r in self.mock.request_history if r.url.startswith(BASE_URL) and "/v3/images/" in r.url]
@@ -72,7 +82,7 @@ class FakeDownloads:
 
 
 def content_of(image_id: str) -> bytes:
-    return f"IMAGE:{image_id}".encode()
+    return JPEG_MAGIC + f"IMAGE:{image_id}".encode()
 
 
 @pytest.fixture
@@ -94,7 +104,7 @@ def test_writes_one_file_per_processed_image(downloads, tmp_path, logs):
 
     uris = download_op(str(out)).execute(make_context(ti))
 
-    assert sorted(p.name for p in out.iterdir()) == ["Kitchen.jpg", "Living Room.jpg"]
+    assert sorted(p.name for p in listing(out)) == ["Kitchen.jpg", "Living Room.jpg"]
     assert (out / "Kitchen.jpg").read_bytes() == content_of(IMAGES[0]["image_id"])
     assert (out / "Living Room.jpg").read_bytes() == content_of(IMAGES[1]["image_id"])
     assert uris == [f"file://{out}/Kitchen.jpg", f"file://{out}/Living Room.jpg"]
@@ -112,7 +122,7 @@ def test_writes_one_file_per_processed_image(downloads, tmp_path, logs):
 def test_extension_follows_the_format(downloads, tmp_path, fmt, ext):
     download_op(str(tmp_path), format=fmt).execute(make_context())
 
-    assert sorted(p.name for p in tmp_path.iterdir()) == [f"Kitchen{ext}", f"Living Room{ext}"]
+    assert sorted(p.name for p in listing(tmp_path)) == [f"Kitchen{ext}", f"Living Room{ext}"]
     for request in downloads.api_downloads():
         assert query_of(request.url)["format"] == ["jpeg" if fmt == "jpg" else fmt]
 
@@ -129,7 +139,7 @@ def test_destination_forms(downloads, tmp_path, form):
 
     uris = download_op(destination).execute(make_context())
 
-    assert sorted(p.name for p in out.iterdir()) == ["Kitchen.jpg", "Living Room.jpg"]
+    assert sorted(p.name for p in listing(out)) == ["Kitchen.jpg", "Living Room.jpg"]
     assert uris == [f"file://{out}/Kitchen.jpg", f"file://{out}/Living Room.jpg"]
 
 
@@ -138,8 +148,8 @@ def test_destination_with_spaces_and_non_ascii_is_used_literally(downloads, tmp_
 
     uris = download_op(str(out)).execute(make_context())
 
-    assert sorted(p.name for p in out.iterdir()) == ["Kitchen.jpg", "Living Room.jpg"]
-    assert not any("%" in p.name for p in tmp_path.iterdir())
+    assert sorted(p.name for p in listing(out)) == ["Kitchen.jpg", "Living Room.jpg"]
+    assert not any("%" in p.name for p in listing(tmp_path))
     assert uris[0] == f"file://{out}/Kitchen.jpg"
 
 
@@ -173,7 +183,7 @@ def test_original_kind_downloads_originals(downloads, tmp_path):
 
     assert {path_of(r.url).rsplit("/", 1)[-1] for r in downloads.api_downloads()} == {"original"}
     # originals exist for images whatever their enhancement status
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["Kitchen.jpg", "Living Room.png", "broken.jpg"]
+    assert sorted(p.name for p in listing(tmp_path)) == ["Kitchen.jpg", "Living Room.png", "broken.jpg"]
 
 
 def test_unfinished_order_fails_before_downloading_anything(wf_conn, requests_mock, tmp_path):
@@ -186,7 +196,7 @@ def test_unfinished_order_fails_before_downloading_anything(wf_conn, requests_mo
 
     assert "OrderProcessedSensor" in str(err.value)
     assert fake.api_downloads() == []
-    assert list(tmp_path.iterdir()) == []
+    assert list(listing(tmp_path)) == []
 
 
 def test_returned_uris_do_not_depend_on_the_api_listing_order(wf_conn, requests_mock, tmp_path):
@@ -199,14 +209,79 @@ def test_returned_uris_do_not_depend_on_the_api_listing_order(wf_conn, requests_
 
 
 # ------------------------------------------------------------------------------ never twice
-def test_existing_files_are_not_downloaded_again(downloads, tmp_path):
-    (tmp_path / "Kitchen.jpg").write_bytes(b"bought yesterday")
+def test_a_file_with_the_right_name_but_not_proven_is_downloaded_again(downloads, tmp_path):
+    (tmp_path / "Kitchen.jpg").write_bytes(b"somebody else's photo")
 
     uris = download_op(str(tmp_path), preview=False).execute(make_context())
 
-    assert downloads.downloaded_ids() == [IMAGES[1]["image_id"]]
-    assert (tmp_path / "Kitchen.jpg").read_bytes() == b"bought yesterday"
+    assert sorted(downloads.downloaded_ids()) == [IMAGES[0]["image_id"], IMAGES[1]["image_id"]]
+    assert (tmp_path / "Kitchen.jpg").read_bytes() == content_of(IMAGES[0]["image_id"])
     assert uris == [f"file://{tmp_path}/Kitchen.jpg", f"file://{tmp_path}/Living Room.jpg"]
+
+
+def test_second_order_into_the_same_folder_never_claims_the_first_orders_files(
+    downloads, tmp_path, requests_mock
+):
+    download_op(str(tmp_path), preview=False).execute(make_context())
+    first = {p.name: p.read_bytes() for p in listing(tmp_path)}
+    # a new order whose images have the same names
+    other = "9b0c6f0e-0d1e-4d0c-9a4f-2f1e8b9c0a99"
+    second = [
+        image("55555555-eeee-4eee-8eee-000000000005", "processed", "Kitchen.jpg"),
+        image("66666666-ffff-4fff-8fff-000000000006", "processed", "Living Room.png"),
+    ]
+    requests_mock.get(api(f"/v3/orders/{other}"), json=order(second, order_id=other, status="processed"))
+
+    uris = download_op(str(tmp_path), order_id=other, preview=False).execute(make_context())
+
+    assert sorted(downloads.downloaded_ids()[-2:]) == sorted(i["image_id"] for i in second)
+    assert (tmp_path / "Kitchen.jpg").read_bytes() == content_of(second[0]["image_id"])
+    assert (tmp_path / "Kitchen.jpg").read_bytes() != first["Kitchen.jpg"]
+    assert len(uris) == 2
+    manifest = json.loads((tmp_path / MANIFEST_NAME).read_text())
+    assert manifest["files"]["Kitchen.jpg"]["identity"]["order_id"] == other
+
+
+def test_a_verified_file_that_was_changed_afterwards_is_repaired(downloads, tmp_path):
+    download_op(str(tmp_path), preview=False).execute(make_context())
+    (tmp_path / "Kitchen.jpg").write_bytes(b"")  # e.g. a storage backend left a zero-byte object
+
+    download_op(str(tmp_path), preview=False).execute(make_context())
+
+    assert downloads.downloaded_ids().count(IMAGES[0]["image_id"]) == 2
+    assert downloads.downloaded_ids().count(IMAGES[1]["image_id"]) == 1
+    assert (tmp_path / "Kitchen.jpg").read_bytes() == content_of(IMAGES[0]["image_id"])
+
+
+def test_other_rendering_is_not_a_verified_copy(downloads, tmp_path):
+    download_op(str(tmp_path), preview=True).execute(make_context())
+    download_op(str(tmp_path), preview=False).execute(make_context())
+
+    assert len(downloads.api_downloads()) == 4  # the previews are not the bought full-size images
+
+
+def test_if_exists_fail_refuses_unproven_files_before_downloading(downloads, tmp_path):
+    (tmp_path / "Kitchen.jpg").write_bytes(b"somebody else's photo")
+
+    with pytest.raises(AutoenhanceValidationError, match=r"if_exists='fail': Kitchen\.jpg"):
+        download_op(str(tmp_path), if_exists="fail").execute(make_context())
+
+    assert downloads.api_downloads() == []
+    assert (tmp_path / "Kitchen.jpg").read_bytes() == b"somebody else's photo"
+
+
+def test_if_exists_fail_keeps_verified_files(downloads, tmp_path):
+    download_op(str(tmp_path)).execute(make_context())
+
+    uris = download_op(str(tmp_path), if_exists="fail").execute(make_context())
+
+    assert len(downloads.api_downloads()) == 2
+    assert len(uris) == 2
+
+
+def test_if_exists_is_checked_at_parse_time():
+    with pytest.raises(AutoenhanceValidationError, match="if_exists must be one of skip, overwrite, fail"):
+        download_op("/tmp/x", if_exists="replace")
 
 
 def test_retry_after_success_sends_no_download_request(downloads, tmp_path):
@@ -234,7 +309,7 @@ def test_a_failed_download_leaves_no_file_behind(downloads, tmp_path):
     with pytest.raises(AutoenhanceError):
         download_op(str(tmp_path)).execute(make_context())
 
-    assert list(tmp_path.iterdir()) == []  # no partial file that a retry would skip
+    assert list(listing(tmp_path)) == []  # no partial file that a retry would skip
 
 
 # ------------------------------------------------------------------------------ safe names
@@ -257,7 +332,7 @@ def test_hostile_and_duplicate_names_stay_inside_the_folder(wf_conn, requests_mo
 
     uris = download_op(str(out)).execute(make_context())
 
-    files = sorted(out.iterdir())
+    files = sorted(listing(out))
     assert len(files) == len(images) == len(set(uris))
     assert all(f.parent == out for f in files)
     assert sorted(f.name for f in files) == sorted(uri.rsplit("/", 1)[-1] for uri in uris)
@@ -286,7 +361,7 @@ def test_deduplicated_name_never_overwrites_another_image(wf_conn, requests_mock
     uris = download_op(str(tmp_path)).execute(make_context())
 
     assert len(set(uris)) == 3
-    assert len(list(tmp_path.iterdir())) == 3
+    assert len(list(listing(tmp_path))) == 3
     written = sorted(Path(uri.removeprefix("file://")).read_bytes() for uri in uris)
     assert written == sorted(content_of(image_data["image_id"]) for image_data in images)
 
@@ -374,7 +449,7 @@ def test_destination_that_is_a_file_fails_before_any_request(downloads, tmp_path
 
 
 def test_init_touches_neither_network_nor_connection(monkeypatch, requests_mock, tmp_path):
-    from autoenhance_provider._compat import BaseHook  # the provider hooks' base class
+    from autoenhance_provider.compat import BaseHook  # the provider hooks' base class
 
     monkeypatch.setattr(BaseHook, "get_connection", mock.Mock(side_effect=AssertionError("lookup")))
     download_op(str(tmp_path / "never-created"), autoenhance_conn_id="nope", format="png")
@@ -402,5 +477,5 @@ def test_kind_is_case_insensitive_and_originals_keep_their_type(wf_conn, request
 
     download_op(str(tmp_path), kind=" ORIGINAL ").execute(make_context())
 
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["front.tiff", "raw.cr2"]
+    assert sorted(p.name for p in listing(tmp_path)) == ["front.tiff", "raw.cr2"]
     assert {path_of(r.url).rsplit("/", 1)[-1] for r in fake.api_downloads()} == {"original"}

@@ -11,7 +11,7 @@ from airflow.sdk.definitions.mappedoperator import MappedOperator
 from wf_helpers import APP_URL, ORDER_ID, FakeTI, api, image, make_context, order, path_of
 
 from autoenhance_provider.links.autoenhance import AutoenhanceOrderLink
-from autoenhance_provider.operators._base import DEFAULT_MAP_INDEX_TEMPLATE, LABEL_KEY
+from autoenhance_provider.operators.base import DEFAULT_MAP_INDEX_TEMPLATE, LABEL_KEY
 from autoenhance_provider.operators.download import DownloadImagesOperator
 from autoenhance_provider.operators.order import (
     CreateOrderOperator,
@@ -223,8 +223,8 @@ def test_settings_can_be_expanded_per_mapped_instance():
 def test_every_known_setting_is_a_keyword_parameter():
     import inspect
 
-    from autoenhance_provider.operators._base import AutoenhanceSettingsOperator
-    from autoenhance_provider.settings import KNOWN_SETTINGS
+    from autoenhance_provider.operators.base import AutoenhanceSettingsOperator
+    from autoenhance_provider.validation import KNOWN_SETTINGS
 
     params = set(inspect.signature(AutoenhanceSettingsOperator.__init__).parameters) - {
         "self",

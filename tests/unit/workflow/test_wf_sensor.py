@@ -40,7 +40,7 @@ from wf_helpers import (
     processing_order,
 )
 
-from autoenhance_provider._compat import AirflowFailException, AirflowSensorTimeout, AirflowSkipException
+from autoenhance_provider.compat import AirflowFailException, AirflowSensorTimeout, AirflowSkipException
 from autoenhance_provider.exceptions import (
     AutoenhanceNotFoundError,
     AutoenhanceOrderFailedError,
@@ -398,7 +398,7 @@ def test_the_order_link_is_published_before_waiting(api):
 
 # ------------------------------------------------------------------------------ construction
 def test_init_touches_neither_network_nor_connection(monkeypatch, requests_mock):
-    from autoenhance_provider._compat import BaseHook  # the provider hooks' base class
+    from autoenhance_provider.compat import BaseHook  # the provider hooks' base class
 
     monkeypatch.delenv("AIRFLOW_CONN_AUTOENHANCE_DEFAULT", raising=False)
     monkeypatch.setattr(BaseHook, "get_connection", mock.Mock(side_effect=AssertionError("lookup")))
@@ -419,7 +419,7 @@ def test_timedelta_timeout_and_poke_interval_are_accepted():
 
 
 def test_deferrable_default_is_off_with_default_config():
-    from autoenhance_provider._compat import conf
+    from autoenhance_provider.compat import conf
 
     expected = conf.getboolean("operators", "default_deferrable", fallback=False)
     sensor = OrderProcessedSensor(task_id="s", order_id=ORDER_ID)

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from autoenhance_provider.operators._transfer import run_concurrently
+from autoenhance_provider.transfers import run_concurrently
 
 
 class _Timeout(BaseException):

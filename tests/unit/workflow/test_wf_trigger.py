@@ -59,6 +59,7 @@ def test_serialize_round_trip_is_plain_json():
         end_time=1_900_000_000.25,
         error_budget=7,
         hook_params={"retry_limit": 2, "timeout": [3, 30]},
+        errors_in_a_row=2,
     )
     classpath, kwargs = trigger.serialize()
 
@@ -71,6 +72,7 @@ def test_serialize_round_trip_is_plain_json():
         "error_budget": 7,
         "hook_params": {"retry_limit": 2, "timeout": [3, 30]},
         "first_poll_at": None,
+        "errors_in_a_row": 2,
     }
     # What the triggerer stores is plain JSON, and it rebuilds an equal trigger.
     restored = json.loads(json.dumps(kwargs))
@@ -87,7 +89,7 @@ def test_serialize_without_deadline():
 
 
 def test_creating_a_trigger_touches_neither_network_nor_connection(monkeypatch):
-    from autoenhance_provider._compat import BaseHook  # the provider hooks' base class
+    from autoenhance_provider.compat import BaseHook  # the provider hooks' base class
 
     monkeypatch.setattr(BaseHook, "get_connection", mock.Mock(side_effect=AssertionError("lookup")))
     if hasattr(BaseHook, "aget_connection"):  # Airflow >= 3.1 (3.0 has only get_connection)
@@ -332,12 +334,22 @@ async def test_async_hook_sends_the_key_to_the_api_host(wf_conn, httpx_handler):
 
 
 async def test_async_hook_quotes_ids_as_one_path_segment(wf_conn, httpx_handler):
-    seen = httpx_handler(lambda request: httpx.Response(200, json={"image_id": "x"}))
+    seen = httpx_handler(lambda request: httpx.Response(200, json={"order_id": "x"}))
 
     async with AutoenhanceAsyncHook(**FAST) as hook:
-        await hook.get_image("../orders/x?y=1")
+        await hook.get_order("x?y=1#z")
 
-    assert seen[0].url.raw_path == b"/v3/images/..%2Forders%2Fx%3Fy%3D1"
+    assert seen[0].url.raw_path == b"/v3/orders/x%3Fy%3D1%23z"
+
+
+async def test_async_hook_refuses_a_path_changing_id_before_any_request(wf_conn, httpx_handler):
+    from autoenhance_provider.exceptions import AutoenhanceValidationError
+
+    seen = httpx_handler(lambda request: httpx.Response(200, json={"order_id": "x"}))
+    async with AutoenhanceAsyncHook(**FAST) as hook:
+        with pytest.raises(AutoenhanceValidationError, match="order_id"):
+            await hook.get_order("../orders/x")
+    assert seen == []
 
 
 async def test_async_hook_honours_retry_after_on_429(wf_conn, httpx_handler, monkeypatch):
@@ -466,7 +478,7 @@ async def test_async_hook_reads_a_connection_from_an_env_var(monkeypatch, httpx_
 
 
 async def test_async_hook_constructor_does_no_lookup(monkeypatch):
-    from autoenhance_provider._compat import BaseHook  # the provider hooks' base class
+    from autoenhance_provider.compat import BaseHook  # the provider hooks' base class
 
     if hasattr(BaseHook, "aget_connection"):  # Airflow >= 3.1 (3.0 has only get_connection)
         monkeypatch.setattr(BaseHook, "aget_connection", mock.AsyncMock(side_effect=AssertionError("lookup")))

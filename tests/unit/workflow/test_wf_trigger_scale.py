@@ -9,8 +9,16 @@ import httpx
 import pytest
 from wf_helpers import ORDER_ID, OrderScript, done_order, processing_order
 
-from autoenhance_provider.hooks.autoenhance_async import _SHARED_CLIENTS, AutoenhanceAsyncHook
+from autoenhance_provider.hooks.autoenhance_async import AutoenhanceAsyncHook
+from autoenhance_provider.http import _SHARED_CLIENTS
 from autoenhance_provider.triggers.autoenhance import AutoenhanceOrderTrigger
+
+
+def client_of(hook):
+    """The httpx client a hook's transport shares (None before first use)."""
+    entry = hook._transport._entry if hook._transport else None
+    return entry.client if entry else None
+
 
 FAST = {"retry_delay": 0, "retry_max_delay": 0}
 
@@ -95,9 +103,9 @@ async def test_hooks_on_one_loop_share_one_client_until_the_last_closes(wf_conn,
     hooks = [AutoenhanceAsyncHook(**FAST) for _ in range(3)]
     for hook in hooks:
         await hook.get_order(ORDER_ID)
-    clients = {id(hook._client) for hook in hooks}
+    clients = {id(client_of(hook)) for hook in hooks}
     assert len(clients) == 1
-    client = hooks[0]._client
+    client = client_of(hooks[0])
     await hooks[0].aclose()
     await hooks[1].aclose()
     assert not client.is_closed
@@ -121,7 +129,7 @@ async def test_different_settings_get_different_clients(wf_conn, httpx_handler):
     a, b = AutoenhanceAsyncHook(timeout=5, **FAST), AutoenhanceAsyncHook(timeout=7, **FAST)
     await a.get_order(ORDER_ID)
     await b.get_order(ORDER_ID)
-    assert a._client is not b._client
+    assert client_of(a) is not client_of(b)
     await a.aclose()
     await b.aclose()
 
@@ -136,7 +144,7 @@ async def test_many_triggers_share_one_client_and_all_finish(wf_conn, httpx_hand
 
     seen = httpx_handler(handler)
     # count the clients the hook builds (the fixture replaced httpx.AsyncClient already)
-    import autoenhance_provider.hooks.autoenhance_async as module
+    import autoenhance_provider.http as module
 
     patched = module.httpx.AsyncClient
 

@@ -27,7 +27,7 @@ from wf_helpers import (
     write_image,
 )
 
-import autoenhance_provider.operators.upload as upload_module
+import autoenhance_provider.hooks.autoenhance as upload_module
 from autoenhance_provider.exceptions import (
     AutoenhanceAuthError,
     AutoenhanceError,
@@ -353,7 +353,7 @@ def test_bad_arguments_fail_at_parse_time(kwargs, match):
 
 
 def test_init_touches_neither_network_nor_connection(monkeypatch, requests_mock, tmp_path):
-    from autoenhance_provider._compat import BaseHook  # the provider hooks' base class
+    from autoenhance_provider.compat import BaseHook  # the provider hooks' base class
 
     monkeypatch.setattr(BaseHook, "get_connection", mock.Mock(side_effect=AssertionError("lookup")))
     upload_op(str(tmp_path / "missing"), autoenhance_conn_id="nope", enhance_type="warm")
