@@ -1,0 +1,253 @@
+"""The webhook receiver: a small FastAPI app the Airflow API server mounts at ``/autoenhance``.
+
+``POST /autoenhance/webhook`` (connection ``autoenhance_webhook``) and
+``POST /autoenhance/webhook/<name>`` (connection ``autoenhance_webhook_<name>``, one per account).
+Every request is authenticated first (the ``Authorization`` header, raw or ``Bearer``, compared in
+constant time with the connection's password; 401 otherwise), then the body is read up to
+``MAX_BODY_BYTES`` (413 beyond), parsed (400/422 if it is not an event), and an order's last
+``image_processed`` becomes an asset event in the metadata database, in one short transaction.
+Nothing is kept in memory between requests but a short cache of the secret, so any number of API
+servers can receive deliveries behind a load balancer.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import threading
+import time
+from collections.abc import Callable
+from http import HTTPStatus
+
+from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from autoenhance_provider.webhooks import (
+    DEFAULT_WEBHOOK,
+    MAX_BODY_BYTES,
+    WEBHOOK_NAME_PATTERN,
+    InvalidWebhookBody,
+    WebhookEvent,
+    order_asset,
+    order_finished_asset,
+    parse_event,
+    webhook_conn_id,
+)
+
+log = logging.getLogger(__name__)
+
+#: Seconds a webhook's secret is kept before the connection is read again (a rotated secret applies
+#: after at most this long); also what an unknown webhook name costs: one lookup per this period.
+SECRET_CACHE_SECONDS = 30.0
+#: Seconds between two warnings about rejected or unroutable deliveries of one webhook.
+WARNING_INTERVAL = 60.0
+RETRY_AFTER_SECONDS = 30
+
+
+class _SecretCache:
+    """The secret of each webhook, or ``None`` if it has no usable connection, for a short while.
+
+    Requests are unauthenticated until checked, so without the cache anyone could make every
+    request cost a call to the secrets backend.
+    """
+
+    def __init__(self, ttl: float, lookup: Callable[[str], str | None]) -> None:
+        self.ttl = ttl
+        self.lookup = lookup
+        self._entries: dict[str, tuple[float, str | None]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, webhook: str) -> str | None:
+        now = time.monotonic()
+        with self._lock:
+            entry = self._entries.get(webhook)
+            if entry is not None and now < entry[0]:
+                return entry[1]
+            secret = self.lookup(webhook)
+            self._entries[webhook] = (now + self.ttl, secret)
+            return secret
+
+
+def lookup_secret(webhook: str) -> str | None:
+    """The connection's password, read as the API server reads any connection (env, secrets, DB)."""
+    from airflow.exceptions import AirflowNotFoundException
+    from airflow.models.connection import Connection
+
+    conn_id = webhook_conn_id(webhook)
+    try:
+        conn = Connection.get_connection_from_secrets(conn_id)
+    except AirflowNotFoundException:
+        log.warning("Autoenhance webhook %s: connection %s does not exist", webhook, conn_id)
+        return None
+    if not conn.password:
+        log.warning("Autoenhance webhook %s: connection %s has no password (token)", webhook, conn_id)
+        return None
+    return conn.password
+
+
+def token_matches(header: str | None, secret: str) -> bool:
+    """Whether ``Authorization`` carries the secret, as ``<token>`` or ``Bearer <token>``.
+
+    Both readings are always compared, in constant time, so the answer time says nothing about the
+    secret; bytes, because ``compare_digest`` refuses non-ASCII ``str``.
+    """
+    if not header:
+        return False
+    value = header.strip()
+    scheme, _, rest = value.partition(" ")
+    bearer = rest.strip() if scheme.lower() == "bearer" else ""
+    expected = secret.encode("utf-8")
+    raw_ok = hmac.compare_digest(value.encode("utf-8", "surrogateescape"), expected)
+    bearer_ok = hmac.compare_digest(bearer.encode("utf-8", "surrogateescape"), expected)
+    return (bool(bearer) and bearer_ok) or raw_ok
+
+
+class _Throttle:
+    """At most one log line per key and interval: rejected requests must not flood the log."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._last: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def ready(self, key: str) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            if now - self._last.get(key, -self.interval) < self.interval:
+                return False
+            self._last[key] = now
+            return True
+
+
+def record_order_finished(webhook: str, event: WebhookEvent) -> int:
+    """Create the asset events of a finished order; return how many were recorded.
+
+    Both the account's :func:`order_finished_asset` and the order's own :func:`order_asset` get
+    the event, each only if a DAG declares it (an asset Airflow does not know cannot have events).
+    This is what ``POST /api/v2/assets/events`` does (``AssetManager.register_asset_change``,
+    which queues the DAGs scheduled on the asset), in one transaction committed before answering.
+    """
+    from airflow.assets.manager import asset_manager
+    from airflow.models.asset import AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    assert event.order_id is not None
+    targets = {(a.name, a.uri) for a in (order_finished_asset(webhook), order_asset(event.order_id))}
+    extra = event.as_extra(webhook)
+    # Airflow 3.3+ hands back listener notifications to send after the commit; older versions
+    # ignore the argument and notify inline.
+    notifications: list[Callable[[], None]] = []
+    recorded = 0
+    with create_session(scoped=False) as session:
+        models = session.scalars(
+            select(AssetModel).where(
+                AssetModel.uri.in_(sorted(uri for _, uri in targets)), AssetModel.active.has()
+            )
+        ).all()
+        for model in models:
+            if (model.name, model.uri) not in targets:
+                continue
+            asset_event = asset_manager.register_asset_change(
+                asset=model,
+                extra=extra,
+                session=session,
+                source_is_api=True,
+                api_user_teams=set(),
+                callback_sink=notifications,
+            )
+            recorded += asset_event is not None
+    for notify in notifications:
+        try:
+            notify()
+        except Exception:
+            log.exception("Autoenhance webhook %s: an asset listener failed", webhook)
+    return recorded
+
+
+def create_app(
+    *,
+    secret_cache_seconds: float = SECRET_CACHE_SECONDS,
+    lookup: Callable[[str], str | None] = lookup_secret,
+    record: Callable[[str, WebhookEvent], int] = record_order_finished,
+) -> FastAPI:
+    """The receiver app; ``lookup`` and ``record`` are the connection and database seams."""
+    # Airflow mounts plugin apps without its own authentication, so no docs or schema are served:
+    # only the POST routes, each checking its own token.
+    app = FastAPI(title="Autoenhance webhooks", docs_url=None, redoc_url=None, openapi_url=None)
+    secrets = _SecretCache(secret_cache_seconds, lookup)
+    warnings = _Throttle(WARNING_INTERVAL)
+
+    async def receive(request: Request, webhook: str) -> Response:
+        if not WEBHOOK_NAME_PATTERN.fullmatch(webhook):
+            raise HTTPException(HTTPStatus.NOT_FOUND, "Unknown webhook")
+        secret = await run_in_threadpool(secrets.get, webhook)
+        if secret is None:
+            raise HTTPException(HTTPStatus.NOT_FOUND, "Unknown webhook")
+        # Before reading the body: an unauthenticated sender gets nothing read or parsed.
+        if not token_matches(request.headers.get("authorization"), secret):
+            if warnings.ready(f"auth:{webhook}"):
+                present = "a wrong" if request.headers.get("authorization") else "no"
+                log.warning("Autoenhance webhook %s: rejected a delivery with %s token", webhook, present)
+            raise HTTPException(
+                HTTPStatus.UNAUTHORIZED, "Invalid webhook credentials", headers={"WWW-Authenticate": "Bearer"}
+            )
+        body = await _read_body(request)
+        try:
+            event = parse_event(body)
+        except InvalidWebhookBody as exc:
+            raise HTTPException(exc.status_code, str(exc)) from exc
+        if event is None:  # the verification POST
+            return Response(status_code=HTTPStatus.NO_CONTENT)
+        if not event.order_finished:
+            # webhook_updated, image_registered, and images of orders still processing.
+            return JSONResponse({"status": "acknowledged", "event": event.event, "asset_events": 0})
+        try:
+            recorded = await run_in_threadpool(record, webhook, event)
+        except Exception:
+            if warnings.ready(f"db:{webhook}"):
+                log.exception("Autoenhance webhook %s: could not record order %s", webhook, event.order_id)
+            raise HTTPException(
+                HTTPStatus.SERVICE_UNAVAILABLE,
+                "Temporarily unavailable",
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            ) from None
+        if recorded == 0 and warnings.ready(f"unrouted:{webhook}"):
+            log.warning(
+                "Autoenhance webhook %s: order %s finished, but no DAG schedules on %s",
+                webhook,
+                event.order_id,
+                order_finished_asset(webhook).uri,
+            )
+        log.info(
+            "Autoenhance webhook %s: order %s finished (%d asset events)", webhook, event.order_id, recorded
+        )
+        return JSONResponse({"status": "recorded", "event": event.event, "asset_events": recorded})
+
+    # With and without a trailing slash: a redirect would not be followed by every sender.
+    @app.post("/webhook")
+    @app.post("/webhook/")
+    async def receive_default(request: Request) -> Response:
+        return await receive(request, DEFAULT_WEBHOOK)
+
+    @app.post("/webhook/{name}")
+    @app.post("/webhook/{name}/")
+    async def receive_named(request: Request, name: str) -> Response:
+        return await receive(request, name)
+
+    return app
+
+
+async def _read_body(request: Request) -> bytes:
+    """The body, refusing (413) a declared or actual size above ``MAX_BODY_BYTES``."""
+    too_large = HTTPException(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"Body exceeds {MAX_BODY_BYTES} bytes")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise too_large
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise too_large
+    return bytes(body)
