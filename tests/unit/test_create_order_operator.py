@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import uuid
 from typing import Any
@@ -42,8 +43,29 @@ class FakeTI:
         return dict(self.pushed)
 
 
-def context_for(ti: FakeTI) -> dict[str, Any]:
-    return {"ti": ti, "task_instance": ti, "run_id": ti.run_id}
+#: When the (fake) DAG run started, as the scheduler of one deployment recorded it.
+STARTED = dt.datetime(2026, 1, 1, 0, 0, 5, 123456, tzinfo=dt.timezone.utc)
+
+
+class FakeDagRun:
+    def __init__(self, run_id: str, start_date: dt.datetime | None) -> None:
+        self.run_id = run_id
+        self.start_date = start_date
+
+
+def context_for(ti: FakeTI, start_date: dt.datetime | None = STARTED) -> dict[str, Any]:
+    return {"ti": ti, "task_instance": ti, "run_id": ti.run_id, "dag_run": FakeDagRun(ti.run_id, start_date)}
+
+
+#: Pinned: a change of the namespace or of the key's recipe changes every derived order id, so a
+#: task retried across an upgrade would create a second order. Change these only on purpose.
+PINNED_TI = {
+    "dag_id": "listing_dag",
+    "run_id": "scheduled__2026-01-01T00:00:00+00:00",
+    "task_id": "create_order",
+}
+PINNED_ID = "bda0e615-1ac9-5a59-b61b-c2af8dcb299f"
+PINNED_ID_PROD_EU = "26e934f4-d654-5daf-9768-bc5c0122d05a"  # with order_id_namespace "prod-eu"
 
 
 @pytest.fixture
@@ -89,6 +111,23 @@ def test_hook_params_and_conn_id_reach_the_hook(set_connection):
 
 
 # ------------------------------------------------------------------------------ deterministic ids
+def test_deterministic_id_is_pinned():
+    assert deterministic_order_id(context_for(FakeTI(**PINNED_TI))) == PINNED_ID
+    assert deterministic_order_id(context_for(FakeTI(**PINNED_TI)), "prod-eu") == PINNED_ID_PROD_EU
+
+
+def test_the_documented_recipe_reproduces_the_pinned_ids():
+    """docs/contract.md tells users how the id is made; this is that recipe, spelt out."""
+    namespace = uuid.UUID("6f1c2a3e-7a7b-4f7e-9a55-0c9b8a4e2d11")
+    key = (
+        '["listing_dag","scheduled__2026-01-01T00:00:00+00:00","create_order",-1,'
+        '"2026-01-01T00:00:05.123456+00:00"]'
+    )
+    assert str(uuid.uuid5(namespace, key)) == PINNED_ID
+    key = '["namespace","prod-eu","listing_dag","scheduled__2026-01-01T00:00:00+00:00","create_order",-1]'
+    assert str(uuid.uuid5(namespace, key)) == PINNED_ID_PROD_EU
+
+
 def test_deterministic_id_is_a_stable_uuid_per_task_instance():
     first = deterministic_order_id(context_for(FakeTI(try_number=1)))
     retry = deterministic_order_id(context_for(FakeTI(try_number=2)))
@@ -113,6 +152,43 @@ def test_deterministic_id_differs_per_task_instance(changed):
     )
 
 
+def test_two_deployments_running_the_same_schedule_get_different_ids():
+    # Same DAG, same scheduled run id, same task: only the deployments' run start times differ.
+    ours = deterministic_order_id(context_for(FakeTI(**PINNED_TI), STARTED))
+    theirs = deterministic_order_id(context_for(FakeTI(**PINNED_TI), STARTED + dt.timedelta(microseconds=1)))
+    assert ours != theirs
+
+
+def test_two_deployments_with_their_own_namespace_get_different_ids():
+    ti = FakeTI(**PINNED_TI)
+    assert deterministic_order_id(context_for(ti), "prod-eu") != deterministic_order_id(
+        context_for(ti), "prod-us"
+    )
+
+
+def test_a_namespace_keeps_the_id_when_a_finished_run_is_cleared():
+    # Clearing a finished run restarts its clock (a new start_date); the namespace does not move.
+    before = deterministic_order_id(context_for(FakeTI(), STARTED), "prod-eu")
+    after = deterministic_order_id(context_for(FakeTI(), STARTED + dt.timedelta(hours=2)), "prod-eu")
+    assert before == after == deterministic_order_id(context_for(FakeTI(), None), " prod-eu ")
+
+
+def test_an_empty_namespace_counts_as_unset():
+    assert deterministic_order_id(context_for(FakeTI(**PINNED_TI)), "  ") == PINNED_ID
+
+
+def test_the_start_time_counts_as_an_instant_whatever_its_time_zone():
+    cest = dt.timezone(dt.timedelta(hours=2))
+    assert deterministic_order_id(context_for(FakeTI(**PINNED_TI), STARTED.astimezone(cest))) == PINNED_ID
+
+
+def test_without_a_start_date_the_id_rests_on_the_task_instance_and_says_so(log_capture):
+    first = deterministic_order_id(context_for(FakeTI(), None))
+    assert first == deterministic_order_id({"ti": FakeTI(try_number=2)})  # no dag_run at all
+    assert first != deterministic_order_id(context_for(FakeTI()))
+    assert "order_id_namespace" in log_capture.text()
+
+
 def test_deterministic_id_differs_across_map_indexes():
     ids = {deterministic_order_id(context_for(FakeTI(map_index=i))) for i in range(5)}
     assert len(ids) == 5
@@ -126,8 +202,8 @@ def test_map_index_none_counts_as_unmapped():
 
 # ------------------------------------------------------------------------------ execute
 def test_execute_creates_the_order_and_pushes_id_and_url(conn, requests_mock):
-    ti = FakeTI()
-    expected_id = deterministic_order_id(context_for(ti))
+    ti = FakeTI(**PINNED_TI)
+    expected_id = PINNED_ID
     requests_mock.post(
         api("/v3/orders/"), json=lambda r, c: order(r.json()["order_id"], name=r.json()["name"])
     )
@@ -142,6 +218,15 @@ def test_execute_creates_the_order_and_pushes_id_and_url(conn, requests_mock):
     }
     assert body_of(requests_mock.last_request) == {"name": "Listing 1", "order_id": expected_id}
     assert requests_mock.call_count == 1
+
+
+def test_the_connection_namespace_goes_into_the_id(set_connection, requests_mock):
+    set_connection(extra='{"order_id_namespace": "prod-eu"}')
+    requests_mock.post(api("/v3/orders/"), json=lambda r, c: order(r.json()["order_id"]))
+
+    result = CreateOrderOperator(task_id="create_order").execute(context_for(FakeTI(**PINNED_TI)))
+
+    assert result == PINNED_ID_PROD_EU
 
 
 def test_retry_whose_post_conflicts_reuses_the_order(conn, requests_mock):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+import logging
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -11,18 +14,40 @@ from airflow.sdk import Context
 from autoenhance_provider.exceptions import AutoenhanceNotFoundError
 from autoenhance_provider.operators.base import AutoenhanceBaseOperator, AutoenhanceSettingsOperator
 
-#: Namespace of the order ids derived from task instances (stable across releases).
+#: Namespace of the order ids derived from task instances (stable across releases: a test pins it).
 ORDER_ID_NAMESPACE = uuid.UUID("6f1c2a3e-7a7b-4f7e-9a55-0c9b8a4e2d11")
 
+log = logging.getLogger(__name__)
 
-def deterministic_order_id(context: Context) -> str:
-    """The same UUID for every try of one task instance, so a retry finds its own order."""
+
+def deterministic_order_id(context: Context, namespace: str | None = None) -> str:
+    """The same UUID for every try of one task instance, so a retry finds its own order.
+
+    The key is the task instance (dag, run, task, map index) plus who runs it: ``namespace`` (the
+    connection extra ``order_id_namespace``) when set, else the DAG run's ``start_date``. Two
+    Airflow deployments running the same DAG on the same schedule share every run id, so the
+    task instance alone would make them share orders; the run's start time (to the microsecond)
+    differs between deployments and stays the same for every try while the run is going. A
+    namespace also survives clearing a finished run (which restarts the run's clock).
+    """
     ti = context["ti"]
     map_index = getattr(ti, "map_index", -1)
     if map_index is None:
         map_index = -1
-    key = f"{ti.dag_id}|{ti.run_id}|{ti.task_id}|{map_index}"
-    return str(uuid.uuid5(ORDER_ID_NAMESPACE, key))
+    parts: list[Any] = [ti.dag_id, ti.run_id, ti.task_id, map_index]
+    if namespace is not None and str(namespace).strip():
+        parts = ["namespace", str(namespace).strip(), *parts]
+    else:
+        started = getattr(context.get("dag_run"), "start_date", None)
+        if started is None:
+            log.warning(
+                "The DAG run has no start_date; the order id rests on the run id alone, which another "
+                "Airflow deployment running this DAG would share. Set the connection extra "
+                "order_id_namespace (or order_id=) to rule that out."
+            )
+        else:
+            parts.append(started.astimezone(dt.timezone.utc).isoformat(timespec="microseconds"))
+    return str(uuid.uuid5(ORDER_ID_NAMESPACE, json.dumps(parts, separators=(",", ":"))))
 
 
 class CreateOrderOperator(AutoenhanceBaseOperator):
@@ -30,8 +55,10 @@ class CreateOrderOperator(AutoenhanceBaseOperator):
 
     Returns the ``order_id`` (so ``create.output`` feeds downstream tasks) and also pushes the
     XCom keys ``order_id`` and ``order_url``. Without an explicit ``order_id`` the id is derived
-    from the task instance: a retried task re-finds its order instead of creating a second one.
-    With an explicit ``order_id`` of an existing order, that order is used.
+    from the task instance and the deployment (see :func:`deterministic_order_id`): a retried
+    task re-finds its order instead of creating a second one, and another Airflow deployment
+    running the same DAG never lands on it. With an explicit ``order_id`` of an existing order,
+    that order is used.
 
     :param name: order name shown in the Autoenhance web app (templated).
     :param order_id: client-chosen order id (templated); default: derived, see above.
@@ -46,7 +73,11 @@ class CreateOrderOperator(AutoenhanceBaseOperator):
         self.order_id = order_id
 
     def execute(self, context: Context) -> str:
-        order_id = self.order_id_param() if self.order_id else deterministic_order_id(context)
+        if self.order_id:
+            order_id = self.order_id_param()
+        else:
+            namespace = getattr(self.hook.config, "order_id_namespace", None)
+            order_id = deterministic_order_id(context, namespace)
         self.set_label(context, self.name or order_id)
         order, created = self.hook.ensure_order(order_id, name=self.name)
         if created:
