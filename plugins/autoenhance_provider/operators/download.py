@@ -5,17 +5,20 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import quote
 
-from airflow.sdk import Asset, Context, ObjectStoragePath
+from airflow.sdk import Asset, AssetAlias, Context, ObjectStoragePath
 
 from autoenhance_provider.exceptions import AutoenhanceValidationError
 from autoenhance_provider.files import prepare_destination, to_storage_path
 from autoenhance_provider.hooks.autoenhance import IF_EXISTS
+from autoenhance_provider.lineage import MAX_EVENT_FILES, TransferRecord, operator_lineage, storage_uri
 from autoenhance_provider.operators.base import AutoenhanceBaseOperator
 from autoenhance_provider.validation import DownloadRequest, is_template, validate_download_params
 
 _RENDER_PARAMS = ("format", "quality", "max_width", "scale", "preview", "watermark")
+
+#: The asset alias that downloads to templated destinations emit their asset events through.
+DOWNLOADS_ALIAS = "autoenhance-downloads"
 
 
 class DownloadImagesOperator(AutoenhanceBaseOperator):
@@ -31,9 +34,12 @@ class DownloadImagesOperator(AutoenhanceBaseOperator):
     is not proven to be this image. On ``/enhanced`` the API returns a preview unless
     ``preview=False``, which buys the full-size image (free with the connection's ``dev_mode``).
 
-    Returns the URIs of the files written or verified. When ``destination`` is a fixed path (not
-    a template) it is declared as an outlet asset, and the asset event carries
-    ``{order_id, count, uris}``.
+    Returns the URIs of the files written or verified. Every successful run emits an asset event
+    for the destination folder whose ``extra`` is ``{order_id, count, uris}`` (``uris`` capped at
+    100). When ``destination`` is a fixed path (not a template) that asset is declared as the
+    outlet at parse time; when it is templated, the outlet is the asset alias ``asset_alias``
+    (``autoenhance-downloads`` by default), resolved at run time to the rendered destination's
+    asset — schedule a DAG on ``AssetAlias("autoenhance-downloads")`` to hear of every download.
 
     :param order_id: the order (templated).
     :param destination: folder path, URI or ``ObjectStoragePath`` (templated).
@@ -44,6 +50,7 @@ class DownloadImagesOperator(AutoenhanceBaseOperator):
     :param overwrite: the same as ``if_exists="overwrite"`` (kept for compatibility).
     :param max_concurrency: downloads in flight at once.
     :param destination_conn_id: connection for the destination storage (e.g. ``aws_default``).
+    :param asset_alias: the alias name for templated destinations (``None``: no asset event).
     """
 
     template_fields: Sequence[str] = (
@@ -71,6 +78,7 @@ class DownloadImagesOperator(AutoenhanceBaseOperator):
         overwrite: bool = False,
         max_concurrency: int = 8,
         destination_conn_id: str | None = None,
+        asset_alias: str | None = DOWNLOADS_ALIAS,
         **kwargs: Any,
     ) -> None:
         if int(max_concurrency) < 1:
@@ -82,8 +90,11 @@ class DownloadImagesOperator(AutoenhanceBaseOperator):
         hook_params = dict(kwargs.pop("hook_params", None) or {})
         hook_params.setdefault("pool_size", max(int(max_concurrency), 4))
         asset = _fixed_asset(destination)
-        if asset is not None and "outlets" not in kwargs:
-            kwargs["outlets"] = [asset]
+        if "outlets" not in kwargs:
+            if asset is not None:
+                kwargs["outlets"] = [asset]
+            elif asset_alias:
+                kwargs["outlets"] = [AssetAlias(asset_alias)]
         super().__init__(hook_params=hook_params, **kwargs)
         self.order_id = order_id
         self.destination = destination
@@ -97,6 +108,9 @@ class DownloadImagesOperator(AutoenhanceBaseOperator):
         self.watermark = watermark
         self.if_exists = "overwrite" if overwrite else if_exists
         self.max_concurrency = int(max_concurrency)
+        self.asset_alias = asset_alias
+        #: What the last ``execute`` moved, for OpenLineage (no API call after the fact).
+        self.lineage_record: TransferRecord | None = None
         if not is_template([kind, *self._render_params().values()]):
             self._request()  # a typo fails at DAG-parse time
 
@@ -109,6 +123,7 @@ class DownloadImagesOperator(AutoenhanceBaseOperator):
     def execute(self, context: Context) -> list[str]:
         order_id = self.order_id_param()
         self.set_label(context, order_id)
+        self.lineage_record = None
         request = self._request()
         folder = prepare_destination(self.destination, self.destination_conn_id)
         self.publish_order(context, order_id)
@@ -119,32 +134,43 @@ class DownloadImagesOperator(AutoenhanceBaseOperator):
             if_exists=self.if_exists,
             max_concurrency=self.max_concurrency,
         )
-        self._emit_asset_event(context, order_id, uris)
+        self.lineage_record = TransferRecord(
+            operation="download",
+            order_id=order_id,
+            api_base_url=self.hook.config.base_url,
+            destination=str(folder),
+            file_count=len(uris),
+        )
+        self._emit_asset_event(context, order_id, folder, uris)
         return uris
 
-    def _emit_asset_event(self, context: Context, order_id: str, uris: list[str]) -> None:
+    def _emit_asset_event(
+        self, context: Context, order_id: str, folder: ObjectStoragePath, uris: list[str]
+    ) -> None:
+        """Describe the download on the fixed outlet asset, or add the destination to the alias."""
+        extra = {"order_id": order_id, "count": len(uris), "uris": uris[:MAX_EVENT_FILES]}
         for outlet in self.outlets or []:
             if isinstance(outlet, Asset):
-                context["outlet_events"][outlet].extra = {
-                    "order_id": order_id,
-                    "count": len(uris),
-                    "uris": uris[:100],
-                }
+                context["outlet_events"][outlet].extra = extra
+            elif isinstance(outlet, AssetAlias) and outlet.name == self.asset_alias:
+                context["outlet_events"][outlet].add(Asset(storage_uri(folder)), extra=extra)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Input: the order; output: the destination folder; run facet ``autoenhance``.
+
+        Built from what ``execute`` recorded; needs the ``openlineage`` extra, imported only here.
+        """
+        return operator_lineage(self.lineage_record)
 
 
 def _fixed_asset(destination: Any) -> Asset | None:
     """An outlet asset for a destination known at parse time (not a Jinja template)."""
     if isinstance(destination, ObjectStoragePath):
-        return Asset(_as_uri(str(destination)))
+        return Asset(storage_uri(destination))
     if (
         isinstance(destination, (str, os.PathLike))
         and not is_template(str(destination))
         and str(destination).strip()
     ):
-        return Asset(_as_uri(str(to_storage_path(destination))))
+        return Asset(storage_uri(to_storage_path(destination)))
     return None
-
-
-def _as_uri(text: str) -> str:
-    """ObjectStoragePath keeps paths literal; an asset URI must be encoded ("#" would end it)."""
-    return quote(text, safe=":/@")

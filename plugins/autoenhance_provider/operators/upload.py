@@ -9,6 +9,7 @@ from airflow.sdk import Context
 
 from autoenhance_provider.exceptions import AutoenhanceSourceError, AutoenhanceValidationError
 from autoenhance_provider.files import BRACKET_CONTENT_TYPE, Source, SourceFile, find_source_files
+from autoenhance_provider.lineage import TransferRecord, operator_lineage
 from autoenhance_provider.operators.base import AutoenhanceBaseOperator, AutoenhanceSettingsOperator
 
 ON_INVALID = ("fail", "skip")
@@ -39,11 +40,16 @@ class _UploadOperatorBase(AutoenhanceBaseOperator):
         self.source_conn_id = source_conn_id
         self.max_concurrency = int(max_concurrency)
         self.on_invalid = on_invalid
+        #: What the last ``execute`` moved, for OpenLineage (no API call after the fact).
+        self.lineage_record: TransferRecord | None = None
+        self._skipped = 0
 
     def _files(self, context: Context, content_type: str | None = None) -> list[SourceFile]:
         """The files to upload, checked before any API call."""
         self.set_label(context, _describe_source(self.source))
+        self.lineage_record = None
         files, problems = find_source_files(self.source, self.source_conn_id, content_type=content_type)
+        self._skipped = len(problems)
         if problems:
             listing = "\n  ".join(problems)
             if self.on_invalid == "fail":
@@ -52,6 +58,24 @@ class _UploadOperatorBase(AutoenhanceBaseOperator):
         if not files:
             raise AutoenhanceSourceError(f"Nothing to upload from {self.source}")
         return files
+
+    def _record(self, operation: str, order_id: str, files: list[SourceFile], uploaded: int) -> None:
+        self.lineage_record = TransferRecord(
+            operation=operation,
+            order_id=order_id,
+            api_base_url=self.hook.config.base_url,
+            sources=[str(f.path) for f in files],
+            file_count=uploaded,
+            total_bytes=sum(f.size for f in files),
+            skipped_count=self._skipped,
+        )
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Inputs: the source files; output: the order; run facet ``autoenhance`` (id, counts).
+
+        Built from what ``execute`` recorded; needs the ``openlineage`` extra, imported only here.
+        """
+        return operator_lineage(self.lineage_record)
 
 
 class UploadImagesOperator(AutoenhanceSettingsOperator, _UploadOperatorBase):
@@ -109,7 +133,7 @@ class UploadImagesOperator(AutoenhanceSettingsOperator, _UploadOperatorBase):
         settings = self.checked_settings()
         files = self._files(context)
         self.publish_order(context, order_id)
-        return self.hook.upload_images(
+        result = self.hook.upload_images(
             order_id,
             files,
             settings=settings,
@@ -117,6 +141,8 @@ class UploadImagesOperator(AutoenhanceSettingsOperator, _UploadOperatorBase):
             wait_for_upload=self.wait_for_upload,
             create_missing_order=self.create_missing_order,
         )
+        self._record("upload", order_id, files, len(result))
+        return result
 
 
 class UploadBracketsOperator(_UploadOperatorBase):
@@ -141,7 +167,9 @@ class UploadBracketsOperator(_UploadOperatorBase):
         order_id = self.order_id_param()
         files = self._files(context, content_type=BRACKET_CONTENT_TYPE)
         self.publish_order(context, order_id)
-        return self.hook.upload_brackets(order_id, files, max_concurrency=self.max_concurrency)
+        result = self.hook.upload_brackets(order_id, files, max_concurrency=self.max_concurrency)
+        self._record("upload_brackets", order_id, files, len(result))
+        return result
 
 
 def _describe_source(source: Any) -> str:
