@@ -435,29 +435,78 @@ def _not_an_image(head: bytes) -> str:
 def write_verified(path: ObjectStoragePath, fetch: Callable[[DownloadTarget], Any]) -> tuple[int, str]:
     """Download into ``path`` through ``fetch(target)``; only a verified image gets the final name.
 
-    Local files go through a temporary name and an atomic rename. Other storage is written under
-    a temporary name too, then moved into place and its size checked, since not every backend
-    can rename atomically (and a failed upload may leave a zero-byte object behind).
+    Local files go through a temporary name and an atomic rename. Other storage (S3, GCS…) is
+    written under a temporary key per attempt, then moved into place and its size checked: an
+    object store has no atomic rename, but the final key is only created by a server-side copy
+    of a complete, verified temporary object, so it never holds a partial or bad body. A body
+    that breaks off is retried into a fresh temporary key, like a local file.
     """
-    if is_local(path):
-        target = DownloadTarget(local_path(path))
-        fetch(target)
-        return target.written()
-    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.part"
-    try:
-        with tmp.open("wb") as handle:
-            target = DownloadTarget(handle)
-            fetch(target)
-        tmp.rename(path)
-    except BaseException:
+    target = DownloadTarget(local_path(path)) if is_local(path) else StorageTarget(path)
+    fetch(target)
+    return target.written()
+
+
+class StorageTarget(DownloadTarget):
+    """A download into object storage: one temporary key per attempt, renamed once verified."""
+
+    def __init__(self, path: ObjectStoragePath) -> None:
+        self.fileobj = None
+        self.path = None
+        self._start = None
+        self.sha256 = None
+        self.size = None
+        self.storage_path = path
+
+    @property
+    def rewindable(self) -> bool:
+        return True  # every attempt starts a new temporary object
+
+    def describe(self) -> str | None:
+        return str(self.storage_path)
+
+    def write(
+        self, chunks: Iterator[bytes], *, content_type: str | None = None, declared_length: int | None = None
+    ) -> int:
+        check = ImageCheck(content_type, declared_length)
+        final = self.storage_path
+        tmp = final.parent / f".{final.name}.{uuid.uuid4().hex[:8]}.part"
+        try:
+            handle = tmp.open("wb")
+            try:
+                written = check.copy(chunks, handle)
+            except BaseException:
+                _abandon(handle)
+                raise
+            handle.close()
+            tmp.rename(final)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                tmp.unlink(missing_ok=True)
+            raise
+        stored = int(final.stat().st_size)
+        if stored != written:
+            raise AutoenhanceDownloadError(f"{final} holds {stored} bytes after writing {written}")
+        self.sha256, self.size = check.digest.hexdigest(), written
+        return written
+
+
+def _abandon(handle: Any) -> None:
+    """Throw a half-written remote file away instead of letting ``close()`` commit it.
+
+    fsspec files upload what they buffered when closed (s3fs completes the multipart upload);
+    ``discard()`` aborts it (s3fs, gcsfs), and the file is then marked closed so that nothing
+    flushes it later.
+    """
+    raw = getattr(handle, "_obj", handle)  # ObjectStoragePath.open() wraps the fsspec file
+    discard = getattr(raw, "discard", None)
+    if callable(discard):
         with contextlib.suppress(Exception):
-            tmp.unlink(missing_ok=True)
-        raise
-    size, digest = target.written()
-    stored = int(path.stat().st_size)
-    if stored != size:
-        raise AutoenhanceDownloadError(f"{path} holds {stored} bytes after writing {size}")
-    return size, digest
+            discard()
+        with contextlib.suppress(Exception):
+            raw.closed = True
+        return
+    with contextlib.suppress(Exception):
+        handle.close()
 
 
 def write_bytes_atomically(path: ObjectStoragePath, data: bytes) -> None:
