@@ -1,0 +1,104 @@
+"""Recording in a real (SQLite) Airflow metadata DB: asset events, queued DAGs, connections."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from autoenhance_provider.webhooks import WebhookEvent, order_asset, order_finished_asset
+
+from .conftest import DAG_ID, SECRET, asset_events, queued_dag_ids
+
+pytestmark = pytest.mark.dags
+
+FINISHED = order_finished_asset()
+
+
+def finished(order_id: str = "order-1", image_id: str = "img-1") -> WebhookEvent:
+    return WebhookEvent("image_processed", order_id, image_id, False, False)
+
+
+def declare_order_asset(order_id: str) -> None:
+    """What a DAG scheduled on ``order_asset(order_id)`` leaves in the DB: an active asset."""
+    from airflow.models.asset import AssetActive, AssetModel
+    from airflow.utils.session import create_session
+
+    asset = order_asset(order_id)
+    with create_session() as session:
+        model = AssetModel(name=asset.name, uri=asset.uri, group=asset.group, extra={})
+        session.add(model)
+        session.flush()
+        session.add(AssetActive.for_asset(model))
+
+
+def test_finished_order_is_an_asset_event_that_queues_the_dag(webhook_dag):
+    from autoenhance_provider.webhooks.app import record_order_finished
+
+    assert queued_dag_ids() == []
+    assert record_order_finished("default", finished()) == 1
+    assert asset_events(FINISHED.uri) == [finished().as_extra("default")]
+    assert queued_dag_ids() == [DAG_ID]
+
+
+def test_duplicate_delivery_is_a_second_event_for_the_same_queued_run(webhook_dag):
+    from autoenhance_provider.webhooks.app import record_order_finished
+
+    record_order_finished("default", finished())
+    record_order_finished("default", finished())
+    assert [extra["order_id"] for extra in asset_events(FINISHED.uri)] == ["order-1", "order-1"]
+    assert queued_dag_ids() == [DAG_ID]  # still one run to start, which reads both events
+
+
+def test_declared_order_asset_gets_the_event_too(webhook_dag):
+    from autoenhance_provider.webhooks.app import record_order_finished
+
+    declare_order_asset("order-7")
+    assert record_order_finished("default", finished("order-7")) == 2
+    assert [e["order_id"] for e in asset_events(order_asset("order-7").uri)] == ["order-7"]
+    assert record_order_finished("default", finished("order-8")) == 1  # undeclared: account asset only
+    assert asset_events(order_asset("order-8").uri) == []
+
+
+def test_undeclared_account_asset_records_nothing(webhook_dag):
+    from autoenhance_provider.webhooks.app import record_order_finished
+
+    assert record_order_finished("agency-b", finished()) == 0
+    assert asset_events(order_finished_asset("agency-b").uri) == []
+    assert queued_dag_ids() == []
+
+
+def test_http_delivery_reads_the_airflow_connection_and_records(webhook_dag, monkeypatch):
+    """The whole app with its real seams: connection from Airflow's secrets, events in the DB."""
+    from fastapi.testclient import TestClient
+
+    from autoenhance_provider.webhooks.app import create_app
+
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_AUTOENHANCE_WEBHOOK", json.dumps({"conn_type": "generic", "password": SECRET})
+    )
+    body = json.dumps(finished("order-5").as_extra("ignored") | {"event": "image_processed"})
+    with TestClient(create_app()) as client:
+        assert client.post("/webhook", content=body, headers={"Authorization": "nope"}).status_code == 401
+        response = client.post("/webhook", content=body, headers={"Authorization": f"Bearer {SECRET}"})
+        assert response.status_code == 200, response.text
+        assert response.json()["asset_events"] == 1
+        # agency-b has no connection at all: looked up in env, secrets backends and the DB, then 404.
+        assert (
+            client.post("/webhook/agency-b", content=body, headers={"Authorization": SECRET}).status_code
+            == 404
+        )
+    assert [e["order_id"] for e in asset_events(FINISHED.uri)] == ["order-5"]
+
+
+def test_lookup_secret_reads_the_connection_password(airflow_db, monkeypatch):
+    from autoenhance_provider.webhooks.app import lookup_secret
+
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_AUTOENHANCE_WEBHOOK_AGENCY_B", json.dumps({"conn_type": "generic", "password": "pw"})
+    )
+    monkeypatch.setenv("AIRFLOW_CONN_AUTOENHANCE_WEBHOOK_EMPTY", json.dumps({"conn_type": "generic"}))
+    assert lookup_secret("agency-b") is None  # a dash is not an env-var connection id: agency_b is
+    assert lookup_secret("agency_b") == "pw"
+    assert lookup_secret("empty") is None
+    assert lookup_secret("missing") is None
