@@ -34,3 +34,12 @@ def airflow_db() -> None:
         capture_output=True,
         env=dict(os.environ),
     )
+
+
+@pytest.fixture(autouse=True)
+def _forget_registered_keys():
+    """Keys registered for redaction are process-wide; each test starts with none (as a new task)."""
+    from autoenhance_provider import exceptions
+
+    yield
+    exceptions._SECRET_FORMS.clear()

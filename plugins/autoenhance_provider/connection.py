@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from autoenhance_provider.exceptions import AutoenhanceConfigError
+from autoenhance_provider.exceptions import AutoenhanceConfigError, register_secret
 from autoenhance_provider.get_provider_info import CONN_FIELDS, UI_FIELD_BEHAVIOUR
 from autoenhance_provider.validation import to_bool, to_float
 
@@ -28,6 +28,10 @@ DEFAULT_BASE_URL = "https://api.autoenhance.ai"
 DEFAULT_APP_URL = "https://app.autoenhance.ai"
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 60.0
+#: Total seconds one API request may take (connect + headers + body), however the server trickles.
+DEFAULT_REQUEST_DEADLINE = 120.0
+#: Transfers get this many bytes per second on top of the request deadline (a throughput floor).
+DEFAULT_MIN_TRANSFER_RATE = 50_000.0
 
 #: Extras understood by the provider (anything else is reported once, by name only).
 KNOWN_EXTRAS = frozenset(CONN_FIELDS)
@@ -58,6 +62,9 @@ class AutoenhanceConnectionConfig:
     read_timeout: float = DEFAULT_READ_TIMEOUT
     verify: bool | str = True
     app_url: str = DEFAULT_APP_URL
+    request_deadline: float = DEFAULT_REQUEST_DEADLINE
+    min_transfer_rate: float = DEFAULT_MIN_TRANSFER_RATE
+    order_id_namespace: str | None = None
 
     @classmethod
     def from_connection(cls, conn: Any) -> AutoenhanceConnectionConfig:
@@ -68,6 +75,15 @@ class AutoenhanceConnectionConfig:
             raise AutoenhanceConfigError(
                 f"The Autoenhance connection {conn_id!r} has no API key: put the key in the connection's "
                 "password field (labelled 'API key' in the UI)."
+            )
+        register_secret(api_key)
+        if not all(33 <= ord(ch) <= 126 for ch in api_key):
+            # Never quoted: the key itself is the secret. A line break or a non-ASCII character
+            # cannot travel in an HTTP header (and usually means a bad copy-paste).
+            raise AutoenhanceConfigError(
+                f"The API key of connection {conn_id!r} contains a character that cannot be sent in an "
+                "HTTP header (a space, line break, control or non-ASCII character). Copy the key again "
+                "from app.autoenhance.ai → API into the password field."
             )
         # The UI form saves every field it shows, the empty ones as null or "": both mean "unset".
         extras = {k: v for k, v in _extras(conn, conn_id).items() if v is not None and str(v).strip() != ""}
@@ -85,6 +101,15 @@ class AutoenhanceConnectionConfig:
                 extras.get("connect_timeout", min(DEFAULT_CONNECT_TIMEOUT, read_timeout)),
                 0.1,
                 600,
+            )
+            request_deadline = to_float(
+                "request_deadline",
+                extras.get("request_deadline", max(DEFAULT_REQUEST_DEADLINE, read_timeout + connect_timeout)),
+                0.1,
+                86400,
+            )
+            min_transfer_rate = to_float(
+                "min_transfer_rate", extras.get("min_transfer_rate", DEFAULT_MIN_TRANSFER_RATE), 1, 1e12
             )
         except ValueError as exc:
             raise AutoenhanceConfigError(f"Connection {conn_id!r}: invalid extra: {exc}") from None
@@ -117,6 +142,11 @@ class AutoenhanceConnectionConfig:
             read_timeout=read_timeout,
             verify=verify,
             app_url=app_url,
+            request_deadline=request_deadline,
+            min_transfer_rate=min_transfer_rate,
+            order_id_namespace=str(extras["order_id_namespace"]).strip()
+            if extras.get("order_id_namespace")
+            else None,
         )
 
     def timeouts(

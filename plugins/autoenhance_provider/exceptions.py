@@ -8,12 +8,50 @@ retries are exhausted, and stay retryable by Airflow.
 
 from __future__ import annotations
 
+import json
+import threading
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 from autoenhance_provider.compat import AirflowException, AirflowFailException
 
 #: Bodies quoted in exceptions are cut to this many characters.
 MAX_BODY_CHARS = 500
+
+_SECRET_FORMS: list[str] = []
+_SECRETS_LOCK = threading.Lock()
+
+
+def register_secret(secret: str) -> None:
+    """Remember an API key so that no exception, event or log line of this process can quote it.
+
+    A server may echo the key in any form: raw, JSON-escaped, percent-encoded, as Python bytes.
+    """
+    if not secret:
+        return
+    forms = {
+        secret,
+        json.dumps(secret)[1:-1],
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+        json.dumps(secret).replace("/", "\\/")[1:-1],
+        quote(secret, safe=""),
+        quote(secret),
+        quote_plus(secret, safe=""),
+        repr(secret.encode("utf-8", "replace"))[2:-1],
+    }
+    with _SECRETS_LOCK:
+        known = set(_SECRET_FORMS) | {f for f in forms if len(f) >= 4}
+        _SECRET_FORMS[:] = sorted(known, key=len, reverse=True)
+
+
+def scrub(text: str) -> str:
+    """``text`` without any registered key, in any of its forms."""
+    if not text or not _SECRET_FORMS:
+        return text
+    for form in _SECRET_FORMS:
+        if form in text:
+            text = text.replace(form, "***")
+    return text
 
 
 def truncate(text: str, limit: int = MAX_BODY_CHARS) -> str:
@@ -23,7 +61,10 @@ def truncate(text: str, limit: int = MAX_BODY_CHARS) -> str:
 
 
 class AutoenhanceError(AirflowException):
-    """Base class of every error raised by this provider."""
+    """Base class of every error raised by this provider; its message never quotes an API key."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*(scrub(a) if isinstance(a, str) else a for a in args))
 
 
 class AutoenhanceConfigError(AutoenhanceError, AirflowFailException):
@@ -63,10 +104,10 @@ class AutoenhanceAPIError(AutoenhanceError):
         self.conn_id = conn_id
         self.status_code = status_code
         self.method = method
-        self.path = path
-        self.body = truncate(body)
-        self.detail = detail
-        self.api_message = message
+        self.path = scrub(path)
+        self.body = truncate(scrub(body))
+        self.detail = json.loads(scrub(json.dumps(detail, default=str))) if detail else detail
+        self.api_message = scrub(message) if message else message
         super().__init__(self._describe())
 
     def _describe(self) -> str:

@@ -47,6 +47,22 @@ CONN_FIELDS: dict[str, Any] = {
         "description": "Seconds to wait for a connection to open (default 10).",
         "schema": {"type": ["number", "null"], "minimum": 0.1},
     },
+    "request_deadline": {
+        "label": "Request deadline (seconds)",
+        "description": (
+            "Most seconds one API request may take in all (connect, headers, body), however slowly "
+            "the server answers (default 120)."
+        ),
+        "schema": {"type": ["number", "null"], "minimum": 0.1},
+    },
+    "min_transfer_rate": {
+        "label": "Minimum transfer rate (bytes/s)",
+        "description": (
+            "Uploads and downloads get the request deadline plus their size at this rate "
+            "(default 50000); a slower transfer is cut and retried."
+        ),
+        "schema": {"type": ["number", "null"], "minimum": 1},
+    },
     "ca_bundle": {
         "label": "CA bundle path",
         "description": "PEM file of certificate authorities to trust (a private CA). Empty: the system's.",
@@ -59,6 +75,15 @@ CONN_FIELDS: dict[str, Any] = {
             "or the API URL itself for a local sandbox."
         ),
         "schema": {"type": ["string", "null"]},
+    },
+    "order_id_namespace": {
+        "label": "Order id namespace",
+        "description": (
+            "A name unique to this Airflow deployment (e.g. prod-eu). Order ids that CreateOrderOperator "
+            "derives include it, so deployments sharing an account never share an order. Empty: the DAG "
+            "run's start time keeps them apart."
+        ),
+        "schema": {"type": ["string", "null"], "maxLength": 200},
     },
     "allow_insecure_http": {
         "label": "Allow plain http:// to a non-local host",

@@ -10,16 +10,20 @@ presigned signatures, and bounded reads of every body.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
+import io
 import json
 import logging
 import math
 import random
 import re
+import socket
 import ssl
 import threading
 import time
 import weakref
+import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -28,6 +32,8 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpx
 import requests
+import urllib3
+import urllib3.connection
 import urllib3.exceptions
 from requests.adapters import HTTPAdapter
 
@@ -42,8 +48,11 @@ from autoenhance_provider.exceptions import (
     AutoenhanceCreditsError,
     AutoenhanceError,
     AutoenhanceNotFoundError,
+    AutoenhanceStorageError,
     AutoenhanceTransientError,
     AutoenhanceUnprocessableError,
+    register_secret,
+    scrub,
 )
 
 #: Block size of streamed uploads and downloads.
@@ -259,7 +268,7 @@ class Retrier:
 
 # ------------------------------------------------------------------------------------- redaction
 def redact_url(url: str) -> str:
-    """A URL safe to log: no query string (presigned signatures, tokens) and no user info."""
+    """A URL safe to log: no query string (presigned signatures, tokens), no user info, no key."""
     try:
         parts = urlsplit(url)
     except ValueError:
@@ -268,38 +277,50 @@ def redact_url(url: str) -> str:
     if parts.port:
         netloc = f"{netloc}:{parts.port}"
     query = "<redacted>" if parts.query else ""
-    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+    return scrub(urlunsplit((parts.scheme, netloc, parts.path, query, "")))
 
 
 _URL_QUERY = re.compile(r"((?:https?://|/)[^\s?'\"]*)\?[^\s'\")]+")
 
 
 def redact_urls_in(text: str) -> str:
-    """Strip query strings from every URL-looking token in ``text``."""
-    return _URL_QUERY.sub(r"\1?<redacted>", text)
+    """Strip query strings from every URL-looking token in ``text``, and any known key."""
+    return scrub(_URL_QUERY.sub(r"\1?<redacted>", text))
 
 
 def redact_secret(text: str, secret: str | None) -> str:
-    """``text`` with ``secret`` cut out (a server may echo the key it was sent)."""
-    return text.replace(secret, "***") if secret and text else text
+    """``text`` with ``secret`` cut out, in every form a server may echo it in."""
+    if secret:
+        register_secret(secret)
+    return scrub(text)
 
 
 class RedactQueryStrings(logging.Filter):
-    """Strip query strings (presigned signatures) from urllib3/httpx debug log records."""
+    """Strip query strings (presigned signatures) and API keys from urllib3/httpx/httpcore records."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.msg, str):
             record.msg = redact_urls_in(record.msg)
         if isinstance(record.args, tuple):
-            record.args = tuple(redact_urls_in(a) if isinstance(a, str) else a for a in record.args)
+            record.args = tuple(_redact_arg(a) for a in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {k: _redact_arg(v) for k, v in record.args.items()}
         return True
+
+
+def _redact_arg(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact_urls_in(value)
+    if isinstance(value, (bytes, list, tuple, dict)):
+        return redact_urls_in(repr(value))  # header lists and raw bytes, rendered safely
+    return value
 
 
 _FILTER = RedactQueryStrings()
 
 
 def install_log_redaction() -> None:
-    for name in ("urllib3.connectionpool", "httpx", "httpcore"):
+    for name in ("urllib3.connectionpool", "urllib3.response", "httpx", "httpcore", "httpcore.http11"):
         logger = logging.getLogger(name)
         if _FILTER not in logger.filters:
             logger.addFilter(_FILTER)
@@ -337,18 +358,233 @@ def storage_error_text(body: str) -> str:
     return redact_urls_in(body.strip()[:200])
 
 
-def check_hop(url: str, method: str = "GET") -> None:
-    """Refuse a URL the client must never follow: not http(s), or plain http to another machine."""
+class SignedURLRefused(AutoenhanceStorageError):
+    """A storage or asset host answered 401/403 to a signed URL: expired, or signed for other headers."""
+
+
+class RefusedURL(AutoenhanceAPIError):
+    """A URL the client will not contact (not http(s), or plain http to another machine)."""
+
+
+def check_hop(url: str, method: str, config: AutoenhanceConnectionConfig) -> None:
+    """Refuse, before any connection or name lookup, a hop the key or the data must not take.
+
+    Plain ``http://`` is allowed only to loopback and to the configured API origin itself (which
+    the connection allows only with ``allow_insecure_http``): a redirect or a presigned URL that
+    downgrades to http on another host is refused on every hop.
+    """
     try:
         parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a bad port
     except ValueError:
-        raise AutoenhanceAPIError(0, method, "<unparseable URL>", "refusing an unparseable URL") from None
+        raise RefusedURL(0, method, "<unparseable URL>", "refusing an unparseable URL") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise AutoenhanceAPIError(0, method, redact_url(url), "refusing a URL that is not http(s)")
-    if parts.scheme == "http" and not is_loopback(parts.hostname):
-        raise AutoenhanceAPIError(
-            0, method, redact_url(url), "refusing plain http:// to a non-local host (no TLS)"
+        raise RefusedURL(0, method, redact_url(url), "refusing a URL that is not http(s)")
+    if parts.scheme == "http" and not is_loopback(parts.hostname) and not config.same_origin(url):
+        raise RefusedURL(0, method, redact_url(url), "refusing plain http:// to another machine (no TLS)")
+
+
+# ------------------------------------------------------------------------------- bounded bodies
+#: JSON answers larger than this are refused (an order of 10,000 images is about 10 MB).
+MAX_JSON_BYTES = 16 * 1024 * 1024
+#: Pages of a listing read at most (15 orders a page: 15,000 orders).
+MAX_PAGES = 1000
+
+
+class BodyTooLarge(AutoenhanceAPIError):
+    """An answer larger than the provider will ever read."""
+
+
+class MalformedResponse(Exception):
+    """A success status whose body is not what the endpoint promises (raised by parsers)."""
+
+
+class BoundedDecoder:
+    """Undo ``Content-Encoding`` ourselves, never producing more than ``limit`` bytes in all.
+
+    HTTP clients inflate a gzip body in one go: a 600 KB bomb becomes 600 MB. Decoding with
+    ``max_length`` keeps memory bounded whatever the server sends.
+    """
+
+    def __init__(
+        self, encoding: str | None, limit: int, method: str, path: str, *, strict: bool = True
+    ) -> None:
+        self.limit, self.method, self.path = limit, method, path
+        self.strict = strict  # False: stop quietly at the limit (to quote the start of an error page)
+        self.full = False
+        self.produced = 0
+        encoding = (encoding or "identity").strip().lower()
+        if encoding in ("", "identity"):
+            self._zlib = None
+        elif encoding in ("gzip", "x-gzip", "deflate"):
+            self._zlib = zlib.decompressobj(16 + zlib.MAX_WBITS if "gzip" in encoding else zlib.MAX_WBITS)
+        else:
+            raise AutoenhanceAPIError(200, method, path, f"unsupported Content-Encoding {encoding!r}")
+
+    def feed(self, data: bytes) -> bytes:
+        if self._zlib is None:
+            out = data
+        else:
+            try:
+                out = self._zlib.decompress(data, self.limit - self.produced + 1)
+            except zlib.error as exc:
+                raise AutoenhanceAPIError(
+                    200, self.method, self.path, f"bad compressed body: {exc}"
+                ) from None
+            if self._zlib.unconsumed_tail:
+                self._too_large()
+        self.produced += len(out)
+        if self.produced > self.limit:
+            self._too_large()
+        return out[: max(0, len(out) - max(0, self.produced - self.limit))] if self.full else out
+
+    def _too_large(self) -> None:
+        if not self.strict:
+            self.full = True
+            return
+        raise BodyTooLarge(
+            200,
+            self.method,
+            self.path,
+            f"the answer is larger than {self.limit // (1024 * 1024)} MB; not read",
         )
+
+
+def decode_json(data: bytes, method: str, path: str) -> Any:
+    if not data:
+        return None
+    try:
+        return json.loads(data)
+    except ValueError:
+        raise MalformedResponse("the answer is not JSON") from None
+
+
+# ------------------------------------------------------------------------------------- deadlines
+class _Deadline:
+    """The wall-clock budget of the request running in this thread (see :class:`_DeadlineSocket`)."""
+
+    def __init__(self, seconds: float, rate: float | None, cap: float | None) -> None:
+        self.at = time.monotonic() + seconds
+        self.rate = rate
+        self.cap = cap
+
+    def remaining(self) -> float:
+        at = self.at if self.cap is None else min(self.at, self.cap)
+        return at - time.monotonic()
+
+    def moved(self, nbytes: int) -> None:
+        """A transfer earns ``nbytes / rate`` more seconds: its deadline scales with its size."""
+        if self.rate:
+            self.at += nbytes / self.rate
+
+
+_ACTIVE = threading.local()
+
+
+@contextlib.contextmanager
+def deadline(seconds: float, *, rate: float | None = None) -> Iterator[_Deadline]:
+    """Bound every socket read and write of this thread's requests inside the block."""
+    outer = getattr(_ACTIVE, "deadline", None)
+    cap = getattr(_ACTIVE, "cap", None)
+    current = _ACTIVE.deadline = _Deadline(seconds, rate, cap)
+    try:
+        yield current
+    finally:
+        _ACTIVE.deadline = outer
+
+
+@contextlib.contextmanager
+def deadline_cap(at_monotonic: float | None) -> Iterator[None]:
+    """No request of this thread inside the block runs past ``at_monotonic`` (a wait's timeout)."""
+    outer = getattr(_ACTIVE, "cap", None)
+    _ACTIVE.cap = at_monotonic if outer is None or at_monotonic is None else min(outer, at_monotonic)
+    try:
+        yield
+    finally:
+        _ACTIVE.cap = outer
+
+
+def cap_passed() -> bool:
+    cap = getattr(_ACTIVE, "cap", None)
+    return cap is not None and time.monotonic() >= cap
+
+
+class _DeadlineRawIO(io.RawIOBase):
+    """Socket reads that stop at the thread's deadline, however slowly bytes arrive."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        super().__init__()
+        self._sock = sock
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        current = getattr(_ACTIVE, "deadline", None)
+        if current is not None:
+            remaining = current.remaining()
+            if remaining <= 0:
+                raise TimeoutError("the request deadline passed")
+            timeout = self._sock.gettimeout()
+            self._sock.settimeout(remaining if timeout is None else min(timeout, remaining))
+            try:
+                n = self._sock.recv_into(buffer)
+            finally:
+                self._sock.settimeout(timeout)
+            current.moved(n)
+            return n
+        return self._sock.recv_into(buffer)
+
+
+class _DeadlineSocket:
+    """A connected socket whose reads and writes obey the thread's deadline (everything else as is)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+    def makefile(self, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+        if "r" in mode and "b" in mode:
+            return io.BufferedReader(_DeadlineRawIO(self._sock), CHUNK_SIZE)
+        return self._sock.makefile(mode, *args, **kwargs)
+
+    def sendall(self, data: Any, *args: Any) -> None:
+        current = getattr(_ACTIVE, "deadline", None)
+        if current is None:
+            self._sock.sendall(data, *args)
+            return
+        current.moved(len(data))
+        remaining = current.remaining()
+        if remaining <= 0:
+            raise TimeoutError("the request deadline passed")
+        timeout = self._sock.gettimeout()
+        self._sock.settimeout(remaining if timeout is None else min(timeout, remaining))
+        try:
+            self._sock.sendall(data, *args)
+        finally:
+            self._sock.settimeout(timeout)
+
+
+class _DeadlineHTTPConnection(urllib3.connection.HTTPConnection):
+    def connect(self) -> None:
+        super().connect()
+        self.sock = _DeadlineSocket(self.sock)  # type: ignore[assignment]
+
+
+class _DeadlineHTTPSConnection(urllib3.connection.HTTPSConnection):
+    def connect(self) -> None:
+        super().connect()
+        self.sock = _DeadlineSocket(self.sock)  # type: ignore[assignment]
+
+
+class _DeadlineHTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _DeadlineHTTPConnection
+
+
+class _DeadlineHTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _DeadlineHTTPSConnection
 
 
 # -------------------------------------------------------------------------------- sync transport
@@ -362,24 +598,26 @@ class Recovered:
 _URLLIB3_BLOCKSIZE = int(urllib3.__version__.split(".")[0]) >= 2
 
 
-class _BlockSizeAdapter(HTTPAdapter):
-    """Streams request bodies in ``CHUNK_SIZE`` blocks instead of urllib3's 16 KiB.
+class _Adapter(HTTPAdapter):
+    """Deadline-aware connections, and request bodies streamed in ``CHUNK_SIZE`` blocks.
 
-    A 16 KiB block costs a file read, a ``sendall`` and a few Python calls: 64 per MB uploaded,
-    which made our client use 30 % more CPU per upload than a bare session (``make bench``).
+    A 16 KiB block (urllib3's default) costs a file read, a ``sendall`` and a few Python calls:
+    64 per MB uploaded, which made our client use 30 % more CPU per upload than a bare session.
     """
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         if _URLLIB3_BLOCKSIZE:  # urllib3 1.26 has no blocksize in its pool keys
             kwargs.setdefault("blocksize", CHUNK_SIZE)
         super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _DeadlineHTTPPool, "https": _DeadlineHTTPSPool}
 
 
 class SyncTransport:
     """Two ``requests`` sessions: one with the key for the API host, one without for any other host.
 
-    Redirects are followed by hand so the key never reaches another host; every request has
-    explicit (connect, read) timeouts and goes through the :class:`Retrier`.
+    Redirects are followed by hand so the key never reaches another host, and each hop is checked
+    before any connection. Every request has a total deadline (connect + headers + body), bodies
+    are read with a bound, and every attempt goes through the :class:`Retrier`.
     """
 
     def __init__(
@@ -406,7 +644,7 @@ class SyncTransport:
         session.headers["User-Agent"] = user_agent()
         session.headers.update(headers)
         session.verify = self.config.verify
-        adapter = _BlockSizeAdapter(pool_connections=4, pool_maxsize=self.pool_size, max_retries=0)
+        adapter = _Adapter(pool_connections=4, pool_maxsize=self.pool_size, max_retries=0)
         session.mount("https://", adapter)
         session.mount("http://", adapter)
         return session
@@ -445,11 +683,21 @@ class SyncTransport:
         redacted = redact_url(url)
         return urlsplit(redacted).path if self.config.same_origin(url) else redacted
 
+    def deadline(self, size: int | None = None) -> contextlib.AbstractContextManager[_Deadline]:
+        """The deadline of one request; a transfer of ``size`` bytes (or unknown) earns more by rate."""
+        seconds = self.config.request_deadline
+        rate = self.config.min_transfer_rate
+        return deadline(seconds + (size or 0) / rate, rate=rate)
+
     def send_once(
         self, method: str, url: str, *, keyless: bool = False, timeout: Timeout | None = None, **kwargs: Any
     ) -> requests.Response:
-        """One attempt, following redirects by hand so the key never reaches another host."""
+        """One attempt, following redirects by hand so the key never reaches another host.
+
+        The response is streamed: callers read its body with a bound (``read_body``).
+        """
         for _ in range(MAX_REDIRECTS + 1):
+            check_hop(url, method, self.config)
             use_key = not keyless and self.config.same_origin(url)
             session = self.session if use_key else self.storage_session
             # verify per request: a session's verify loses to REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE
@@ -460,13 +708,18 @@ class SyncTransport:
                 allow_redirects=False,
                 timeout=timeout or self.timeout,
                 verify=self.config.verify,
+                stream=True,
                 **kwargs,
             )
+            if response.status_code not in REDIRECT_STATUSES:
+                return response
             location = response.headers.get("Location")
-            if response.status_code not in REDIRECT_STATUSES or not location:
-                return response
+            if not location:
+                response.close()
+                raise MalformedResponse(f"HTTP {response.status_code} without a Location")
             if method not in ("GET", "HEAD") and response.status_code not in (307, 308):
-                return response
+                response.close()
+                raise MalformedResponse(f"HTTP {response.status_code} redirect answering a {method}")
             if "data" in kwargs:  # a streamed body cannot be sent twice
                 return response
             response.close()
@@ -485,9 +738,15 @@ class SyncTransport:
         idempotent: bool | None = None,
         policy: RetryPolicy | None = None,
         data_factory: Callable[[], Any] | None = None,
+        parse: Callable[[requests.Response], Any] | None = None,
+        size: int | None = None,
         **kwargs: Any,
-    ) -> requests.Response | Recovered:
-        """Send with retries. Returns the first non-error response, or what ``recover`` found."""
+    ) -> Any:
+        """Send with retries; return the first good answer (``parse``'d), or what ``recover`` found.
+
+        Without ``parse`` the streamed response is returned and the caller reads its body inside
+        its own :meth:`deadline`. A success whose body ``parse`` rejects is retried like a 5xx.
+        """
         url = self.url(path)
         shown = self.shown(url)
         if idempotent is None:
@@ -497,22 +756,23 @@ class SyncTransport:
             if data_factory is not None:
                 kwargs["data"] = data_factory()
             try:
-                response = self.send_once(method, url, **kwargs)
+                with self.deadline(size):
+                    response = self.send_once(method, url, **kwargs)
+                    if response.status_code < 400:
+                        if parse is None:
+                            return response
+                        with response:
+                            return parse(response)
+                    failure = self._failure_for_response(response, method, shown)
+            except RefusedURL:
+                raise
+            except MalformedResponse as exc:
+                error = AutoenhanceTransientError(200, method, shown, str(exc), conn_id=self.conn_id)
+                failure = Failure(error=error, retryable=True, ambiguous=True, reason=str(exc))
             except requests.RequestException as exc:
                 failure = failure_for_requests_exception(exc, method, shown)
-            else:
-                if response.status_code < 400:
-                    return response
-                failure = failure_for_status(
-                    response.status_code,
-                    method,
-                    shown,
-                    error_body(response),
-                    response.headers,
-                    secret=self.config.api_key,
-                    conn_id=self.conn_id,
-                )
-                response.close()
+            if cap_passed():
+                raise failure.error  # the caller's own deadline (a wait's timeout) has come
             delay = retrier.next_delay(failure)
             self.log.warning(
                 "Autoenhance %s %s failed (%s); retry %d of %d in %.1fs",
@@ -530,20 +790,62 @@ class SyncTransport:
                     self.log.info("%s %s had taken effect before the error; not re-sending", method, shown)
                     return found
 
-    def request_json(self, method: str, path: str, **kwargs: Any) -> Any:
-        """A JSON API call: the decoded body (None when empty), or what a recovery check found."""
-        outcome = self.attempts(method, path, **kwargs)
-        if isinstance(outcome, Recovered):
-            return outcome.value
-        with outcome:
-            if not outcome.content:
-                return None
-            try:
-                return outcome.json()
-            except ValueError:
-                raise AutoenhanceAPIError(
-                    outcome.status_code, method, path, "the response was not JSON"
-                ) from None
+    def _failure_for_response(self, response: requests.Response, method: str, shown: str) -> Failure:
+        """An error status: the API's are classified by code; a storage host's 401/403 is a URL refused."""
+        with response:
+            body = error_body(response)
+        if response.status_code in (401, 403) and not self.config.same_origin(response.url):
+            error = SignedURLRefused(
+                f"The storage host refused the signed URL {redact_url(response.url)} (HTTP "
+                f"{response.status_code}: {storage_error_text(body)}). Signed URLs expire; this is not about "
+                "the API key. A retry asks Autoenhance for a fresh URL."
+            )
+            # A GET asks the API again (a fresh signed URL); re-sending a PUT to the same URL cannot help.
+            return Failure(
+                error=error, retryable=method == "GET", ambiguous=False, reason=f"HTTP {response.status_code}"
+            )
+        return failure_for_status(
+            response.status_code,
+            method,
+            shown,
+            body,
+            response.headers,
+            secret=self.config.api_key,
+            conn_id=self.conn_id,
+        )
+
+    def request_json(self, method: str, path: str, *, expect: type | None = None, **kwargs: Any) -> Any:
+        """A JSON API call: the decoded body (None when empty), or what a recovery check found.
+
+        The body is read with a bound and checked: ``expect`` (e.g. ``dict``) is the only type the
+        endpoint may answer with; anything else counts as a malformed (retryable) answer.
+        """
+        shown = self.shown(self.url(path))
+
+        def parse(response: requests.Response) -> Any:
+            value = decode_json(read_body(response, MAX_JSON_BYTES, method, shown), method, shown)
+            if expect is not None and not isinstance(value, expect):
+                raise MalformedResponse(f"expected a JSON {expect.__name__}, got {type(value).__name__}")
+            return value
+
+        outcome = self.attempts(method, path, parse=parse, **kwargs)
+        return outcome.value if isinstance(outcome, Recovered) else outcome
+
+
+def iter_body(response: requests.Response, limit: int, method: str, path: str) -> Iterator[bytes]:
+    """The decoded body in blocks, never more than ``limit`` bytes (a gzip bomb stays small)."""
+    decoder = BoundedDecoder(response.headers.get("Content-Encoding"), limit, method, path)
+    try:
+        for chunk in response.raw.stream(CHUNK_SIZE, decode_content=False):
+            out = decoder.feed(chunk)
+            if out:
+                yield out
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise requests.exceptions.ChunkedEncodingError(str(exc)) from None
+
+
+def read_body(response: requests.Response, limit: int, method: str, path: str) -> bytes:
+    return b"".join(iter_body(response, limit, method, path))
 
 
 def read_capped(chunks: Iterator[bytes], limit: int) -> bytes:
@@ -556,12 +858,23 @@ def read_capped(chunks: Iterator[bytes], limit: int) -> bytes:
     return bytes(data[:limit])
 
 
+def read_start(response: requests.Response, limit: int) -> bytes:
+    """At most ``limit`` decoded bytes from the start of a body; the rest is never read."""
+    decoder = BoundedDecoder(response.headers.get("Content-Encoding"), limit, "GET", "", strict=False)
+    data = bytearray()
+    for chunk in response.raw.stream(16 * 1024, decode_content=False):
+        data += decoder.feed(chunk)
+        if decoder.full or len(data) >= limit:
+            break
+    return bytes(data[:limit])
+
+
 def error_body(response: requests.Response) -> str:
+    """The start of an error body (never the whole page: the connection is closed after)."""
     try:
-        raw = read_capped(response.iter_content(chunk_size=16 * 1024), ERROR_BODY_BYTES)
-    except (requests.RequestException, RuntimeError):
+        return read_start(response, ERROR_BODY_BYTES).decode("utf-8", "replace")
+    except Exception:  # an unreadable error body changes nothing about the error
         return ""
-    return raw.decode("utf-8", "replace")
 
 
 def failure_for_requests_exception(exc: requests.RequestException, method: str, path: str) -> Failure:
@@ -685,34 +998,28 @@ class AsyncTransport:
             del shared[self._key]
         await entry.client.aclose()
 
-    async def get_json(self, path: str) -> Any:
+    async def get_json(self, path: str, *, expect: type | None = None) -> Any:
+        """GET a JSON answer: bounded in time (``request_deadline``) and size, retried by policy."""
         entry = self._client()
         retrier = Retrier(self.policy, resend_safe=True)
         while True:
             try:
                 async with entry.slots:
-                    response = await self._get_same_origin(entry.client, f"{self.config.base_url}{path}")
+                    return await asyncio.wait_for(
+                        self._get_once(entry.client, path, expect), self.config.request_deadline
+                    )
+            except _AsyncFailure as exc:
+                failure = exc.failure
+            except asyncio.TimeoutError:
+                error = AutoenhanceConnectionError(
+                    f"Autoenhance API GET {path} failed: no complete answer within the request deadline "
+                    f"of {self.config.request_deadline:g} s"
+                )
+                failure = Failure(error=error, retryable=True, ambiguous=True, reason="deadline")
             except httpx.HTTPError as exc:
                 sent = not isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
                 network = isinstance(exc, httpx.TransportError)
                 failure = failure_for_exception(exc, "GET", path, sent=sent, network=network)
-            else:
-                if response.status_code < 400:
-                    try:
-                        return response.json() if response.content else None
-                    except ValueError:
-                        raise AutoenhanceAPIError(
-                            response.status_code, "GET", path, "the response was not JSON"
-                        ) from None
-                failure = failure_for_status(
-                    response.status_code,
-                    "GET",
-                    path,
-                    response.text,
-                    response.headers,
-                    secret=self.config.api_key,
-                    conn_id=self.conn_id,
-                )
             delay = retrier.next_delay(failure)
             self.log.warning(
                 "Autoenhance GET %s failed (%s); retry %d of %d in %.1fs",
@@ -724,17 +1031,73 @@ class AsyncTransport:
             )
             await asyncio.sleep(delay)
 
-    async def _get_same_origin(self, client: httpx.AsyncClient, url: str) -> httpx.Response:
-        """GET, following redirects only within the API host (the key must not travel elsewhere)."""
-        for _ in range(MAX_REDIRECTS):
-            response = await client.get(url)
-            location = response.headers.get("Location")
-            if not (response.is_redirect and location):
-                return response
-            target = urljoin(url, location)
-            if not self.config.same_origin(target):
-                raise AutoenhanceAPIError(
-                    response.status_code, "GET", urlsplit(url).path, "redirected to another host"
-                )
-            url = target
-        raise AutoenhanceAPIError(response.status_code, "GET", urlsplit(url).path, "too many redirects")
+    async def _get_once(self, client: httpx.AsyncClient, path: str, expect: type | None) -> Any:
+        """One GET, following redirects only within the API host (the key must not travel elsewhere)."""
+        url = f"{self.config.base_url}{path}"
+        for _ in range(MAX_REDIRECTS + 1):
+            check_hop(url, "GET", self.config)
+            async with client.stream("GET", url) as response:
+                if response.status_code in REDIRECT_STATUSES:
+                    location = response.headers.get("Location")
+                    if not location:
+                        raise self._malformed(path, f"HTTP {response.status_code} without a Location")
+                    target = urljoin(url, location)
+                    if not self.config.same_origin(target):
+                        raise AutoenhanceAPIError(
+                            response.status_code, "GET", path, "redirected to another host"
+                        )
+                    url = target
+                    continue
+                limit = MAX_JSON_BYTES if response.status_code < 400 else ERROR_BODY_BYTES
+                body = await _read_async(response, limit, path, whole=response.status_code < 400)
+                if response.status_code >= 400:
+                    raise _AsyncFailure(
+                        failure_for_status(
+                            response.status_code,
+                            "GET",
+                            path,
+                            body.decode("utf-8", "replace"),
+                            response.headers,
+                            secret=self.config.api_key,
+                            conn_id=self.conn_id,
+                        )
+                    )
+                try:
+                    value = decode_json(body, "GET", path)
+                except MalformedResponse as exc:
+                    raise self._malformed(path, str(exc)) from None
+                if expect is not None and not isinstance(value, expect):
+                    raise self._malformed(
+                        path, f"expected a JSON {expect.__name__}, got {type(value).__name__}"
+                    )
+                return value
+        raise AutoenhanceAPIError(0, "GET", path, "too many redirects")
+
+    def _malformed(self, path: str, reason: str) -> _AsyncFailure:
+        error = AutoenhanceTransientError(200, "GET", path, reason, conn_id=self.conn_id)
+        return _AsyncFailure(Failure(error=error, retryable=True, ambiguous=True, reason=reason))
+
+
+class _AsyncFailure(Exception):
+    """Carries a classified failure out of one async attempt."""
+
+    def __init__(self, failure: Failure) -> None:
+        super().__init__(failure.reason)
+        self.failure = failure
+
+
+async def _read_async(response: httpx.Response, limit: int, path: str, *, whole: bool) -> bytes:
+    """The decoded body, bounded: a success body larger than ``limit`` is refused, an error body
+    is only read up to ``limit`` (then the connection is dropped)."""
+    if response.is_stream_consumed:  # an answer already in memory (e.g. httpx.MockTransport)
+        content = response.content
+        if whole and len(content) > limit:
+            raise BodyTooLarge(200, "GET", path, "the answer is too large; not read")
+        return content[:limit]
+    decoder = BoundedDecoder(response.headers.get("Content-Encoding"), limit, "GET", path, strict=whole)
+    data = bytearray()
+    async for chunk in response.aiter_raw():
+        data += decoder.feed(chunk)
+        if decoder.full:
+            break
+    return bytes(data[:limit])

@@ -210,17 +210,30 @@ def test_same_host_redirect_keeps_the_key(hook, requests_mock):
     assert second.headers["x-api-key"] == FAKE_KEY
 
 
-def test_redirect_to_other_port_or_scheme_of_same_host_drops_the_key(hook, requests_mock):
+def test_redirect_to_other_port_of_same_host_drops_the_key(hook, requests_mock):
+    requests_mock.get(
+        api("/v3/images/i-1/enhanced"),
+        status_code=302,
+        headers={"Location": "https://api.autoenhance.test:8443/v3/images/i-1/raw"},
+    )
+    requests_mock.get("https://api.autoenhance.test:8443/v3/images/i-1/raw", content=JPEG)
+
+    hook.download_image("i-1", io.BytesIO())
+
+    assert not keyed(requests_mock.last_request)
+
+
+def test_redirect_downgrading_to_plain_http_is_refused_before_any_request(hook, requests_mock):
     requests_mock.get(
         api("/v3/images/i-1/enhanced"),
         status_code=302,
         headers={"Location": "http://api.autoenhance.test/v3/images/i-1/raw"},
     )
-    requests_mock.get("http://api.autoenhance.test/v3/images/i-1/raw", content=JPEG)
+    plain = requests_mock.get("http://api.autoenhance.test/v3/images/i-1/raw", content=JPEG)
 
-    hook.download_image("i-1", io.BytesIO())
-
-    assert not keyed(requests_mock.last_request)
+    with pytest.raises(AutoenhanceAPIError, match="refusing plain http:// to another machine"):
+        hook.download_image("i-1", io.BytesIO())
+    assert plain.call_count == 0
 
 
 def test_endless_redirects_are_an_error(hook, requests_mock):

@@ -36,8 +36,10 @@ from autoenhance_provider.exceptions import (
     AutoenhanceNotFoundError,
     AutoenhanceStorageError,
     AutoenhanceValidationError,
+    scrub,
 )
 from autoenhance_provider.files import (
+    BRACKET_CONTENT_TYPE,
     DownloadTarget,
     Manifest,
     SourceFile,
@@ -48,16 +50,18 @@ from autoenhance_provider.files import (
     write_verified,
 )
 from autoenhance_provider.http import (
-    CHUNK_SIZE,
+    MAX_PAGES,
     MAX_REDIRECTS,
     Failure,
     Recovered,
     Retrier,
     RetryPolicy,
+    SignedURLRefused,
     SyncTransport,
     Timeout,
     failure_for_requests_exception,
-    read_capped,
+    iter_body,
+    read_start,
     redact_url,
     storage_error_text,
 )
@@ -68,6 +72,8 @@ from autoenhance_provider.validation import (
     require_id,
     to_int,
     validate_download_params,
+    validate_per_page,
+    validate_process_settings,
     validate_report,
     validate_settings,
 )
@@ -83,6 +89,8 @@ TEST_CONNECTION_POLICY = RetryPolicy(max_attempts=2, initial_delay=0.5, max_dela
 #: How long to wait for the API to register finished uploads (``wait_for_upload``).
 UPLOAD_CONFIRM_TIMEOUT = 120.0
 IF_EXISTS = ("skip", "overwrite", "fail")
+#: The largest image the provider downloads (a 100-megapixel 16-bit TIFF is about 600 MB).
+MAX_IMAGE_BYTES = 2 * 1024 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -184,6 +192,13 @@ class AutoenhanceHook(BaseHook):
     def _api(self, method: str, path: str, **kwargs: Any) -> Any:
         return self.transport.request_json(method, path, **kwargs)
 
+    def _api_object(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        """A call whose answer must be one JSON object (anything else is retried, then an error)."""
+        value = self._api(method, path, expect=dict, **kwargs)
+        if not isinstance(value, dict):  # a recovery check may find nothing to return
+            raise AutoenhanceAPIError(200, method, path, "the answer is not a JSON object")
+        return value
+
     # ------------------------------------------------------------------ orders
     def create_order(self, name: str | None = None, order_id: str | None = None) -> dict[str, Any]:
         """Create an order. With a client-chosen ``order_id`` a lost response is safe to retry."""
@@ -193,7 +208,7 @@ class AutoenhanceHook(BaseHook):
         if order_id is not None:
             body["order_id"] = require_id("order_id", order_id)
         recover = (lambda: self._existing_order(body["order_id"])) if order_id else None
-        return self._api("POST", "/v3/orders/", json=body, recover=recover, idempotent=False)
+        return self._api_object("POST", "/v3/orders/", json=body, recover=recover, idempotent=False)
 
     def ensure_order(self, order_id: str, name: str | None = None) -> tuple[dict[str, Any], bool]:
         """The order with this id, created unless it exists already: ``(order, created)``.
@@ -218,10 +233,7 @@ class AutoenhanceHook(BaseHook):
         return Recovered(order) if order is not None else None
 
     def get_order(self, order_id: str) -> dict[str, Any]:
-        order = self._api("GET", f"/v3/orders/{path_segment('order_id', order_id)}")
-        if not isinstance(order, dict):
-            raise AutoenhanceAPIError(200, "GET", f"/v3/orders/{order_id}", "the answer is not an order")
-        return order
+        return self._api_object("GET", f"/v3/orders/{path_segment('order_id', order_id)}")
 
     def get_order_or_none(self, order_id: str) -> dict[str, Any] | None:
         """The order, or None if it does not exist (or was deleted)."""
@@ -231,15 +243,23 @@ class AutoenhanceHook(BaseHook):
             return None
         return None if order.get("is_deleted") else order
 
-    def list_orders(self, per_page: int | None = None) -> Iterator[dict[str, Any]]:
-        """Every order of the account, page by page (the API clamps ``per_page`` to 15)."""
+    def list_orders(
+        self, per_page: int | None = None, *, max_pages: int = MAX_PAGES
+    ) -> Iterator[dict[str, Any]]:
+        """Every order of the account, page by page (``per_page`` at most 15, as the API allows).
+
+        Stops with an error after ``max_pages`` pages, so a listing that never ends cannot run forever.
+        """
         params: dict[str, Any] = {}
         if per_page is not None:
-            params["per_page"] = to_int("per_page", per_page, 1)
+            params["per_page"] = validate_per_page(per_page)
         seen: set[str] = set()
-        while True:
-            page = self._api("GET", "/v3/orders/", params=params) or {}
-            yield from page.get("orders") or []
+        for _ in range(max(1, int(max_pages))):
+            page = self._api_object("GET", "/v3/orders/", params=params)
+            orders = page.get("orders")
+            if orders is not None and not isinstance(orders, list):
+                raise AutoenhanceAPIError(200, "GET", "/v3/orders/", "'orders' is not a list")
+            yield from (o for o in orders or [] if isinstance(o, dict))
             token = (page.get("pagination") or {}).get("next_offset")
             if not token or not page.get("orders"):
                 return
@@ -247,9 +267,12 @@ class AutoenhanceHook(BaseHook):
                 raise AutoenhanceAPIError(200, "GET", "/v3/orders/", "pagination repeated an offset token")
             seen.add(token)
             params["offset"] = token
+        raise AutoenhanceAPIError(
+            200, "GET", "/v3/orders/", f"the listing did not end after {max_pages} pages; stopped"
+        )
 
     def update_order(self, order_id: str, name: str) -> dict[str, Any]:
-        return self._api(
+        return self._api_object(
             "PATCH", f"/v3/orders/{path_segment('order_id', order_id)}", json={"name": str(name)}
         )
 
@@ -279,7 +302,8 @@ class AutoenhanceHook(BaseHook):
             )
         if "images" in grouping:
             grouping["images"] = _bracket_groups(grouping["images"])
-        body = {**validate_settings(settings, context="process_order"), **grouping}
+        checked = validate_process_settings(settings, api_version=self.config.api_version)
+        body = {**checked.body(), **grouping}
         oid = path_segment("order_id", order_id)
         recover = lambda: self._processing_started(order_id)  # noqa: E731
         try:
@@ -353,7 +377,8 @@ class AutoenhanceHook(BaseHook):
         """
         if not str(image_name or "").strip():
             raise AutoenhanceValidationError("image_name must not be empty")
-        body: dict[str, Any] = {"image_name": str(image_name), **validate_settings(settings)}
+        checked = validate_settings(settings, api_version=self.config.api_version, context="create_image")
+        body: dict[str, Any] = {"image_name": str(image_name), **checked.body()}
         if order_id is not None:
             body["order_id"] = require_id("order_id", order_id)
         if content_type:
@@ -361,7 +386,7 @@ class AutoenhanceHook(BaseHook):
         recover = (
             (lambda: self._discard_unuploaded(body["order_id"], {str(image_name)})) if order_id else None
         )
-        created = self._api("POST", "/v3/images/", json=body, recover=recover, idempotent=False)
+        created = self._api("POST", "/v3/images/", json=body, recover=recover, idempotent=False, expect=dict)
         return _with_upload_url(created, "image", "image_id")
 
     def _discard_unuploaded(self, order_id: str, names: set[str]) -> None:
@@ -377,41 +402,68 @@ class AutoenhanceHook(BaseHook):
     ) -> dict[str, Any]:
         """PUT a file to a presigned URL, streamed, without the API key.
 
-        ``content_type`` must be the one the URL was signed for (the value given at creation;
-        ``application/octet-stream`` for brackets).
+        ``content_type`` should be the one the URL was signed for (the value given at creation;
+        ``application/octet-stream`` for brackets). Sources disagree on whether Autoenhance signs
+        image URLs for the type sent at creation or always for ``application/octet-stream``: when
+        the storage host refuses the signature, the upload is tried once more as octet-stream.
         """
         with open_source(source) as (fileobj, known_size):
             length = size if size is not None else known_size
-            headers = {"Content-Type": content_type}
-            if length is not None:
-                headers["Content-Length"] = str(length)
-            start = fileobj.tell() if seekable(fileobj) else None
-            policy = self.retry_policy if start is not None else replace(self.retry_policy, max_attempts=1)
-
-            def rewound() -> IO[bytes]:
-                if start is not None:
-                    fileobj.seek(start)
-                return fileobj
-
             try:
-                response = self.transport.attempts(
-                    "PUT", upload_url, keyless=True, headers=headers, data_factory=rewound, policy=policy
-                )
-            except AutoenhanceClientError as exc:
-                raise AutoenhanceStorageError(
-                    f"Upload to {redact_url(upload_url)} was rejected with HTTP {exc.status_code}: "
-                    f"{storage_error_text(exc.body)}. The Content-Type sent ({content_type}) must be the one "
-                    "the URL was signed for, and presigned URLs expire."
-                ) from None
-            assert isinstance(response, requests.Response)
-            with response:
-                if not 200 <= response.status_code < 300:
-                    # A redirect cannot be followed with a streamed body: nothing was stored.
+                return self._put(upload_url, fileobj, content_type, length)
+            except SignedURLRefused as exc:
+                if content_type == BRACKET_CONTENT_TYPE or not seekable(fileobj):
                     raise AutoenhanceStorageError(
-                        f"Upload to {redact_url(upload_url)} was not stored: the storage host answered "
-                        f"HTTP {response.status_code} (redirects are not followed for uploads)."
-                    )
-                return {"bytes": length, "etag": response.headers.get("ETag")}
+                        f"{exc} The Content-Type sent ({content_type}) must be the one the URL is signed for."
+                    ) from None
+                first = exc
+            self.log.info("The storage host refused %s; trying the octet-stream signature", content_type)
+            try:
+                return self._put(upload_url, fileobj, BRACKET_CONTENT_TYPE, length)
+            except AutoenhanceStorageError:
+                raise AutoenhanceStorageError(
+                    f"{first} Neither the Content-Type sent ({content_type}) nor {BRACKET_CONTENT_TYPE} "
+                    "matched the signature: the URL may have expired."
+                ) from None
+
+    def _put(
+        self, upload_url: str, fileobj: IO[bytes], content_type: str, length: int | None
+    ) -> dict[str, Any]:
+        headers = {"Content-Type": content_type}
+        if length is not None:
+            headers["Content-Length"] = str(length)
+        start = fileobj.tell() if seekable(fileobj) else None
+        policy = self.retry_policy if start is not None else replace(self.retry_policy, max_attempts=1)
+
+        def rewound() -> IO[bytes]:
+            if start is not None:
+                fileobj.seek(start)
+            return fileobj
+
+        try:
+            response = self.transport.attempts(
+                "PUT",
+                upload_url,
+                keyless=True,
+                headers=headers,
+                data_factory=rewound,
+                policy=policy,
+                size=length,
+            )
+        except AutoenhanceClientError as exc:
+            raise AutoenhanceStorageError(
+                f"Upload to {redact_url(upload_url)} was rejected with HTTP {exc.status_code}: "
+                f"{storage_error_text(exc.body)}."
+            ) from None
+        assert isinstance(response, requests.Response)
+        with response:
+            if not 200 <= response.status_code < 300:
+                # A redirect cannot be followed with a streamed body: nothing was stored.
+                raise AutoenhanceStorageError(
+                    f"Upload to {redact_url(upload_url)} was not stored: the storage host answered "
+                    f"HTTP {response.status_code} (redirects are not followed for uploads)."
+                )
+            return {"bytes": length, "etag": response.headers.get("ETag")}
 
     def upload_images(
         self,
@@ -431,7 +483,9 @@ class AutoenhanceHook(BaseHook):
         silently create a new order for a mistyped id.
         """
         order_id = require_id("order_id", order_id)
-        checked = validate_settings(settings or {})
+        checked = validate_settings(
+            settings or {}, api_version=self.config.api_version, context="upload_images"
+        )
         order = self.get_order_or_none(order_id)
         if order is None:
             if not create_missing_order:
@@ -532,15 +586,14 @@ class AutoenhanceHook(BaseHook):
             delay = min(delay * 2, 5.0)
 
     def get_image(self, image_id: str) -> dict[str, Any]:
-        image = self._api("GET", f"/v3/images/{path_segment('image_id', image_id)}")
-        if not isinstance(image, dict):
-            raise AutoenhanceAPIError(200, "GET", f"/v3/images/{image_id}", "the answer is not an image")
-        return image
+        return self._api_object("GET", f"/v3/images/{path_segment('image_id', image_id)}")
 
     def reprocess_image(self, image_id: str, **settings: Any) -> dict[str, Any]:
         """Enhance an image again; settings not given keep their previous values."""
         path = f"/v3/images/{path_segment('image_id', image_id)}/process"
-        body = validate_settings(settings, context="reprocess_image")
+        body = validate_settings(
+            settings, api_version=self.config.api_version, context="reprocess_image"
+        ).body()
         try:
             return self._api("POST", path, json=body)
         except AutoenhanceClientError as exc:
@@ -588,7 +641,7 @@ class AutoenhanceHook(BaseHook):
             if not isinstance(metadata, dict):
                 raise AutoenhanceValidationError("bracket metadata must be a dict")
             body["metadata"] = metadata
-        created = self._api("POST", "/v3/brackets/", json=body, idempotent=True)
+        created = self._api("POST", "/v3/brackets/", json=body, idempotent=True, expect=dict)
         return _with_upload_url(created, "bracket", "bracket_id")
 
     def list_brackets(self, order_id: str) -> list[dict[str, Any]]:
@@ -653,29 +706,30 @@ class AutoenhanceHook(BaseHook):
         # For a body that breaks off or is not an image (each GET already retries on its own).
         retrier = Retrier(replace(self.retry_policy, max_attempts=3), resend_safe=target.rewindable)
         while True:
-            response = self.transport.attempts("GET", path, params=request.query, stream=True)
-            assert isinstance(response, requests.Response)
-            try:
-                response = self._follow_indirect(response)
-                written = target.write(
-                    response.iter_content(CHUNK_SIZE),
-                    content_type=response.headers.get("Content-Type"),
-                    declared_length=_declared_length(response),
-                )
-                return {
-                    "image_id": image_id,
-                    "kind": request.kind,
-                    "bytes": written,
-                    "content_type": response.headers.get("Content-Type"),
-                    "destination": target.describe(),
-                }
-            except requests.RequestException as exc:
-                failure = failure_for_requests_exception(exc, "GET", path)
-            except AutoenhanceDownloadError as exc:
-                error = AutoenhanceDownloadError(f"Download of image {image_id} ({path}) failed: {exc}")
-                failure = Failure(error=error, retryable=True, ambiguous=False, reason=str(exc))
-            finally:
-                response.close()
+            # One deadline for the request and its body, growing with the bytes received.
+            with self.transport.deadline():
+                response = self.transport.attempts("GET", path, params=request.query)
+                try:
+                    response = self._follow_indirect(response)
+                    written = target.write(
+                        iter_body(response, MAX_IMAGE_BYTES, "GET", path),
+                        content_type=response.headers.get("Content-Type"),
+                        declared_length=_declared_length(response),
+                    )
+                    return {
+                        "image_id": image_id,
+                        "kind": request.kind,
+                        "bytes": written,
+                        "content_type": response.headers.get("Content-Type"),
+                        "destination": target.describe(),
+                    }
+                except requests.RequestException as exc:
+                    failure = failure_for_requests_exception(exc, "GET", path)
+                except AutoenhanceDownloadError as exc:
+                    error = AutoenhanceDownloadError(f"Download of image {image_id} ({path}) failed: {exc}")
+                    failure = Failure(error=error, retryable=True, ambiguous=False, reason=str(exc))
+                finally:
+                    response.close()
             delay = retrier.next_delay(failure)
             self.log.warning("Download of %s failed (%s); retrying in %.1fs", image_id, failure.reason, delay)
             time.sleep(delay)
@@ -686,7 +740,7 @@ class AutoenhanceHook(BaseHook):
             content_type = response.headers.get("Content-Type", "")
             if not content_type.lower().startswith(("application/json", "text/html")):
                 return response
-            url = indirect_image_url(content_type, read_capped(response.iter_content(16 * 1024), 64 * 1024))
+            url = indirect_image_url(content_type, read_start(response, 64 * 1024))
             if not url:
                 raise AutoenhanceAPIError(
                     response.status_code,
@@ -695,9 +749,7 @@ class AutoenhanceHook(BaseHook):
                     "expected image bytes, got " + content_type,
                 )
             response.close()
-            next_response = self.transport.attempts(
-                "GET", urljoin(response.url, url), stream=True, keyless=True
-            )
+            next_response = self.transport.attempts("GET", urljoin(response.url, url), keyless=True)
             assert isinstance(next_response, requests.Response)
             response = next_response
         return response
@@ -855,7 +907,7 @@ class AutoenhanceHook(BaseHook):
                 f"Autoenhance rejected the API key (HTTP {exc.status_code}). Check the connection's API key.",
             )
         except Exception as exc:
-            message = str(exc) or type(exc).__name__
+            message = scrub(str(exc) or type(exc).__name__)
             return False, message.replace(key, "***") if key else message
 
     @classmethod
