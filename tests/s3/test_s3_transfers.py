@@ -1,0 +1,225 @@
+"""Upload from and download to S3 (moto) through the operators, against the sandbox.
+
+The same guarantees as local files: verified writes (a bad body never lands under its final key,
+no temporary key is left behind), retries without duplicates, and the manifest that proves which
+file holds which image.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from typing import Any
+
+import pytest
+from airflow.sdk import Asset, AssetAlias
+from PIL import Image
+from s3_helpers import S3, jpeg_bytes, make_context
+
+from autoenhance_provider.exceptions import AutoenhanceError
+from autoenhance_provider.files import MANIFEST_NAME
+from autoenhance_provider.hooks.autoenhance import AutoenhanceHook
+from autoenhance_provider.operators.download import DownloadImagesOperator
+from autoenhance_provider.operators.upload import UploadImagesOperator
+
+PHOTOS = ["front.jpg", "kitchen.jpg", "garden.jpg"]
+FAST = {"retry_delay": 0.01, "retry_max_delay": 0.05}
+#: The sandbox's file route, where /v3/images/{id}/{kind} redirects to.
+ASSETS_ROUTE = "GET /_assets/{token}"
+
+
+def put_shoot(s3: S3) -> None:
+    for seed, name in enumerate(PHOTOS):
+        s3.put(f"shoot-42/{name}", jpeg_bytes(seed))
+    s3.put("shoot-42/notes.txt", b"not a photo")  # not matched by the glob
+
+
+def new_order() -> str:
+    hook = AutoenhanceHook(**FAST)
+    try:
+        return str(hook.create_order(name="s3 shoot")["order_id"])
+    finally:
+        hook.close()
+
+
+def wait_processed(order_id: str) -> None:
+    hook = AutoenhanceHook(**FAST)
+    try:
+        hook.wait_for_order(order_id, poll_interval=0.1, timeout=60)
+    finally:
+        hook.close()
+
+
+def upload(s3: S3, order_id: str) -> tuple[UploadImagesOperator, list[dict[str, str]]]:
+    op = UploadImagesOperator(
+        task_id="upload",
+        order_id=order_id,
+        source=s3.uri("shoot-42/*.jpg"),
+        source_conn_id="aws_default",
+        hook_params=dict(FAST),
+    )
+    return op, op.execute(make_context())
+
+
+def download_op(s3: S3, order_id: str, **kwargs: Any) -> DownloadImagesOperator:
+    kwargs.setdefault("hook_params", dict(FAST))
+    return DownloadImagesOperator(
+        task_id="download",
+        order_id=order_id,
+        destination=s3.uri("enhanced/"),
+        destination_conn_id="aws_default",
+        preview=False,
+        **kwargs,
+    )
+
+
+def image_keys(s3: S3) -> list[str]:
+    return sorted(k for k in s3.objects("enhanced/") if not k.endswith(MANIFEST_NAME))
+
+
+def assert_no_leftovers(s3: S3) -> None:
+    """No temporary key and no half-done multipart upload anywhere in the bucket."""
+    assert [k for k in s3.objects() if k.endswith(".part")] == []
+    assert s3.pending_multipart_uploads() == []
+
+
+def test_upload_from_an_s3_glob_and_download_to_an_s3_prefix(s3, sandbox):
+    put_shoot(s3)
+    order_id = new_order()
+
+    op, uploaded = upload(s3, order_id)
+
+    assert sorted(u["image_name"] for u in uploaded) == sorted(PHOTOS)
+    assert sandbox.stats()["images_created"] == len(PHOTOS)
+    lineage = op.get_openlineage_facets_on_complete(None)
+    assert sorted((d.namespace, d.name) for d in lineage.inputs) == sorted(
+        (f"s3://{s3.bucket}", f"shoot-42/{name}") for name in PHOTOS
+    )
+    wait_processed(order_id)
+
+    download = download_op(s3, order_id)
+    assert download.outlets == [Asset(f"s3://{s3.bucket}/enhanced")]
+    context = make_context()
+    uris = download.execute(context)
+
+    assert image_keys(s3) == sorted(f"enhanced/{name}" for name in PHOTOS)
+    assert sorted(u.rsplit("/", 1)[-1] for u in uris) == sorted(PHOTOS)
+    assert all(u.startswith("s3://") and s3.bucket in u for u in uris)
+    for key in image_keys(s3):
+        with Image.open(io.BytesIO(s3.get(key))) as img:
+            img.verify()  # complete, valid images
+    assert f"enhanced/{MANIFEST_NAME}" in s3.objects("enhanced/")
+    assert_no_leftovers(s3)
+    event = context["outlet_events"][Asset(f"s3://{s3.bucket}/enhanced")]
+    assert event.extra["order_id"] == order_id
+    assert event.extra["count"] == len(PHOTOS)
+    lineage = download.get_openlineage_facets_on_complete(None)
+    assert [(d.namespace, d.name) for d in lineage.outputs] == [(f"s3://{s3.bucket}", "enhanced")]
+    assert lineage.run_facets["autoenhance"].fileCount == len(PHOTOS)
+
+
+def test_a_second_run_uploads_and_downloads_nothing_again(s3, sandbox):
+    put_shoot(s3)
+    order_id = new_order()
+    upload(s3, order_id)
+    wait_processed(order_id)
+    download_op(s3, order_id).execute(make_context())
+    before = s3.objects("enhanced/")
+    stats = sandbox.stats()
+
+    _, uploaded = upload(s3, order_id)
+    uris = download_op(s3, order_id).execute(make_context())
+
+    after = sandbox.stats()
+    assert after["images_created"] == stats["images_created"] == len(PHOTOS)
+    assert after["downloads"] == stats["downloads"]  # every file proven by the manifest
+    assert after["purchases"] == stats["purchases"]
+    assert len(uploaded) == len(uris) == len(PHOTOS)
+    assert s3.objects("enhanced/") == before  # not even rewritten
+    assert_no_leftovers(s3)
+
+
+def test_a_retry_keeps_verified_files_and_replaces_only_the_others(s3, sandbox):
+    put_shoot(s3)
+    order_id = new_order()
+    upload(s3, order_id)
+    wait_processed(order_id)
+    download_op(s3, order_id).execute(make_context())
+    before = s3.objects("enhanced/")
+    downloads = sandbox.stats()["downloads"]["enhanced"]
+    s3.client.delete_object(Bucket=s3.bucket, Key="enhanced/front.jpg")  # lost
+    s3.put("enhanced/kitchen.jpg", jpeg_bytes(99))  # someone else's file under the same name
+
+    download_op(s3, order_id).execute(make_context())
+
+    assert sandbox.stats()["downloads"]["enhanced"] == downloads + 2
+    after = s3.objects("enhanced/")
+    assert after["enhanced/garden.jpg"] == before["enhanced/garden.jpg"]  # kept, not rewritten
+    assert s3.get("enhanced/kitchen.jpg") != jpeg_bytes(99)
+    assert after["enhanced/front.jpg"]["size"] == before["enhanced/front.jpg"]["size"]
+    assert_no_leftovers(s3)
+
+
+def test_a_body_that_breaks_off_never_lands_under_its_final_key(s3, sandbox):
+    put_shoot(s3)
+    order_id = new_order()
+    upload(s3, order_id)
+    wait_processed(order_id)
+    # Every file body breaks off part-way, on every attempt.
+    sandbox.set_faults(0.0, endpoints={ASSETS_ROUTE: 1.0}, kinds=["drop"])
+
+    with pytest.raises(AutoenhanceError):
+        download_op(s3, order_id).execute(make_context())
+
+    assert image_keys(s3) == []
+    assert_no_leftovers(s3)
+    assert sum(sandbox.stats()["faults_injected"].values()) >= len(PHOTOS)  # every body broke off
+
+    sandbox.clear_faults()
+    download_op(s3, order_id).execute(make_context())
+    assert image_keys(s3) == sorted(f"enhanced/{name}" for name in PHOTOS)
+    assert_no_leftovers(s3)
+
+
+def test_a_broken_body_is_retried_within_the_task_into_a_fresh_temporary_key(s3, sandbox):
+    put_shoot(s3)
+    order_id = new_order()
+    upload(s3, order_id)
+    wait_processed(order_id)
+    seed = int(os.environ.get("S3_FAULT_SEED", "5"))
+    sandbox.set_faults(0.0, endpoints={ASSETS_ROUTE: 0.5}, kinds=["drop"], seed=seed)
+
+    # One at a time: which attempt the seeded plan breaks is then the same on every run.
+    uris = download_op(s3, order_id, max_concurrency=1).execute(make_context())
+
+    faults = sandbox.stats()
+    assert len(uris) == len(PHOTOS)
+    assert image_keys(s3) == sorted(f"enhanced/{name}" for name in PHOTOS)
+    for key in image_keys(s3):
+        with Image.open(io.BytesIO(s3.get(key))) as img:
+            img.verify()
+    assert_no_leftovers(s3)
+    assert sum(faults["faults_injected"].values()) >= 1, faults  # the retries really happened
+
+
+def test_a_templated_s3_destination_emits_its_asset_through_the_alias(s3, sandbox):
+    put_shoot(s3)
+    order_id = new_order()
+    upload(s3, order_id)
+    wait_processed(order_id)
+    op = DownloadImagesOperator(
+        task_id="download",
+        order_id=order_id,
+        destination=s3.uri("enhanced/{{ ds }}"),
+        destination_conn_id="aws_default",
+        hook_params=dict(FAST),
+    )
+    assert op.outlets == [AssetAlias("autoenhance-downloads")]
+    op.destination = s3.uri(f"enhanced/{order_id}")  # what rendering the template gives
+    context = make_context()
+
+    uris = op.execute(context)
+
+    (event,) = context["outlet_events"][AssetAlias("autoenhance-downloads")].asset_alias_events
+    assert event.dest_asset_key.uri == f"s3://{s3.bucket}/enhanced/{order_id}"
+    assert event.extra == {"order_id": order_id, "count": len(PHOTOS), "uris": uris}
