@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -140,6 +141,12 @@ def clear_webhook_state() -> None:
         for run in session.scalars(select(DagRun).where(DagRun.dag_id == DAG_ID)):
             session.delete(run)
         session.execute(delete(AssetEvent))
+        try:  # Airflow 3.3+: the receiver keeps finished orders in the asset state store
+            from airflow.models.asset_state_store import AssetStateStoreModel
+        except ImportError:
+            pass
+        else:
+            session.execute(delete(AssetStateStoreModel))
         order_assets = select(AssetModel.id).where(AssetModel.uri.like("autoenhance://orders/%"))
         session.execute(delete(AssetActive).where(AssetActive.uri.like("autoenhance://orders/%")))
         session.execute(delete(AssetModel).where(AssetModel.id.in_(order_assets)))
@@ -169,3 +176,18 @@ def queued_dag_ids() -> list[str]:
 
     with create_session() as session:
         return sorted(session.scalars(select(AssetDagRunQueue.target_dag_id)).all())
+
+
+def state_entry(key: str) -> dict | None:
+    """The account asset's state store entry, read as the Execution API reads it for a trigger."""
+    from airflow.models.asset import AssetModel
+    from airflow.state import AssetScope, get_state_backend
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    from autoenhance_provider.webhooks import order_finished_asset
+
+    with create_session() as session:
+        asset_id = session.scalar(select(AssetModel.id).where(AssetModel.uri == order_finished_asset().uri))
+        value = get_state_backend().get(AssetScope(asset_id=asset_id), key, session=session)
+    return None if value is None else json.loads(value)

@@ -8,7 +8,7 @@ import pytest
 
 from autoenhance_provider.webhooks import WebhookEvent, order_asset, order_finished_asset
 
-from .conftest import DAG_ID, SECRET, asset_events, queued_dag_ids
+from .conftest import DAG_ID, SECRET, asset_events, queued_dag_ids, state_entry
 
 pytestmark = pytest.mark.dags
 
@@ -102,3 +102,34 @@ def test_lookup_secret_reads_the_connection_password(airflow_db, monkeypatch):
     assert lookup_secret("agency_b") == "pw"
     assert lookup_secret("empty") is None
     assert lookup_secret("missing") is None
+
+
+def test_finished_order_is_kept_in_the_asset_state_store_and_old_entries_pruned(webhook_dag, monkeypatch):
+    """What a deferred wait would read instead of polling Autoenhance (Airflow 3.3+)."""
+    from datetime import datetime, timedelta, timezone
+
+    from airflow.models.asset_state_store import AssetStateStoreModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import update
+
+    from autoenhance_provider.webhooks import app as app_module
+
+    monkeypatch.setattr(app_module, "_last_prune", {})
+    app_module.record_order_finished("default", finished("order-old"))
+    with create_session() as session:
+        session.execute(
+            update(AssetStateStoreModel)
+            .where(AssetStateStoreModel.key == "order:order-old")
+            .values(updated_at=datetime.now(timezone.utc) - timedelta(days=8))
+        )
+    assert state_entry("order:order-old") is not None
+    assert state_entry("order:order-1") is None
+
+    monkeypatch.setattr(app_module, "_last_prune", {})  # as if an hour had passed
+    app_module.record_order_finished("default", finished("order-1", "img-9"))
+
+    entry = state_entry("order:order-1")
+    assert entry is not None
+    assert (entry["image_id"], entry["error"]) == ("img-9", False)
+    assert datetime.fromisoformat(entry["finished_at"]) <= datetime.now(timezone.utc)
+    assert state_entry("order:order-old") is None  # older than 7 days: pruned

@@ -21,7 +21,7 @@ from autoenhance_provider.webhooks.plugin import AutoenhanceWebhooksPlugin
 from autoenhance_sandbox.testing import run_sandbox
 from example_dags_support import load_dag
 
-from .conftest import DAG_ID, SECRET, UvicornServer, asset_events, queued_dag_ids
+from .conftest import DAG_ID, SECRET, UvicornServer, asset_events, queued_dag_ids, state_entry
 
 pytestmark = [pytest.mark.integration, pytest.mark.dags]
 
@@ -105,6 +105,8 @@ def test_sandbox_webhooks_start_the_download_dag(webhook_dag, monkeypatch, tmp_p
         events = asset_events(FINISHED.uri)
         assert sorted(extra["order_id"] for extra in events) == sorted(order_ids)
         assert all(e["order_is_processing"] is False and e["webhook"] == "default" for e in events)
+        # And kept where a deferred wait could read it (Airflow 3.3+ asset state store).
+        assert all(state_entry(f"order:{order_id}") for order_id in order_ids)
         # The example DAG is due: the scheduler would start an asset-triggered run now.
         assert queued_dag_ids() == [DAG_ID]
 

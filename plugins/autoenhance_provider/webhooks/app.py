@@ -13,11 +13,14 @@ servers can receive deliveries behind a load balancer.
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
 from http import HTTPStatus
+from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
@@ -134,6 +137,7 @@ def record_order_finished(webhook: str, event: WebhookEvent) -> int:
     from sqlalchemy import select
 
     assert event.order_id is not None
+    account_uri = order_finished_asset(webhook).uri
     targets = {(a.name, a.uri) for a in (order_finished_asset(webhook), order_asset(event.order_id))}
     extra = event.as_extra(webhook)
     # Airflow 3.3+ hands back listener notifications to send after the commit; older versions
@@ -158,12 +162,58 @@ def record_order_finished(webhook: str, event: WebhookEvent) -> int:
                 callback_sink=notifications,
             )
             recorded += asset_event is not None
+            if asset_event is not None and model.uri == account_uri:
+                remember_finished_order(session, model.id, event)
     for notify in notifications:
         try:
             notify()
         except Exception:
             log.exception("Autoenhance webhook %s: an asset listener failed", webhook)
     return recorded
+
+
+#: Asset state store key of a finished order, on the account's asset (Airflow 3.3+).
+FINISHED_ORDER_KEY = "order:{order_id}"
+#: Finished-order entries older than this are deleted (at most once per ``PRUNE_INTERVAL`` per process).
+FINISHED_ORDER_RETENTION = timedelta(days=7)
+PRUNE_INTERVAL = 3600.0
+_last_prune: dict[int, float] = {}
+
+
+def remember_finished_order(session: Any, asset_id: int, event: WebhookEvent) -> bool:
+    """Keep ``order:<id>`` in the account asset's state store; return whether it could.
+
+    A deferred wait can then learn that its order finished with one keyed read (the Execution API
+    serves asset state stores to triggers from Airflow 3.3) instead of asking Autoenhance. Entries
+    are pruned after ``FINISHED_ORDER_RETENTION``. Airflow before 3.3 has no asset state store:
+    nothing is kept, and waits keep polling.
+    """
+    try:
+        from airflow.models.asset_state_store import AssetStateStoreModel
+        from airflow.state import AssetScope, get_state_backend
+    except ImportError:
+        return False
+    value = {
+        "finished_at": datetime.now(timezone.utc).isoformat(),
+        "image_id": event.image_id,
+        "error": event.error,
+    }
+    key = FINISHED_ORDER_KEY.format(order_id=event.order_id)
+    get_state_backend().set(AssetScope(asset_id=asset_id), key, json.dumps(value), session=session)
+    now = time.monotonic()
+    if now - _last_prune.get(asset_id, -PRUNE_INTERVAL) >= PRUNE_INTERVAL:
+        _last_prune[asset_id] = now
+        from sqlalchemy import delete
+
+        cutoff = datetime.now(timezone.utc) - FINISHED_ORDER_RETENTION
+        session.execute(
+            delete(AssetStateStoreModel).where(
+                AssetStateStoreModel.asset_id == asset_id,
+                AssetStateStoreModel.key.like("order:%"),
+                AssetStateStoreModel.updated_at < cutoff,
+            )
+        )
+    return True
 
 
 def create_app(
