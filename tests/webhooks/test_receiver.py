@@ -132,6 +132,44 @@ def test_secret_is_cached_and_a_rotated_secret_applies_after_the_cache():
         assert post(uncached, image_processed(), token="rotated").status_code == 200
 
 
+def test_random_webhook_names_cost_bounded_lookups_and_memory(recorder):
+    """Names in the URL are the sender's choice: a flood of random ones must not turn into a
+    secrets-backend call each, nor lock out the webhooks that exist."""
+    from fastapi.testclient import TestClient
+
+    from autoenhance_provider.webhooks.app import create_app
+
+    from .conftest import Secrets
+
+    secrets = Secrets(values={"default": SECRET, "agency_b": "b-secret"})
+    with TestClient(create_app(lookup=secrets, record=recorder, secret_cache_seconds=0)) as client:
+        assert post(client, image_processed(), path="/webhook/agency_b", token="b-secret").status_code == 200
+        lookups_before = secrets.lookups
+        for number in range(200):
+            assert post(client, image_processed(), path=f"/webhook/random{number}").status_code == 404
+        assert secrets.lookups - lookups_before <= 30  # at most 30 new names a minute are looked up
+        # Known webhooks are still looked up (every time here: no cache) and served.
+        assert post(client, image_processed(), path="/webhook/agency_b", token="b-secret").status_code == 200
+        assert post(client, image_processed()).status_code == 200
+    assert len(recorder.events) == 3
+
+
+def test_secret_cache_forgets_unknown_names_but_keeps_known_ones():
+    from autoenhance_provider.webhooks.app import _SecretCache
+
+    from .conftest import Secrets
+
+    secrets = Secrets(values={"default": SECRET, "agency_b": "b"})
+    cache = _SecretCache(3600, secrets, new_names_per_minute=10_000, max_unknown=10)
+    assert cache.get("agency_b") == "b"
+    for number in range(100):
+        assert cache.get(f"random{number}") is None
+    assert len(cache._entries) <= 11
+    lookups = secrets.lookups
+    assert cache.get("agency_b") == "b"
+    assert secrets.lookups == lookups  # still cached
+
+
 # --- bodies ---------------------------------------------------------------------------------------
 
 

@@ -52,13 +52,27 @@ class _SecretCache:
     """The secret of each webhook, or ``None`` if it has no usable connection, for a short while.
 
     Requests are unauthenticated until checked, so without the cache anyone could make every
-    request cost a call to the secrets backend.
+    request cost a call to the secrets backend. Names in the URL are the sender's choice, so names
+    never seen with a secret may cause at most ``new_names_per_minute`` lookups (beyond that they
+    are refused unread), and at most ``max_unknown`` of them are remembered: random names cost
+    neither unbounded lookups nor unbounded memory, while known webhooks are always looked up.
     """
 
-    def __init__(self, ttl: float, lookup: Callable[[str], str | None]) -> None:
+    def __init__(
+        self,
+        ttl: float,
+        lookup: Callable[[str], str | None],
+        new_names_per_minute: int = 30,
+        max_unknown: int = 1024,
+    ) -> None:
         self.ttl = ttl
         self.lookup = lookup
+        self.new_names_per_minute = new_names_per_minute
+        self.max_unknown = max_unknown
         self._entries: dict[str, tuple[float, str | None]] = {}
+        self._known = {DEFAULT_WEBHOOK}
+        self._unknown = 0
+        self._window: tuple[float, int] = (0.0, 0)
         self._lock = threading.Lock()
 
     def get(self, webhook: str) -> str | None:
@@ -67,9 +81,25 @@ class _SecretCache:
             entry = self._entries.get(webhook)
             if entry is not None and now < entry[0]:
                 return entry[1]
+            if webhook not in self._known and not self._may_look_up_new_name(now):
+                return None
             secret = self.lookup(webhook)
+            if secret is not None:
+                self._known.add(webhook)
+            elif entry is None:
+                self._unknown += 1
+                if self._unknown > self.max_unknown:  # forget every unknown name, keep the known ones
+                    self._entries = {k: v for k, v in self._entries.items() if k in self._known}
+                    self._unknown = 1
             self._entries[webhook] = (now + self.ttl, secret)
             return secret
+
+    def _may_look_up_new_name(self, now: float) -> bool:
+        start, count = self._window
+        if now - start >= 60:
+            start, count = now, 0
+        self._window = (start, count + 1)
+        return count < self.new_names_per_minute
 
 
 def lookup_secret(webhook: str) -> str | None:
