@@ -133,3 +133,16 @@ def test_finished_order_is_kept_in_the_asset_state_store_and_old_entries_pruned(
     assert (entry["image_id"], entry["error"]) == ("img-9", False)
     assert datetime.fromisoformat(entry["finished_at"]) <= datetime.now(timezone.utc)
     assert state_entry("order:order-old") is None  # older than 7 days: pruned
+
+
+def test_state_store_failure_does_not_lose_the_asset_event(webhook_dag, monkeypatch, caplog):
+    from autoenhance_provider.webhooks import app as app_module
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("state backend down")
+
+    monkeypatch.setattr(app_module, "remember_finished_order", broken)
+    assert app_module.record_order_finished("default", finished("order-3")) == 1
+    assert [e["order_id"] for e in asset_events(FINISHED.uri)] == ["order-3"]
+    assert queued_dag_ids() == [DAG_ID]
+    assert "could not keep order order-3 in the state store" in caplog.text

@@ -174,6 +174,7 @@ def record_order_finished(webhook: str, event: WebhookEvent) -> int:
     # ignore the argument and notify inline.
     notifications: list[Callable[[], None]] = []
     recorded = 0
+    account_asset_id: int | None = None
     with create_session(scoped=False) as session:
         models = session.scalars(
             select(AssetModel).where(
@@ -193,12 +194,22 @@ def record_order_finished(webhook: str, event: WebhookEvent) -> int:
             )
             recorded += asset_event is not None
             if asset_event is not None and model.uri == account_uri:
-                remember_finished_order(session, model.id, event)
+                account_asset_id = model.id
     for notify in notifications:
         try:
             notify()
         except Exception:
             log.exception("Autoenhance webhook %s: an asset listener failed", webhook)
+    if account_asset_id is not None:
+        # After the commit and on its own: the asset event is what matters; this only saves a
+        # deferred wait its safety poll, so a failure here is logged, not answered 503.
+        try:
+            with create_session(scoped=False) as session:
+                remember_finished_order(session, account_asset_id, event)
+        except Exception:
+            log.exception(
+                "Autoenhance webhook %s: could not keep order %s in the state store", webhook, event.order_id
+            )
     return recorded
 
 
