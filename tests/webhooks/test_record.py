@@ -146,3 +146,22 @@ def test_state_store_failure_does_not_lose_the_asset_event(webhook_dag, monkeypa
     assert [e["order_id"] for e in asset_events(FINISHED.uri)] == ["order-3"]
     assert queued_dag_ids() == [DAG_ID]
     assert "could not keep order order-3 in the state store" in caplog.text
+
+
+def test_a_triggerer_can_read_the_finished_order(webhook_dag):
+    """The read a deferred wait would make: the triggerer's own Execution API client (in-process,
+    as ``TriggerRunnerSupervisor.make_client`` builds it) gets the entry by asset name and key."""
+    from airflow.jobs.triggerer_job_runner import in_process_api_server
+    from airflow.sdk.api.client import Client
+    from airflow.sdk.api.datamodels._generated import AssetStateStoreResponse
+
+    from autoenhance_provider.webhooks.app import record_order_finished
+
+    record_order_finished("default", finished("order-4", "img-4"))
+    client = Client(base_url=None, token="", dry_run=True, transport=in_process_api_server().transport)
+    client.base_url = "http://in-process.invalid./"
+    found = client.asset_state_store.get("order:order-4", name=FINISHED.name)
+    assert isinstance(found, AssetStateStoreResponse), found
+    assert found.value["image_id"] == "img-4"
+    missing = client.asset_state_store.get("order:order-404", name=FINISHED.name)
+    assert not isinstance(missing, AssetStateStoreResponse)  # not finished (yet): keep waiting
