@@ -169,13 +169,21 @@ def error_for_status(
     """The exception a task sees for an HTTP error status."""
     parsed_message, detail = _api_message(body)
     message = message or parsed_message
-    if is_retryable_status(status):
-        cls: type[AutoenhanceAPIError] = AutoenhanceTransientError
+    if 400 <= status < 500 and _about_credits(message, body):
+        # Out of credits: 402 in the docs' spirit, but the status is undocumented (400? 403? 429?).
+        cls: type[AutoenhanceAPIError] = AutoenhanceCreditsError
+    elif is_retryable_status(status):
+        cls = AutoenhanceTransientError
     elif 400 <= status < 500:
         cls = _CLIENT_ERRORS.get(status, AutoenhanceClientError)
     else:
         cls = AutoenhanceAPIError
     return cls(status, method, path, body, message=message, detail=detail, conn_id=conn_id)
+
+
+def _about_credits(message: str | None, body: str) -> bool:
+    text = f"{message or ''} {body[:500]}".lower()
+    return "credit" in text and ("insufficient" in text or "no credit" in text or "out of credit" in text)
 
 
 def failure_for_status(
@@ -196,7 +204,7 @@ def failure_for_status(
     retry_after = parse_retry_after((headers or {}).get("Retry-After"))
     return Failure(
         error=error,
-        retryable=is_retryable_status(status),
+        retryable=is_retryable_status(status) and not isinstance(error, AutoenhanceCreditsError),
         ambiguous=status != 429,
         retry_after=retry_after,
         reason=f"HTTP {status}",
@@ -309,11 +317,15 @@ class RedactQueryStrings(logging.Filter):
 
 
 def _redact_arg(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
     if isinstance(value, str):
         return redact_urls_in(value)
     if isinstance(value, (bytes, list, tuple, dict)):
         return redact_urls_in(repr(value))  # header lists and raw bytes, rendered safely
-    return value
+    text = str(value)  # e.g. an httpx.URL
+    redacted = redact_urls_in(text)
+    return value if redacted == text else redacted
 
 
 _FILTER = RedactQueryStrings()
@@ -515,9 +527,17 @@ class _DeadlineRawIO(io.RawIOBase):
     def __init__(self, sock: socket.socket) -> None:
         super().__init__()
         self._sock = sock
+        # Like socket.SocketIO: while a reader is open, socket.close() only marks the socket, so
+        # http.client can hand a "Connection: close" socket over to the response that reads it.
+        sock._io_refs += 1  # type: ignore[attr-defined]
 
     def readable(self) -> bool:
         return True
+
+    def close(self) -> None:
+        if not self.closed:
+            self._sock._decref_socketios()  # type: ignore[attr-defined]
+        super().close()
 
     def readinto(self, buffer: Any) -> int:
         current = getattr(_ACTIVE, "deadline", None)
@@ -797,8 +817,8 @@ class SyncTransport:
         if response.status_code in (401, 403) and not self.config.same_origin(response.url):
             error = SignedURLRefused(
                 f"The storage host refused the signed URL {redact_url(response.url)} (HTTP "
-                f"{response.status_code}: {storage_error_text(body)}). Signed URLs expire; this is not about "
-                "the API key. A retry asks Autoenhance for a fresh URL."
+                f"{response.status_code}: {storage_error_text(body)}). Signed URLs expire or are signed for "
+                "other headers; the Autoenhance connection is fine. A retry asks Autoenhance for a fresh URL."
             )
             # A GET asks the API again (a fresh signed URL); re-sending a PUT to the same URL cannot help.
             return Failure(
@@ -862,10 +882,13 @@ def read_start(response: requests.Response, limit: int) -> bytes:
     """At most ``limit`` decoded bytes from the start of a body; the rest is never read."""
     decoder = BoundedDecoder(response.headers.get("Content-Encoding"), limit, "GET", "", strict=False)
     data = bytearray()
-    for chunk in response.raw.stream(16 * 1024, decode_content=False):
-        data += decoder.feed(chunk)
-        if decoder.full or len(data) >= limit:
-            break
+    try:
+        for chunk in response.raw.stream(16 * 1024, decode_content=False):
+            data += decoder.feed(chunk)
+            if decoder.full or len(data) >= limit:
+                break
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise requests.exceptions.ChunkedEncodingError(str(exc)) from None
     return bytes(data[:limit])
 
 

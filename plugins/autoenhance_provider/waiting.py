@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_POLL_INTERVAL = 30.0
 DEFAULT_TIMEOUT = 24 * 3600.0
+#: The poll at a wait's deadline decides success or timeout; it may run this long past it, no longer.
+FINAL_POLL_GRACE = 1.0
 #: Consecutive polls that may fail transiently (each after the client's own retries).
 DEFAULT_ERROR_BUDGET = 5
 

@@ -44,7 +44,10 @@ def _hook(conn_id: str, **kwargs):
 
 
 def _files(folder) -> list[str]:
-    return sorted(p.name for p in folder.rglob("*") if p.is_file())
+    """Every file left in ``folder`` but the manifest that records the verified downloads."""
+    from autoenhance_provider.files import MANIFEST_NAME
+
+    return sorted(p.name for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST_NAME)
 
 
 class TestDownloadsVerified:

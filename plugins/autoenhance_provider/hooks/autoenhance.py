@@ -59,6 +59,7 @@ from autoenhance_provider.http import (
     SignedURLRefused,
     SyncTransport,
     Timeout,
+    deadline_cap,
     failure_for_requests_exception,
     iter_body,
     read_start,
@@ -80,6 +81,7 @@ from autoenhance_provider.validation import (
 from autoenhance_provider.waiting import (
     DEFAULT_POLL_INTERVAL,
     DEFAULT_TIMEOUT,
+    FINAL_POLL_GRACE,
     ImageStatus,
     OrderWait,
     evaluate_order,
@@ -409,15 +411,17 @@ class AutoenhanceHook(BaseHook):
         """
         with open_source(source) as (fileobj, known_size):
             length = size if size is not None else known_size
+            start = fileobj.tell() if seekable(fileobj) else None
             try:
                 return self._put(upload_url, fileobj, content_type, length)
             except SignedURLRefused as exc:
-                if content_type == BRACKET_CONTENT_TYPE or not seekable(fileobj):
+                if content_type == BRACKET_CONTENT_TYPE or start is None:
                     raise AutoenhanceStorageError(
                         f"{exc} The Content-Type sent ({content_type}) must be the one the URL is signed for."
                     ) from None
                 first = exc
             self.log.info("The storage host refused %s; trying the octet-stream signature", content_type)
+            fileobj.seek(start or 0)
             try:
                 return self._put(upload_url, fileobj, BRACKET_CONTENT_TYPE, length)
             except AutoenhanceStorageError:
@@ -702,6 +706,15 @@ class AutoenhanceHook(BaseHook):
         return self._download(image_id, DownloadTarget(destination), request)
 
     def _download(self, image_id: str, target: DownloadTarget, request: DownloadRequest) -> dict[str, Any]:
+        if request.kind == "preview":
+            # The current spec serves previews as /enhanced?preview=true; older docs list /preview.
+            as_enhanced = DownloadRequest("enhanced", {**request.query, "preview": "true"})
+            try:
+                return {**self._download(image_id, target, as_enhanced), "kind": "preview"}
+            except AutoenhanceClientError as exc:
+                if exc.status_code not in (404, 405, 422):
+                    raise
+                self.log.info("Previews are not served by /enhanced?preview=true here; using /preview")
         path = f"/v3/images/{path_segment('image_id', image_id)}/{request.kind}"
         # For a body that breaks off or is not an image (each GET already retries on its own).
         retrier = Retrier(replace(self.retry_policy, max_attempts=3), resend_safe=target.rewindable)
@@ -875,15 +888,17 @@ class AutoenhanceHook(BaseHook):
         ``allow_partial``) and :class:`AutoenhanceTimeoutError` after ``timeout`` seconds.
         """
         wait = OrderWait(order_id, deadline=time.time() + float(timeout), logger=self.log)
-        while True:
-            try:
-                event = wait.check(self.get_order(order_id))
-            except AutoenhanceError as exc:
-                event = wait.on_error(exc)
-            event = event or wait.timeout_event()
-            if event:
-                return event.result(allow_partial=allow_partial)
-            time.sleep(wait.sleep_for(float(poll_interval)))
+        # No request may run past the wait's own deadline, however slowly the server answers.
+        with deadline_cap(time.monotonic() + float(timeout) + FINAL_POLL_GRACE):
+            while True:
+                try:
+                    event = wait.check(self.get_order(order_id))
+                except AutoenhanceError as exc:
+                    event = wait.on_error(exc)
+                event = event or wait.timeout_event()
+                if event:
+                    return event.result(allow_partial=allow_partial)
+                time.sleep(wait.sleep_for(float(poll_interval)))
 
     # ------------------------------------------------------------------ connection test & UI
     def test_connection(self) -> tuple[bool, str]:

@@ -19,6 +19,7 @@ from autoenhance_provider.compat import (
 )
 from autoenhance_provider.connection import DEFAULT_CONN_ID
 from autoenhance_provider.exceptions import AutoenhanceError, AutoenhanceTimeoutError
+from autoenhance_provider.http import deadline_cap
 from autoenhance_provider.links.autoenhance import AutoenhanceOrderLink
 from autoenhance_provider.operators.base import DEFAULT_MAP_INDEX_TEMPLATE, AutoenhanceTaskMixin
 from autoenhance_provider.triggers.autoenhance import AutoenhanceOrderTrigger
@@ -27,6 +28,7 @@ from autoenhance_provider.waiting import (
     DEFAULT_ERROR_BUDGET,
     DEFAULT_POLL_INTERVAL,
     DEFAULT_TIMEOUT,
+    FINAL_POLL_GRACE,
     OrderWait,
     WaitEvent,
 )
@@ -112,8 +114,12 @@ class OrderProcessedSensor(AutoenhanceTaskMixin, BaseSensorOperator):
                 logger=self.log,
             )
         errors_before = self._wait.errors_in_a_row
+        # A poke never runs past the sensor's timeout, even in the middle of a stalled request.
+        cap = None if self._deadline is None else time.monotonic() + max(0.0, self._deadline - time.time())
+        cap = None if cap is None else cap + FINAL_POLL_GRACE
         try:
-            event = self._wait.check(self.hook.get_order(order_id))
+            with deadline_cap(cap):
+                event = self._wait.check(self.hook.get_order(order_id))
         except AutoenhanceError as exc:
             event = self._wait.on_error(exc)
         if self._wait.errors_in_a_row != errors_before:

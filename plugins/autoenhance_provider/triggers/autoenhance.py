@@ -12,7 +12,13 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from autoenhance_provider.connection import DEFAULT_CONN_ID
 from autoenhance_provider.exceptions import AutoenhanceError
 from autoenhance_provider.hooks.autoenhance_async import AutoenhanceAsyncHook
-from autoenhance_provider.waiting import DEFAULT_ERROR_BUDGET, DEFAULT_POLL_INTERVAL, OrderWait, WaitEvent
+from autoenhance_provider.waiting import (
+    DEFAULT_ERROR_BUDGET,
+    DEFAULT_POLL_INTERVAL,
+    FINAL_POLL_GRACE,
+    OrderWait,
+    WaitEvent,
+)
 
 
 class AutoenhanceOrderTrigger(BaseTrigger):
@@ -86,7 +92,9 @@ class AutoenhanceOrderTrigger(BaseTrigger):
         try:
             while True:
                 try:
-                    event = wait.check(await hook.get_order(self.order_id))
+                    event = wait.check(await self._get_order(hook))
+                except asyncio.TimeoutError:  # the deadline came in the middle of a request
+                    event = None
                 except AutoenhanceError as exc:
                     event = wait.on_error(exc)
                 except Exception as exc:  # anything unexpected still ends in one clean event
@@ -98,3 +106,10 @@ class AutoenhanceOrderTrigger(BaseTrigger):
                 await asyncio.sleep(wait.sleep_for(self.poll_interval))
         finally:
             await hook.aclose()
+
+    async def _get_order(self, hook: AutoenhanceAsyncHook) -> dict[str, Any]:
+        """One poll, never more than ``FINAL_POLL_GRACE`` past ``end_time``, however slow the server."""
+        if self.end_time is None:
+            return await hook.get_order(self.order_id)
+        remaining = max(self.end_time - time.time(), 0.0) + FINAL_POLL_GRACE
+        return await asyncio.wait_for(hook.get_order(self.order_id), remaining)
