@@ -69,7 +69,7 @@ def test_authentication_comes_before_the_body_is_read(client, recorder):
     assert post(client, b"", token=None).status_code == 401
 
 
-def test_tokens_never_reach_the_log(client, recorder, caplog):
+def test_tokens_never_reach_the_log(client, recorder, caplog, capfd):
     caplog.set_level(logging.DEBUG)
     wrong = "wrong-token-5d1e0b9a"
     post(client, image_processed(), token=f"Bearer {wrong}")
@@ -78,7 +78,8 @@ def test_tokens_never_reach_the_log(client, recorder, caplog):
     post(client, b"{", token=SECRET)
     recorder.fail = True
     post(client, image_processed(order_id="order-2"))
-    text = caplog.text + "".join(str(record.args) for record in caplog.records)
+    out, err = capfd.readouterr()
+    text = caplog.text + "".join(str(record.args) for record in caplog.records) + out + err
     assert "rejected a delivery with a wrong token" in caplog.text  # the rejection is logged ...
     assert "could not record order order-2" in caplog.text  # ... and so is the failure,
     assert SECRET not in text  # but never a token, right or wrong
