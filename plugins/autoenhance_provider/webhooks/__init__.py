@@ -199,6 +199,6 @@ def finished_order_ids(events: Iterable[Any]) -> list[str]:
         if not isinstance(extra, Mapping) or extra.get("order_is_processing") is not False:
             continue
         order_id = extra.get("order_id")
-        if is_valid_id(order_id):
+        if isinstance(order_id, str) and is_valid_id(order_id):
             ids[order_id] = None
     return list(ids)
