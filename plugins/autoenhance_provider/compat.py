@@ -12,14 +12,16 @@ try:  # Airflow >= 3.2
     from airflow.sdk.exceptions import (
         AirflowException,
         AirflowFailException,
+        AirflowNotFoundException,
         AirflowSensorTimeout,
         AirflowSkipException,
         TaskDeferralTimeout,
     )
 except ImportError:  # pragma: no cover - Airflow 3.0, 3.1
-    from airflow.exceptions import (  # type: ignore[no-redef]
+    from airflow.exceptions import (  # type: ignore[no-redef,attr-defined,unused-ignore]
         AirflowException,
         AirflowFailException,
+        AirflowNotFoundException,
         AirflowSensorTimeout,
         AirflowSkipException,
         TaskDeferralTimeout,
@@ -44,17 +46,17 @@ async def amask_secret(secret: str) -> None:
 try:  # Airflow >= 3.1
     from airflow.sdk import BaseHook
 except ImportError:  # pragma: no cover - Airflow 3.0
-    from airflow.hooks.base import BaseHook  # type: ignore[no-redef]
+    from airflow.hooks.base import BaseHook  # type: ignore[no-redef,attr-defined,unused-ignore]
 
 try:  # the base of XComArg and of mapped task arguments: values only known at run time
     from airflow.sdk.definitions._internal.mixins import ResolveMixin as RuntimeValue
 except ImportError:  # pragma: no cover - should Airflow move it
-    from airflow.sdk import XComArg as RuntimeValue  # type: ignore[assignment]
+    from airflow.sdk import XComArg as RuntimeValue  # type: ignore[assignment,unused-ignore]
 
 try:  # Airflow >= 3.2
     from airflow.sdk import conf
 except ImportError:  # pragma: no cover - Airflow 3.0, 3.1
-    from airflow.configuration import conf  # type: ignore[no-redef]
+    from airflow.configuration import conf  # type: ignore[no-redef,assignment,unused-ignore]
 
 
 async def aget_connection(conn_id: str) -> Any:
@@ -109,14 +111,16 @@ def storage_conn_id(path: Any) -> str | None:
     A ``conn_id`` property since Airflow 3.2; Airflow 3.0 and 3.1 keep it in ``storage_options``.
     """
     try:
-        return path.conn_id
+        conn_id = path.conn_id
     except AttributeError:  # Airflow < 3.2
-        return path.storage_options.get("conn_id")
+        conn_id = path.storage_options.get("conn_id")
+    return str(conn_id) if conn_id else None
 
 
 __all__ = [
     "AirflowException",
     "AirflowFailException",
+    "AirflowNotFoundException",
     "AirflowSensorTimeout",
     "AirflowSkipException",
     "BaseHook",

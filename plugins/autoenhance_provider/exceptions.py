@@ -102,7 +102,7 @@ class AutoenhanceAPIError(AutoenhanceError):
         conn_id: str | None = None,
     ) -> None:
         self.conn_id = conn_id
-        self.status_code = status_code
+        self.status_code = status_code  # type: ignore[assignment]  # AirflowException's is an HTTPStatus
         self.method = method
         self.path = scrub(path)
         self.body = truncate(scrub(body))

@@ -568,7 +568,7 @@ class _DeadlineSocket:
     def makefile(self, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
         if "r" in mode and "b" in mode:
             return io.BufferedReader(_DeadlineRawIO(self._sock), CHUNK_SIZE)
-        return self._sock.makefile(mode, *args, **kwargs)
+        return self._sock.makefile(mode, *args, **kwargs)  # type: ignore[call-overload]
 
     def sendall(self, data: Any, *args: Any) -> None:
         current = getattr(_ACTIVE, "deadline", None)
@@ -590,13 +590,13 @@ class _DeadlineSocket:
 class _DeadlineHTTPConnection(urllib3.connection.HTTPConnection):
     def connect(self) -> None:
         super().connect()
-        self.sock = _DeadlineSocket(self.sock)  # type: ignore[assignment]
+        self.sock = _DeadlineSocket(self.sock)  # type: ignore[assignment,unused-ignore]
 
 
 class _DeadlineHTTPSConnection(urllib3.connection.HTTPSConnection):
     def connect(self) -> None:
         super().connect()
-        self.sock = _DeadlineSocket(self.sock)  # type: ignore[assignment]
+        self.sock = _DeadlineSocket(self.sock)  # type: ignore[assignment,unused-ignore]
 
 
 class _DeadlineHTTPPool(urllib3.HTTPConnectionPool):
@@ -615,7 +615,7 @@ class Recovered:
     value: Any
 
 
-_URLLIB3_BLOCKSIZE = int(urllib3.__version__.split(".")[0]) >= 2
+_URLLIB3_BLOCKSIZE = int(urllib3.__version__.split(".")[0]) >= 2  # type: ignore[attr-defined]
 
 
 class _Adapter(HTTPAdapter):

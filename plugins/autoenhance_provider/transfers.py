@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from autoenhance_provider.compat import AirflowFailException
 from autoenhance_provider.exceptions import AutoenhanceError, AutoenhanceStorageError
@@ -22,7 +21,7 @@ PROGRESS_EVERY = 5.0
 class Progress:
     """Counts finished items and bytes; logs "37/200 uploaded, 180.4 MB, 12.1 MB/s"."""
 
-    def __init__(self, total: int, verb: str, log: logging.Logger, every: float = PROGRESS_EVERY) -> None:
+    def __init__(self, total: int, verb: str, log: Any, every: float = PROGRESS_EVERY) -> None:
         self.total = total
         self.verb = verb
         self.done = 0
@@ -54,7 +53,7 @@ def run_concurrently(
     *,
     max_concurrency: int,
     describe: Callable[[T], str],
-    log: logging.Logger,
+    log: Any,
     stop_on_any_failure: bool = False,
 ) -> tuple[list[tuple[T, R]], list[tuple[T, BaseException]]]:
     """Run ``work`` on every item with a bounded thread pool.

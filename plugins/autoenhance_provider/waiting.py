@@ -189,11 +189,17 @@ class WaitEvent:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> WaitEvent:
-        known = {k: data.get(k) for k in cls.__dataclass_fields__}
-        known["status"] = str(known.get("status") or cls.ERROR)
-        known["order_id"] = str(known.get("order_id") or "")
-        known["message"] = str(known.get("message") or "")
-        return cls(**known)
+        status_code = data.get("status_code")
+        return cls(
+            status=str(data.get("status") or cls.ERROR),
+            order_id=str(data.get("order_id") or ""),
+            message=str(data.get("message") or ""),
+            progress=data.get("progress") if isinstance(data.get("progress"), dict) else None,
+            status_code=int(status_code) if isinstance(status_code, int) else None,
+            path=str(data["path"]) if data.get("path") is not None else None,
+            api_message=str(data["api_message"]) if data.get("api_message") is not None else None,
+            conn_id=str(data["conn_id"]) if data.get("conn_id") is not None else None,
+        )
 
     def result(self, *, allow_partial: bool = False) -> dict[str, Any]:
         """The wait's result, or raise what the task should fail with."""

@@ -43,9 +43,25 @@ class BrokenBody(io.RawIOBase):
 
 
 # ------------------------------------------------------------------------------ kinds and params
+@pytest.mark.parametrize("refusal", [404, 405])
+def test_preview_falls_back_to_the_older_preview_route(hook, requests_mock, tmp_path, refusal):
+    requests_mock.get(
+        api("/v3/images/i-1/enhanced"), status_code=refusal, json={"message": "no", "detail": {}}
+    )
+    older = requests_mock.get(
+        api("/v3/images/i-1/preview"), content=JPEG, headers={"Content-Type": "image/jpeg"}
+    )
+
+    result = hook.download_image("i-1", tmp_path / "p.jpg", kind="preview")
+
+    assert (result["kind"], older.call_count) == ("preview", 1)
+    assert (tmp_path / "p.jpg").read_bytes() == JPEG
+
+
 @pytest.mark.parametrize("kind", ["original", "enhanced", "preview"])
 def test_download_kinds_request_shape(hook, requests_mock, tmp_path, kind):
-    requests_mock.get(api(f"/v3/images/i-1/{kind}"), content=JPEG, headers={"Content-Type": "image/jpeg"})
+    route = "enhanced" if kind == "preview" else kind  # the current spec: /enhanced?preview=true
+    requests_mock.get(api(f"/v3/images/i-1/{route}"), content=JPEG, headers={"Content-Type": "image/jpeg"})
     dest = tmp_path / "out" / "i-1.jpg"
 
     result = hook.download_image("i-1", dest, kind=kind)
@@ -60,9 +76,9 @@ def test_download_kinds_request_shape(hook, requests_mock, tmp_path, kind):
     assert dest.read_bytes() == JPEG
     req = requests_mock.last_request
     assert req.method == "GET"
-    assert path_of(req) == f"/v3/images/i-1/{kind}"
+    assert path_of(req) == f"/v3/images/i-1/{route}"
     assert req.headers["x-api-key"] == FAKE_KEY
-    assert query_of(req) == {}
+    assert query_of(req) == ({"preview": ["true"]} if kind == "preview" else {})
 
 
 def test_download_default_kind_is_enhanced(hook, requests_mock):
@@ -429,7 +445,7 @@ def test_destination_of_wrong_type_is_refused(hook, requests_mock):
 
 
 def test_missing_parent_directories_are_created(hook, requests_mock, tmp_path):
-    requests_mock.get(api("/v3/images/i-1/preview"), content=JPEG, headers={"Content-Type": "image/jpeg"})
+    requests_mock.get(api("/v3/images/i-1/enhanced"), content=JPEG, headers={"Content-Type": "image/jpeg"})
     dest = tmp_path / "a" / "b" / "i-1.jpg"
 
     hook.download_image("i-1", str(dest), kind="preview")

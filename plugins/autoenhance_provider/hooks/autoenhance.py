@@ -292,8 +292,8 @@ class AutoenhanceHook(BaseHook):
         or neither for automatic grouping. Falls back to the legacy ``/merge`` endpoint when the
         API has no ``/process``.
         """
-        grouping = {k: settings.pop(k) for k in ("number_of_brackets_per_image", "images") if k in settings}
-        grouping = {k: v for k, v in grouping.items() if v is not None}
+        popped = {k: settings.pop(k, None) for k in ("number_of_brackets_per_image", "images")}
+        grouping: dict[str, Any] = {k: v for k, v in popped.items() if v is not None}
         if len(grouping) > 1:
             raise AutoenhanceValidationError(
                 "Give either number_of_brackets_per_image or images (explicit bracket groups), not both"
@@ -309,7 +309,7 @@ class AutoenhanceHook(BaseHook):
         oid = path_segment("order_id", order_id)
         recover = lambda: self._processing_started(order_id)  # noqa: E731
         try:
-            return self._api("POST", f"/v3/orders/{oid}/process", json=body, recover=recover)
+            return self._api_object("POST", f"/v3/orders/{oid}/process", json=body, recover=recover)
         except AutoenhanceClientError as exc:
             if exc.status_code not in (404, 405) or (
                 exc.status_code == 404 and not self.get_order_or_none(order_id)
@@ -599,11 +599,11 @@ class AutoenhanceHook(BaseHook):
             settings, api_version=self.config.api_version, context="reprocess_image"
         ).body()
         try:
-            return self._api("POST", path, json=body)
+            return self._api_object("POST", path, json=body)
         except AutoenhanceClientError as exc:
             if exc.status_code != 405:
                 raise
-        return self._api("PATCH", path, json=body, idempotent=False)  # re-enhancing is not free
+        return self._api_object("PATCH", path, json=body, idempotent=False)  # re-enhancing is not free
 
     def delete_image(self, image_id: str, *, missing_ok: bool = False) -> None:
         path = f"/v3/images/{path_segment('image_id', image_id)}"

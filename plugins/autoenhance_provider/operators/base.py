@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Any
 
-from airflow.sdk import BaseOperator, Context
+from airflow.sdk import BaseOperator, BaseOperatorLink, Context
 
 from autoenhance_provider.compat import label_mapped_partial
 from autoenhance_provider.connection import DEFAULT_CONN_ID
@@ -54,7 +54,7 @@ class AutoenhanceTaskMixin:
 class AutoenhanceBaseOperator(AutoenhanceTaskMixin, BaseOperator):
     """Base of the Autoenhance operators: no network in ``__init__``; hook built on first use."""
 
-    operator_extra_links = (AutoenhanceOrderLink(),)
+    operator_extra_links: tuple[BaseOperatorLink, ...] = (AutoenhanceOrderLink(),)
     ui_color = "#e8f0fe"
 
     def __init__(

@@ -161,7 +161,7 @@ class OrderProcessedSensor(AutoenhanceTaskMixin, BaseSensorOperator):
             transient = isinstance(cause, AutoenhanceError) and not isinstance(
                 cause, (AirflowFailException, AutoenhanceTimeoutError)
             )
-            if transient and not self.never_fail:
+            if transient and cause is not None and not self.never_fail:
                 raise cause from None
             raise
 

@@ -104,8 +104,9 @@ class _SecretCache:
 
 def lookup_secret(webhook: str) -> str | None:
     """The connection's password, read as the API server reads any connection (env, secrets, DB)."""
-    from airflow.exceptions import AirflowNotFoundException
     from airflow.models.connection import Connection
+
+    from autoenhance_provider.compat import AirflowNotFoundException
 
     conn_id = webhook_conn_id(webhook)
     try:
@@ -116,7 +117,7 @@ def lookup_secret(webhook: str) -> str | None:
     if not conn.password:
         log.warning("Autoenhance webhook %s: connection %s has no password (token)", webhook, conn_id)
         return None
-    return conn.password
+    return str(conn.password)
 
 
 def token_matches(header: str | None, secret: str) -> bool:
