@@ -13,7 +13,7 @@ DEMO_HOME := $(CURDIR)/airflow_home
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --disable-pip-version-check --upgrade pip
-	$(PIP) install -q --disable-pip-version-check "apache-airflow==$(AIRFLOW_VERSION)" -e ".[test,sandbox]"
+	$(PIP) install -q --disable-pip-version-check "apache-airflow==$(AIRFLOW_VERSION)" -e ".[test,sandbox,docs,release]"
 	@touch $@
 
 install: $(VENV)/.installed
@@ -22,9 +22,11 @@ install: $(VENV)/.installed
 test: install
 	$(PY) -m pytest
 
+## ruff on everything; mypy --strict on the provider (settings in pyproject.toml).
 lint: install
 	$(VENV)/bin/ruff check plugins dags tests bench scripts
 	$(VENV)/bin/ruff format --check plugins dags tests bench scripts
+	$(VENV)/bin/mypy
 
 format: install
 	$(VENV)/bin/ruff format plugins dags tests bench scripts
@@ -36,7 +38,7 @@ format: install
 demo: install
 	$(PY) scripts/demo.py
 
-## Benchmarks against the sandbox on 127.0.0.1 (about 10 minutes): bulk upload, memory, waiting at
+## Benchmarks against the sandbox on 127.0.0.1 (about 6 minutes on 2 cores; see bench/RESULTS.md): bulk upload, memory, waiting at
 ## scale, request budget, import/parse cost. Prints one table and writes bench/RESULTS.md.
 bench: install
 	$(PY) bench/run_all.py
