@@ -540,20 +540,29 @@ class _DeadlineRawIO(io.RawIOBase):
         super().close()
 
     def readinto(self, buffer: Any) -> int:
-        current = getattr(_ACTIVE, "deadline", None)
+        with _socket_deadline(self._sock) as current:
+            n = self._sock.recv_into(buffer)
         if current is not None:
-            remaining = current.remaining()
-            if remaining <= 0:
-                raise TimeoutError("the request deadline passed")
-            timeout = self._sock.gettimeout()
-            self._sock.settimeout(remaining if timeout is None else min(timeout, remaining))
-            try:
-                n = self._sock.recv_into(buffer)
-            finally:
-                self._sock.settimeout(timeout)
             current.moved(n)
-            return n
-        return self._sock.recv_into(buffer)
+        return n
+
+
+@contextlib.contextmanager
+def _socket_deadline(sock: socket.socket) -> Iterator[_Deadline | None]:
+    """Bound one socket operation by what is left of this thread's deadline (if any)."""
+    current = getattr(_ACTIVE, "deadline", None)
+    if current is None:
+        yield None
+        return
+    remaining = current.remaining()
+    if remaining <= 0:
+        raise TimeoutError("the request deadline passed")
+    timeout = sock.gettimeout()
+    sock.settimeout(remaining if timeout is None else min(timeout, remaining))
+    try:
+        yield current
+    finally:
+        sock.settimeout(timeout)
 
 
 class _DeadlineSocket:
@@ -572,19 +581,10 @@ class _DeadlineSocket:
 
     def sendall(self, data: Any, *args: Any) -> None:
         current = getattr(_ACTIVE, "deadline", None)
-        if current is None:
+        if current is not None:
+            current.moved(len(data))  # an upload earns time for what it sends
+        with _socket_deadline(self._sock):
             self._sock.sendall(data, *args)
-            return
-        current.moved(len(data))
-        remaining = current.remaining()
-        if remaining <= 0:
-            raise TimeoutError("the request deadline passed")
-        timeout = self._sock.gettimeout()
-        self._sock.settimeout(remaining if timeout is None else min(timeout, remaining))
-        try:
-            self._sock.sendall(data, *args)
-        finally:
-            self._sock.settimeout(timeout)
 
 
 class _DeadlineHTTPConnection(urllib3.connection.HTTPConnection):
