@@ -94,6 +94,19 @@ def task_state_set(context: Any, key: str, value: Any) -> None:
             return
 
 
+def asset_state_reader(asset_name: str) -> Any:
+    """An async ``get(key)`` on an asset's state store, usable from a trigger; None before 3.3.
+
+    ``AssetStateStoreAccessor`` (AIP-103, Airflow 3.3) is not a public import path yet, so it is
+    imported here and only here; callers treat None (or any error when reading) as "no store".
+    """
+    try:
+        from airflow.sdk.execution_time.context import AssetStateStoreAccessor
+    except ImportError:  # pragma: no cover - Airflow 3.0 to 3.2
+        return None
+    return AssetStateStoreAccessor(name=asset_name).aget
+
+
 def label_mapped_partial(partial: Any, kwargs: dict[str, Any], template: str) -> Any:
     """Give a ``.partial()`` the label template as its default ``map_index_template``.
 
@@ -128,6 +141,7 @@ __all__ = [
     "TaskDeferralTimeout",
     "aget_connection",
     "amask_secret",
+    "asset_state_reader",
     "conf",
     "label_mapped_partial",
     "mask_secret",

@@ -73,6 +73,8 @@ def test_serialize_round_trip_is_plain_json():
         "hook_params": {"retry_limit": 2, "timeout": [3, 30]},
         "first_poll_at": None,
         "errors_in_a_row": 2,
+        "webhook": None,
+        "webhook_check_interval": 15.0,
     }
     # What the triggerer stores is plain JSON, and it rebuilds an equal trigger.
     restored = json.loads(json.dumps(kwargs))
@@ -484,3 +486,181 @@ async def test_async_hook_constructor_does_no_lookup(monkeypatch):
         monkeypatch.setattr(BaseHook, "aget_connection", mock.AsyncMock(side_effect=AssertionError("lookup")))
     monkeypatch.setattr(BaseHook, "get_connection", mock.Mock(side_effect=AssertionError("lookup")))
     AutoenhanceAsyncHook("does_not_exist")
+
+
+# ------------------------------------------------------------------------------ webhook-driven wait
+class FakeStateStore:
+    """Stands in for ``AssetStateStoreAccessor``: the receiver's notes, and every read counted."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, object] = {}
+        self.reads: list[tuple[str | None, str]] = []
+        self.fail: Exception | None = None
+        self.appear_after: int | None = None  # note the order finished at this read (1-based)
+
+    def note(self, *, age: float = 0.0) -> dict:
+        from datetime import datetime, timedelta, timezone
+
+        when = datetime.now(timezone.utc) - timedelta(seconds=age)
+        return {"finished_at": when.isoformat(), "image_id": "img-1", "error": False}
+
+    def accessor_class(self):
+        store = self
+
+        class Accessor:
+            def __init__(self, *, name: str | None = None, uri: str | None = None) -> None:
+                self.name = name
+
+            async def aget(self, key: str, default=None):
+                store.reads.append((self.name, key))
+                if store.fail is not None:
+                    raise store.fail
+                if store.appear_after is not None and len(store.reads) >= store.appear_after:
+                    store.entries.setdefault(key, store.note())
+                return store.entries.get(key, default)
+
+        return Accessor
+
+
+@pytest.fixture
+def state_store(monkeypatch) -> FakeStateStore:
+    import airflow.sdk.execution_time.context as context_module
+
+    store = FakeStateStore()
+    monkeypatch.setattr(context_module, "AssetStateStoreAccessor", store.accessor_class(), raising=False)
+    return store
+
+
+def webhook_trigger(**kwargs) -> AutoenhanceOrderTrigger:
+    """As the sensor defers with ``webhook``: it has just polled, the safety poll is far away."""
+    kwargs.setdefault("webhook", "default")
+    kwargs.setdefault("webhook_check_interval", 0.01)
+    kwargs.setdefault("poll_interval", 30.0)
+    kwargs.setdefault("first_poll_at", time.time() + kwargs["poll_interval"])
+    return make_trigger(**kwargs)
+
+
+def test_serialize_keeps_the_webhook():
+    trigger = AutoenhanceOrderTrigger(order_id=ORDER_ID, webhook="agency_b", webhook_check_interval=5)
+    classpath, kwargs = trigger.serialize()
+    assert (kwargs["webhook"], kwargs["webhook_check_interval"]) == ("agency_b", 5.0)
+    rebuilt = AutoenhanceOrderTrigger(**json.loads(json.dumps(kwargs)))
+    assert rebuilt.serialize() == (classpath, kwargs)
+
+
+async def test_webhook_note_ends_the_wait_with_one_poll(wf_conn, httpx_handler, state_store):
+    state_store.appear_after = 3
+    seen = httpx_handler(OrderScript(done_order()).handler)
+
+    events = await all_events(webhook_trigger())  # the safety poll is 30 s away: not waited for
+
+    assert [e.payload["status"] for e in events] == ["success"]
+    assert len(seen) == 1  # polled once, as soon as the note appeared: the poll decided
+    assert len(state_store.reads) == 3
+    assert set(state_store.reads) == {("autoenhance/default/order_finished", f"order:{ORDER_ID}")}
+
+
+async def test_named_webhook_reads_its_own_account_asset(wf_conn, httpx_handler, state_store):
+    state_store.appear_after = 1
+    httpx_handler(OrderScript(done_order()).handler)
+    events = await all_events(webhook_trigger(webhook="agency_b"))
+    assert events[0].payload["status"] == "success"
+    assert state_store.reads == [("autoenhance/agency_b/order_finished", f"order:{ORDER_ID}")]
+
+
+async def test_no_note_means_only_safety_polls(wf_conn, httpx_handler, state_store):
+    script = OrderScript(processing_order(), processing_order(), done_order())
+    seen = httpx_handler(script.handler)
+
+    events = await all_events(webhook_trigger(poll_interval=0.1, first_poll_at=None))
+
+    assert events[0].payload["status"] == "success"
+    assert len(seen) == 3  # at start, then one per safety interval
+    assert len(state_store.reads) >= 2 * 3  # read between polls, never a reason to poll
+
+
+async def test_note_before_the_api_agrees_gets_bounded_follow_ups(wf_conn, httpx_handler, state_store):
+    """A note for an order still processing: poll now and twice more, then only safety polls."""
+    from autoenhance_provider.triggers.autoenhance import WEBHOOK_FOLLOW_UPS
+
+    state_store.appear_after = 1
+    seen = httpx_handler(OrderScript(processing_order()).handler)
+
+    events = await all_events(webhook_trigger(end_time=time.time() + 0.6))
+
+    assert events[0].payload["status"] == "timeout"
+    # at once + follow-ups + the poll at the deadline; the same note never counts twice
+    assert len(seen) == 1 + WEBHOOK_FOLLOW_UPS + 1
+    assert len(state_store.reads) > len(seen)
+
+
+async def test_follow_up_poll_finds_the_order_done(wf_conn, httpx_handler, state_store):
+    state_store.appear_after = 1
+    seen = httpx_handler(OrderScript(processing_order(), done_order()).handler)
+    events = await all_events(webhook_trigger())
+    assert events[0].payload["status"] == "success"
+    assert len(seen) == 2
+
+
+async def test_note_of_an_earlier_finish_is_ignored(wf_conn, httpx_handler, state_store):
+    """Images added to a finished order: its old note must not end (or hurry) the new wait."""
+    state_store.entries[f"order:{ORDER_ID}"] = state_store.note(age=3600)
+    seen = httpx_handler(OrderScript(processing_order()).handler)
+
+    events = await all_events(webhook_trigger(end_time=time.time() + 0.3))
+
+    assert events[0].payload["status"] == "timeout"
+    assert len(seen) == 1  # only the poll at the deadline
+    assert len(state_store.reads) > 1
+
+
+async def test_unreadable_store_falls_back_to_plain_polling(wf_conn, httpx_handler, state_store, monkeypatch):
+    import autoenhance_provider.triggers.autoenhance as trigger_module
+
+    monkeypatch.setattr(trigger_module, "DEFAULT_POLL_INTERVAL", 0.05)  # the plain pace, shortened
+    state_store.fail = RuntimeError("execution API unavailable")
+    seen = httpx_handler(OrderScript(processing_order(), processing_order(), done_order()).handler)
+
+    events = await all_events(webhook_trigger(poll_interval=300.0))  # safety poll: 5 minutes
+
+    assert [e.payload["status"] for e in events] == ["success"]
+    assert len(seen) == 3  # polled at the plain pace, not every 5 minutes
+    assert len(state_store.reads) == 1  # one failed read turns the watch off
+
+
+async def test_airflow_without_a_state_store_polls(wf_conn, httpx_handler, monkeypatch):
+    """Airflow 3.0 to 3.2: no AssetStateStoreAccessor to import."""
+    import airflow.sdk.execution_time.context as context_module
+
+    import autoenhance_provider.triggers.autoenhance as trigger_module
+
+    monkeypatch.delattr(context_module, "AssetStateStoreAccessor", raising=False)
+    monkeypatch.setattr(trigger_module, "DEFAULT_POLL_INTERVAL", 0.05)
+    seen = httpx_handler(OrderScript(processing_order(), done_order()).handler)
+
+    events = await all_events(webhook_trigger(poll_interval=300.0))
+
+    assert [e.payload["status"] for e in events] == ["success"]
+    assert len(seen) == 2
+
+
+async def test_outside_a_triggerer_the_real_accessor_fails_and_the_wait_polls(
+    wf_conn, httpx_handler, monkeypatch
+):
+    """The real accessor with no supervisor to talk to: any error means plain polling."""
+    import autoenhance_provider.triggers.autoenhance as trigger_module
+
+    monkeypatch.setattr(trigger_module, "DEFAULT_POLL_INTERVAL", 0.05)
+    seen = httpx_handler(OrderScript(processing_order(), done_order()).handler)
+    events = await all_events(webhook_trigger(poll_interval=300.0))
+    assert [e.payload["status"] for e in events] == ["success"]
+    assert len(seen) == 2
+
+
+async def test_webhook_wait_stays_read_only_and_emits_one_event(wf_conn, httpx_handler, state_store):
+    state_store.appear_after = 2
+    seen = httpx_handler(OrderScript(failed_order()).handler)
+    trigger = webhook_trigger()
+    events = await all_events(trigger)
+    assert [e.payload["status"] for e in events] == ["failed"]
+    assert {request.method for request in seen} == {"GET"}
