@@ -22,7 +22,11 @@ from autoenhance_provider.exceptions import AutoenhanceError, AutoenhanceTimeout
 from autoenhance_provider.http import deadline_cap
 from autoenhance_provider.links.autoenhance import AutoenhanceOrderLink
 from autoenhance_provider.operators.base import DEFAULT_MAP_INDEX_TEMPLATE, AutoenhanceTaskMixin
-from autoenhance_provider.triggers.autoenhance import AutoenhanceOrderTrigger
+from autoenhance_provider.triggers.autoenhance import (
+    DEFAULT_WEBHOOK_CHECK_INTERVAL,
+    WEBHOOK_SAFETY_POLL_INTERVAL,
+    AutoenhanceOrderTrigger,
+)
 from autoenhance_provider.validation import require_id
 from autoenhance_provider.waiting import (
     DEFAULT_ERROR_BUDGET,
@@ -57,6 +61,15 @@ class OrderProcessedSensor(AutoenhanceTaskMixin, BaseSensorOperator):
     :param deferrable: wait in the triggerer; default from ``[operators] default_deferrable``.
     :param allow_partial: succeed even if some images failed.
     :param error_budget: consecutive failed polls tolerated (each after the client's retries).
+    :param webhook: in deferrable mode, end the wait on the Autoenhance webhook received by this
+        Airflow (the receiver's webhook name: ``"default"`` for ``/autoenhance/webhook``). The
+        trigger reads the receiver's note of the finished order (Airflow 3.3+) every
+        ``webhook_check_interval`` seconds and then polls once to decide; ``poke_interval``
+        becomes a safety poll (default 300 s) so a lost webhook costs time, not correctness.
+        The account's ``order_finished_asset(webhook)`` is added to the task's inlets, so the
+        asset exists and the receiver keeps notes even if no DAG schedules on it. Ignored in
+        poke and reschedule modes; before Airflow 3.3 the wait polls as without it.
+    :param webhook_check_interval: seconds between two reads of the note (default 15).
     """
 
     template_fields: Sequence[str] = ("order_id", "autoenhance_conn_id")
@@ -68,16 +81,27 @@ class OrderProcessedSensor(AutoenhanceTaskMixin, BaseSensorOperator):
         *,
         order_id: str,
         autoenhance_conn_id: str = DEFAULT_CONN_ID,
-        poke_interval: float = DEFAULT_POLL_INTERVAL,
+        poke_interval: float | timedelta | None = None,
         timeout: float | timedelta = DEFAULT_TIMEOUT,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         allow_partial: bool = False,
         error_budget: int = DEFAULT_ERROR_BUDGET,
         hook_params: dict[str, Any] | None = None,
+        webhook: str | None = None,
+        webhook_check_interval: float = DEFAULT_WEBHOOK_CHECK_INTERVAL,
         # A signature default (not kwargs.setdefault) so that .partial() / mapped tasks get it.
         map_index_template: str | None = DEFAULT_MAP_INDEX_TEMPLATE,
         **kwargs: Any,
     ) -> None:
+        if poke_interval is None:
+            waits_on_webhook = webhook is not None and deferrable
+            poke_interval = WEBHOOK_SAFETY_POLL_INTERVAL if waits_on_webhook else DEFAULT_POLL_INTERVAL
+        if webhook is not None:
+            from autoenhance_provider.webhooks import order_finished_asset
+
+            # Validates the name, and makes the asset exist: the receiver only keeps notes (and
+            # events) for assets Airflow knows, which a DAG declaring it as an inlet ensures.
+            kwargs["inlets"] = [*_as_list(kwargs.get("inlets")), order_finished_asset(webhook)]
         super().__init__(
             poke_interval=poke_interval, timeout=timeout, map_index_template=map_index_template, **kwargs
         )
@@ -87,6 +111,8 @@ class OrderProcessedSensor(AutoenhanceTaskMixin, BaseSensorOperator):
         self.allow_partial = allow_partial
         self.error_budget = int(error_budget)
         self.hook_params = hook_params or {}
+        self.webhook = webhook
+        self.webhook_check_interval = float(webhook_check_interval)
         self._wait: OrderWait | None = None
         self._deadline: float | None = None
 
@@ -142,6 +168,8 @@ class OrderProcessedSensor(AutoenhanceTaskMixin, BaseSensorOperator):
                 # The poke was the first poll: the trigger's first one is an interval later.
                 first_poll_at=time.time() + self.poke_interval,
                 errors_in_a_row=errors_in_a_row,
+                webhook=self.webhook,
+                webhook_check_interval=self.webhook_check_interval,
             ),
             method_name="execute_complete",
             # Only a safety net should the triggerer die: the trigger's own deadline comes first.
@@ -185,3 +213,9 @@ class OrderProcessedSensor(AutoenhanceTaskMixin, BaseSensorOperator):
             "Order %s is done: %s/%s processed", self.order_id, result.get("processed"), result.get("total")
         )
         return result
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]

@@ -478,3 +478,76 @@ def test_soft_fail_skips_a_failed_order_in_deferrable_mode_as_in_poke_mode(wf_co
         make_sensor("deferrable", soft_fail=True).resume_execution(
             "execute_complete", {"event": event}, make_context()
         )
+
+
+# ------------------------------------------------------------------------------ webhook
+def test_deferrable_with_webhook_defers_a_webhook_wait_with_a_safety_poll(api):
+    from autoenhance_provider.triggers.autoenhance import WEBHOOK_SAFETY_POLL_INTERVAL
+    from autoenhance_provider.webhooks import order_finished_asset
+
+    script = api(processing_order())
+    sensor = OrderProcessedSensor(task_id="wait", order_id=ORDER_ID, deferrable=True, webhook="default")
+    before = time.time()
+
+    with pytest.raises(TaskDeferred) as info:
+        sensor.execute(make_context())
+
+    trigger = info.value.trigger
+    assert (trigger.webhook, trigger.webhook_check_interval) == ("default", 15.0)
+    assert trigger.poll_interval == WEBHOOK_SAFETY_POLL_INTERVAL == sensor.poke_interval == 300
+    assert before + 300 <= trigger.first_poll_at <= time.time() + 300
+    assert trigger.serialize()[1]["webhook"] == "default"
+    assert script.count == 1  # checked once before deferring, as without the webhook
+    # The account asset is an inlet, so it exists and the receiver keeps notes for it.
+    assert order_finished_asset("default") in sensor.inlets
+
+
+def test_webhook_keeps_an_explicit_poke_interval_and_other_inlets(api):
+    from airflow.sdk import Asset
+
+    api(processing_order())
+    other = Asset("s3://bucket/listing")
+    sensor = OrderProcessedSensor(
+        task_id="wait",
+        order_id=ORDER_ID,
+        deferrable=True,
+        webhook="agency_b",
+        webhook_check_interval=5,
+        poke_interval=120,
+        inlets=[other],
+    )
+    with pytest.raises(TaskDeferred) as info:
+        sensor.execute(make_context())
+    assert (info.value.trigger.poll_interval, info.value.trigger.webhook_check_interval) == (120, 5.0)
+    assert info.value.trigger.webhook == "agency_b"
+    assert other in sensor.inlets
+    assert len(sensor.inlets) == 2
+
+
+def test_webhook_outside_deferrable_mode_keeps_the_usual_poke_interval():
+    sensor = OrderProcessedSensor(task_id="wait", order_id=ORDER_ID, mode="poke", webhook="default")
+    assert sensor.poke_interval == 30
+    assert OrderProcessedSensor(task_id="wait2", order_id=ORDER_ID, deferrable=True).poke_interval == 30
+
+
+def test_webhook_name_is_checked_when_the_dag_is_parsed():
+    with pytest.raises(ValueError, match="webhook name"):
+        OrderProcessedSensor(task_id="wait", order_id=ORDER_ID, deferrable=True, webhook="../other")
+
+
+def test_webhook_wait_resumes_like_any_other(api, monkeypatch):
+    """Deferred with a webhook, the note appears, the trigger polls once and the task succeeds."""
+    import airflow.sdk.execution_time.context as context_module
+
+    class Notes:
+        def __init__(self, *, name=None, uri=None):
+            pass
+
+        async def aget(self, key, default=None):
+            return {"finished_at": timezone.utcnow().isoformat(), "image_id": "i", "error": False}
+
+    monkeypatch.setattr(context_module, "AssetStateStoreAccessor", Notes, raising=False)
+    script = api(processing_order(), done_order())
+    result, _ = run_sensor("deferrable", webhook="default", webhook_check_interval=0.01, poke_interval=300)
+    assert result["order_id"] == ORDER_ID
+    assert script.count == 2  # the check before deferring, and the poll the note asked for
