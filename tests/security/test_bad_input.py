@@ -9,6 +9,14 @@ visible before any request.
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import subprocess
+import sys
+import traceback
+from pathlib import Path
+
 import pytest
 from sec_helpers import FakeTI, context, jpeg_bytes
 
@@ -22,6 +30,7 @@ from autoenhance_provider.exceptions import (
     AutoenhanceNotFoundError,
     AutoenhanceOrderFailedError,
     AutoenhanceSourceError,
+    AutoenhanceStorageError,
     AutoenhanceTimeoutError,
     AutoenhanceTransientError,
     AutoenhanceUnprocessableError,
@@ -97,12 +106,87 @@ def test_empty_api_key(sandbox, conn):
 
 
 def test_wrong_api_key_is_401_and_not_retried(sandbox, conn):
-    conn(password="not-the-sandbox-key")
+    wrong_key = "ae-wrong-key-7c1f0e9d"
+    conn(password=wrong_key)
     with pytest.raises(AutoenhanceAuthError) as info:
         CreateOrderOperator(task_id="create", hook_params=dict(FAST)).execute(context())
     assert info.value.status_code == 401
     assert isinstance(info.value, AirflowFailException)
     assert sandbox.stats()["requests"]["POST /v3/orders"] == {"401": 1}  # tried once, not retried
+    text = str(info.value)
+    assert "rejected the API key of connection 'autoenhance_default'" in text
+    assert "Admin → Connections → autoenhance_default" in text
+    everything = text + repr(info.value) + "".join(traceback.format_exception(info.value))
+    assert wrong_key not in everything
+    assert wrong_key[3:] not in everything  # not even without its prefix
+
+
+@pytest.mark.parametrize(
+    "bad_key",
+    ["ae-q7zk-key\nX-Injected: 1", "ae-q7zk-kéy", "ae-q7zk\tkey", "ae-q7zk-key\u200b"],
+    ids=["newline", "non-ascii", "tab", "zero-width-space"],
+)
+def test_a_key_that_cannot_be_sent_is_a_config_error_that_does_not_quote_it(sandbox, conn, bad_key):
+    conn(password=bad_key)
+    with pytest.raises(AutoenhanceConfigError, match="cannot be sent in an HTTP header") as info:
+        CreateOrderOperator(task_id="create", hook_params=dict(FAST)).execute(context())
+    assert isinstance(info.value, AirflowFailException)
+    assert "'autoenhance_default'" in str(info.value)
+    everything = str(info.value) + repr(info.value) + "".join(traceback.format_exception(info.value))
+    assert "q7zk" not in everything
+    assert "X-Injected" not in everything
+    assert requests_made(sandbox) == 0
+
+
+# (the extras, the needle naming the extra)
+BROKEN_EXTRAS = [
+    pytest.param({"api_version": "latest"}, "api_version", id="api-version-latest"),
+    pytest.param({"timeout": "abc"}, "timeout must be a number", id="timeout-abc"),
+    pytest.param({"dev_mode": "sometimes"}, "dev_mode must be true or false", id="dev-mode-sometimes"),
+    pytest.param({"connect_timeout": "soon"}, "connect_timeout", id="connect-timeout-soon"),
+]
+
+
+@pytest.mark.parametrize(("extra", "needle"), BROKEN_EXTRAS)
+def test_broken_extras_fail_naming_the_extra_before_any_request(sandbox, conn, extra, needle):
+    conn(**extra)
+    with pytest.raises(AutoenhanceConfigError) as info:
+        CreateOrderOperator(task_id="create", hook_params=dict(FAST)).execute(context())
+    assert needle in str(info.value)
+    assert "'autoenhance_default'" in str(info.value)
+    assert isinstance(info.value, AirflowFailException)
+    assert requests_made(sandbox) == 0
+
+
+#: What the Airflow 3 connection form saves when only the key and host are filled in.
+FORM_SAVED_EXTRAS = {
+    "api_version": None,
+    "dev_mode": False,
+    "timeout": None,
+    "connect_timeout": "",
+    "allow_insecure_http": False,
+    "ca_bundle": None,
+    "app_url": "",
+}
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [FORM_SAVED_EXTRAS, {}, None, ""],
+    ids=["form-nulls-and-empties", "empty-object", "null", "empty"],
+)
+def test_a_form_saved_connection_with_null_or_empty_extras_works(sandbox, monkeypatch, extra):
+    value = {
+        "conn_type": "autoenhance",
+        "host": sandbox.base_url,
+        "password": sandbox.api_key,
+        "extra": extra,
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_AUTOENHANCE_DEFAULT", json.dumps(value))
+    order_id = CreateOrderOperator(task_id="create", hook_params=dict(FAST)).execute(context())
+    assert order_id
+    assert sandbox.stats()["orders_created"] == 1
+    assert AutoenhanceHook(**FAST).get_order(order_id)["order_id"] == order_id
 
 
 # ------------------------------------------------------------------------------ the API says no
@@ -134,9 +218,13 @@ def test_a_value_the_api_rejects_is_422_naming_the_field(sandbox, conn):
     ("order_id", "says"),
     [
         ("listing 42/2026", "is not a valid id"),
+        ("../orders", "is not a valid id"),
         ("..", "is not a valid id"),
         ("", "must not be empty"),
+        ("   ", "must not be empty"),
         (["o-1", "o-2"], "order_id must be a string, got list"),
+        (42, "order_id must be a string, got int"),
+        (None, "order_id must be a string, got NoneType"),
     ],
 )
 def test_a_bad_order_id_fails_before_any_request_naming_the_parameter(sandbox, conn, order_id, says):
@@ -152,6 +240,7 @@ def test_a_bad_order_id_fails_before_any_request_naming_the_parameter(sandbox, c
         with pytest.raises(AutoenhanceValidationError, match=says) as info:
             task.execute(context())
         assert isinstance(info.value, AirflowFailException)
+        assert str(info.value).startswith("order_id ")  # names the parameter
     assert requests_made(sandbox) == 0
 
 
@@ -212,6 +301,71 @@ def test_unwritable_destination(sandbox, conn, tmp_path):
             context()
         )
     assert isinstance(info.value, AirflowFailException)
+    assert f"Destination directory {blocker / 'out'} cannot be created" in str(info.value)
+    assert requests_made(sandbox) == 0
+
+
+#: Runs DownloadImagesOperator in a child process and prints what it raised, as JSON.
+DOWNLOAD_IN_A_CHILD = """
+import json, sys, traceback
+from sec_helpers import context
+from autoenhance_provider.compat import AirflowFailException
+from autoenhance_provider.operators.download import DownloadImagesOperator
+try:
+    DownloadImagesOperator(task_id="download", order_id="o-1", destination=sys.argv[1]).execute(context())
+except Exception as exc:
+    print(json.dumps({"type": type(exc).__name__, "message": str(exc),
+                      "permanent": isinstance(exc, AirflowFailException)}))
+else:
+    print(json.dumps({"type": None}))
+"""
+
+
+def without_write_permission(argv: list[str]) -> list[str]:
+    """``argv`` as a process that permission bits apply to.
+
+    root ignores them (CAP_DAC_OVERRIDE), and CI runs as root: there the child keeps uid 0 (so it
+    can still read the venv under /root) but loses CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH, for
+    itself and for anything it execs. Any other user is already bound by the bits.
+    """
+    if os.geteuid() != 0:
+        return argv
+    setpriv = shutil.which("setpriv")
+    assert setpriv, "running as root: setpriv (util-linux) is needed to drop CAP_DAC_OVERRIDE"
+    caps = "-dac_override,-dac_read_search"
+    return [setpriv, f"--bounding-set={caps}", f"--inh-caps={caps}", *argv]
+
+
+@pytest.mark.parametrize(
+    ("below", "says"),
+    [
+        ("", "is not writable"),  # the folder exists, its bits say no
+        ("out", "cannot be created: Permission denied"),  # it would have to be made inside it
+    ],
+    ids=["existing-folder", "folder-to-create"],
+)
+def test_destination_without_write_permission(sandbox, conn, tmp_path, below, says):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    destination = locked / below if below else locked
+    try:
+        result = subprocess.run(
+            without_write_permission([sys.executable, "-c", DOWNLOAD_IN_A_CHILD, str(destination)]),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), *sys.path])},
+        )
+    finally:
+        locked.chmod(0o755)
+    assert result.returncode == 0, result.stderr[-3000:]
+    raised = json.loads(result.stdout.strip().splitlines()[-1])
+    assert raised["type"] == "AutoenhanceValidationError", raised
+    assert raised["message"] == f"Destination directory {destination} {says}"  # names the folder
+    assert raised["permanent"] is True
+    assert not list(locked.iterdir())
     assert requests_made(sandbox) == 0
 
 
@@ -273,13 +427,76 @@ def test_waiting_too_long(sandbox, conn, tmp_path):
     upload(order_id, photos(tmp_path / "photos", "a.jpg"))
     with pytest.raises(AirflowSensorTimeout):
         poke_sensor(order_id, timeout=0.5)
-    with pytest.raises(AutoenhanceTimeoutError):
+    with pytest.raises(AutoenhanceTimeoutError) as info:
         hook.wait_for_order(order_id, poll_interval=0.1, timeout=0.3)
-    with pytest.raises(AutoenhanceError, match="not finished"):
-        DownloadImagesOperator(
-            task_id="download", order_id=order_id, destination=str(tmp_path / "out"), hook_params=dict(FAST)
+    assert not isinstance(info.value, AirflowFailException)  # Airflow may retry the wait
+
+
+def test_download_before_the_order_is_done_is_retryable_and_writes_nothing(sandbox, conn, tmp_path):
+    sandbox.config.processing_seconds = 3600
+    hook = AutoenhanceHook(**FAST)
+    order_id = hook.create_order(name="early")["order_id"]
+    upload(order_id, photos(tmp_path / "photos", "a.jpg", "b.jpg"))
+    out = tmp_path / "out"
+
+    def download() -> list[str]:
+        return DownloadImagesOperator(
+            task_id="download", order_id=order_id, destination=str(out), hook_params=dict(FAST)
         ).execute(context())
-    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+    with pytest.raises(AutoenhanceError, match="not finished, nothing downloaded yet") as info:
+        download()
+    assert not isinstance(info.value, AirflowFailException)  # Airflow spends a retry on it
+    assert not out.exists() or not list(out.iterdir())
+    assert sandbox.stats()["downloads"]["enhanced"] == 0
+    assert sandbox.stats()["purchases"] == 0
+    sandbox.advance_clock(3601)  # processing finishes; Airflow's retry of the same task now works
+    assert len(download()) == 2
+    assert sorted(p.name for p in listing(out)) == ["a.jpg", "b.jpg"]
+
+
+# ------------------------------------------------------------------------------ the upload
+def test_upload_into_a_missing_order_fails_unless_asked_to_create_it(sandbox, conn, tmp_path):
+    folder = photos(tmp_path / "photos", "a.jpg")
+    with pytest.raises(AutoenhanceNotFoundError, match="create_missing_order=True") as info:
+        upload("typo-order-1", folder)
+    assert isinstance(info.value, AirflowFailException)
+    assert "typo-order-1" in str(info.value)
+    stats = sandbox.stats()
+    assert (stats["orders_created"], stats["images_created"], stats["uploads"]) == (0, 0, 0)
+
+    uploaded = upload("typo-order-1", folder, create_missing_order=True)
+    assert [u["image_name"] for u in uploaded] == ["a.jpg"]
+    order = AutoenhanceHook(**FAST).get_order("typo-order-1")
+    assert [i["image_name"] for i in order["images"]] == ["a.jpg"]
+
+
+def test_an_expired_upload_url_is_a_storage_error_and_a_retry_uploads(sandbox, conn, tmp_path, monkeypatch):
+    import autoenhance_sandbox.storage
+
+    hook = AutoenhanceHook(**FAST)
+    order_id = hook.create_order(name="expired")["order_id"]
+    folder = photos(tmp_path / "photos", "a.jpg", "b.jpg")
+    monkeypatch.setattr(autoenhance_sandbox.storage, "URL_EXPIRES_SECONDS", -1)  # signed, already expired
+    with pytest.raises(AutoenhanceStorageError) as info:
+        upload(order_id, folder, max_concurrency=1)
+    text = str(info.value)
+    assert "The storage host refused the signed URL" in text
+    assert "HTTP 403" in text
+    assert "Request has expired" in text
+    assert "Signed URLs expire" in text
+    assert "X-Amz-Signature=" not in text + repr(info.value)
+    assert not isinstance(info.value, AirflowFailException)  # Airflow retries the task...
+    put = sandbox.stats()["requests"]["PUT /_storage/{object_key}"]
+    # ...but a refused URL is not re-sent: per image one PUT, plus one to the octet-stream URL the
+    # hook asks for when the declared Content-Type is refused.
+    assert set(put) == {"403"}
+    assert put["403"] <= 2 * 2
+
+    monkeypatch.setattr(autoenhance_sandbox.storage, "URL_EXPIRES_SECONDS", 3600)
+    assert sorted(u["image_name"] for u in upload(order_id, folder)) == ["a.jpg", "b.jpg"]  # the retry
+    images = hook.get_order(order_id)["images"]
+    assert sorted(i["image_name"] for i in images) == ["a.jpg", "b.jpg"]  # nothing twice
 
 
 # ------------------------------------------------------------------------------ the network
