@@ -42,3 +42,15 @@ def soak_sandbox(
         monkeypatch.setitem(hook.__init__.__kwdefaults__, "retry_max_delay", 0.2)
     yield server
     server.clear_faults()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every soak test must carry ``@pytest.mark.timeout(...)``: a hang fails, it never stalls CI."""
+    here = Path(__file__).parent
+    unbounded = [
+        item.nodeid
+        for item in items
+        if here in item.path.parents and item.get_closest_marker("timeout") is None
+    ]
+    if unbounded:
+        raise pytest.UsageError(f"soak tests without @pytest.mark.timeout: {unbounded}")

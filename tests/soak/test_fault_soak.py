@@ -9,7 +9,10 @@ every file written once, and no API key ever reached the storage or asset host.
 Then the upload task is killed mid-upload on its first try (some images uploaded, one PUT cut off
 half-way, the rest never started) and retried by Airflow: still nothing duplicated or missing.
 
-Bounded in time: as many runs as fit in SOAK_SECONDS (at least MIN_RUNS, at most MAX_RUNS).
+Bounded in count and time: as many runs as fit in SOAK_SECONDS (at least MIN_RUNS, at most
+MAX_RUNS); no run starts after STOP_SECONDS (too few runs by then fail the test). Each test has a
+pytest-timeout (``SOAK_TIMEOUT`` / ``KILL_TIMEOUT``): a run that hangs fails its test with the
+stacks instead of stalling CI (a regression once hung the soak for more than 16 minutes).
 """
 
 from __future__ import annotations
@@ -35,6 +38,9 @@ IMAGES = 10
 FAULT_RATE = 0.2
 SOAK_SECONDS = 200.0
 MIN_RUNS, MAX_RUNS = 10, 30
+STOP_SECONDS = 600.0  # no new run after this, whatever MIN_RUNS says
+SOAK_TIMEOUT = 900  # s, per test: STOP_SECONDS plus one slow run
+KILL_TIMEOUT = 300  # s, per test: one pipeline run with a crashed and retried upload
 KILL_RUNS = ((0, "mid-put"), (2, "mid-put"), (4, "after-create"))
 
 
@@ -87,6 +93,7 @@ def add_faults(total: dict[str, int], stats: dict[str, Any]) -> None:
         total[kind] = total.get(kind, 0) + count
 
 
+@pytest.mark.timeout(SOAK_TIMEOUT)
 def test_pipeline_soak_with_faults_on_every_endpoint(airflow_db, soak_sandbox, tmp_path):
     names = make_photos(tmp_path / "photos")
     dag = load_pipeline()
@@ -94,7 +101,10 @@ def test_pipeline_soak_with_faults_on_every_endpoint(airflow_db, soak_sandbox, t
     requests_seen = 0
     started = time.monotonic()
     runs = 0
-    while runs < MAX_RUNS and (runs < MIN_RUNS or time.monotonic() - started < SOAK_SECONDS):
+    while runs < MAX_RUNS and (
+        (runs < MIN_RUNS and time.monotonic() - started < STOP_SECONDS)
+        or time.monotonic() - started < SOAK_SECONDS
+    ):
         soak_sandbox.reset()
         soak_sandbox.set_faults(FAULT_RATE, seed=1000 + runs, phase="both", slow_seconds=0.2)
         out = tmp_path / f"enhanced-{runs}"
@@ -109,7 +119,7 @@ def test_pipeline_soak_with_faults_on_every_endpoint(airflow_db, soak_sandbox, t
         f"\nsoak: {runs} runs in {elapsed:.0f} s, {requests_seen} requests, "
         f"{sum(faults.values())} faults injected {faults}"
     )
-    assert runs >= MIN_RUNS
+    assert runs >= MIN_RUNS, f"only {runs} runs in {elapsed:.0f} s"
     assert sum(faults.values()) >= runs * 5  # the faults really happened
     assert all(faults.get(kind, 0) > 0 for kind in ("429", "500", "502", "503", "drop", "slow")), faults
 
@@ -210,6 +220,7 @@ def cut_put(url: str, source: Any, content_type: str, size: int | None) -> None:
         session.close()
 
 
+@pytest.mark.timeout(KILL_TIMEOUT)
 @pytest.mark.parametrize(("after", "how"), KILL_RUNS)
 def test_upload_killed_mid_way_and_retried_by_airflow(
     airflow_db, soak_sandbox, tmp_path, monkeypatch, after, how
