@@ -6,6 +6,7 @@ or the API can name an image), uploaded, processed, and downloaded by the operat
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -18,7 +19,10 @@ from autoenhance_provider.operators.download import DownloadImagesOperator
 
 pytestmark = pytest.mark.integration
 
-NAME_MAX_BYTES = 255  # ext4, xfs, btrfs, APFS, NTFS (in UTF-16 units): the strictest common limit
+#: ext4, xfs, btrfs, APFS, NTFS (in UTF-16 units): the strictest common limit of a whole name.
+NAME_MAX_BYTES = 255
+#: The provider's promise (docs/errors.md): a name keeps at most 150 bytes before its extension.
+STEM_MAX_BYTES = 150
 
 
 def listing(folder):
@@ -86,6 +90,19 @@ def test_hostile_image_names_stay_inside_the_destination(sandbox, conn, tmp_path
         assert len(path.name.encode()) <= NAME_MAX_BYTES
         assert all(ch not in path.name for ch in "/\\\x00\n\r\t\x1b")
         assert path.read_bytes()[:3] == b"\xff\xd8\xff"
+    # Each image's file, by the manifest: a path in the name keeps only its last part.
+    manifest = json.loads((dest / MANIFEST_NAME).read_text())["files"]
+    name_of = {i["image_id"]: i["image_name"] for i in hook.get_order(order_id)["images"]}
+    file_of = {name_of[entry["identity"]["image_id"]]: file for file, entry in manifest.items()}
+    assert sorted(file_of.values()) == sorted(p.name for p in files)
+    assert file_of["../../etc/passwd"] == "passwd.jpg"
+    assert file_of["/etc/shadow.jpg"] == "shadow.jpg"
+    assert file_of["../../../../../../../../tmp/escaped.jpg"] == "escaped.jpg"
+    assert file_of["sub/dir/nested.jpg"] == "nested.jpg"
+    assert file_of["x" * 1000 + ".jpg"] == "x" * STEM_MAX_BYTES + ".jpg"
+    assert file_of["写" * 300 + ".jpg"] == "写" * (STEM_MAX_BYTES // 3) + ".jpg"  # 3 bytes each, not cut
+    assert file_of["é" * 200 + ".jpg"] == "é" * (STEM_MAX_BYTES // 2) + ".jpg"
+    assert all(len(Path(f).stem.encode()) <= STEM_MAX_BYTES for f in file_of.values())
     # Nothing appeared anywhere else: not next to the destination, not at the absolute paths.
     created = snapshot(tmp_path) - before_tmp
     assert created == {"work", "work/dest"} | {f"work/dest/{p.name}" for p in files}

@@ -19,11 +19,14 @@ from pathlib import Path
 
 import pytest
 
+from autoenhance_provider.compat import AirflowFailException
 from autoenhance_provider.exceptions import AutoenhanceConfigError, AutoenhanceConnectionError
 from autoenhance_provider.hooks.autoenhance import AutoenhanceHook
 from autoenhance_provider.hooks.autoenhance_async import AutoenhanceAsyncHook
 
 FAST = {"retry_delay": 0, "retry_max_delay": 0, "retry_limit": 1}
+#: Room for retries, so that "not retried" is something the hook decides, not the limit.
+RETRIES_ALLOWED = {"retry_delay": 0, "retry_max_delay": 0, "retry_limit": 3}
 ORDER = {"order_id": "o-1", "images": [], "is_processing": False, "is_merging": False}
 
 
@@ -79,13 +82,29 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
+class CountingTLSServer(ThreadingHTTPServer):
+    """Counts TCP connections before the TLS handshake, so refused handshakes are counted too."""
+
+    current: CountingTLSServer  # the running one (set by the fixture)
+
+    def __init__(self, context: ssl.SSLContext) -> None:
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.context = context
+        self.connections = 0
+
+    def get_request(self):  # type: ignore[override]
+        sock, address = self.socket.accept()
+        self.connections += 1
+        return self.context.wrap_socket(sock, server_side=True), address
+
+
 @pytest.fixture
 def https_server(tmp_path) -> Iterator[tuple[str, Path]]:
     cert, key = self_signed(tmp_path)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
+    server = CountingTLSServer(context)
+    CountingTLSServer.current = server
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     Handler.served = []
@@ -122,10 +141,12 @@ def test_an_untrusted_certificate_is_refused_sync(https_server, set_conn, monkey
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     set_conn(url)
-    hook = AutoenhanceHook(**FAST)
-    with pytest.raises(AutoenhanceConnectionError, match="SSL"):
+    hook = AutoenhanceHook(**RETRIES_ALLOWED)
+    with pytest.raises(AutoenhanceConnectionError, match="SSL") as info:
         hook.get_order("o-1")
     assert Handler.served == []  # the handshake failed: no request was ever read
+    assert CountingTLSServer.current.connections == 1  # not retried by the hook (3 retries allowed)
+    assert not isinstance(info.value, AirflowFailException)  # Airflow's own retries still apply
 
 
 @pytest.mark.parametrize(
@@ -136,10 +157,12 @@ async def test_an_untrusted_certificate_is_refused_async(https_server, set_conn,
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     set_conn(url)
-    async with AutoenhanceAsyncHook(**FAST) as hook:
-        with pytest.raises(AutoenhanceConnectionError):
+    async with AutoenhanceAsyncHook(**RETRIES_ALLOWED) as hook:
+        with pytest.raises(AutoenhanceConnectionError) as info:
             await hook.get_order("o-1")
     assert Handler.served == []
+    assert CountingTLSServer.current.connections == 1  # not retried by the hook (3 retries allowed)
+    assert not isinstance(info.value, AirflowFailException)
 
 
 def test_ca_bundle_is_the_way_to_trust_a_private_ca_sync(https_server, set_conn, monkeypatch):
