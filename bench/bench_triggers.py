@@ -7,6 +7,15 @@ poll interval (30 s) until every trigger has fired its event. The triggers get t
 The child reports its own CPU seconds (user + system, all threads) and peak RSS; the parent
 reads the sandbox's CPU seconds from /proc, so client and server cost are measured separately.
 The connection comes from ``AIRFLOW_CONN_AUTOENHANCE_DEFAULT``.
+
+``--webhooks``: the same waits ended by webhooks vs by polling, side by side in one run
+(1,000 and 10,000 orders). Polling: the default 30 s interval. Webhooks: the kwargs the sensor
+defers with ``webhook="default"`` (safety poll 300 s, a state-store read every 15 s); the
+webhook is modelled as the receiver's ``order:<id>`` state-store entry appearing the moment the
+order finishes (an in-memory ``AssetStateStoreAccessor`` in the child, so the read's cost in the
+triggerer's supervisor process — one Execution API call each — is not in these numbers).
+Measured: API requests per order (sandbox counts), state-store reads per order, and the CPU
+seconds (``time.process_time()``) of the process running the triggers.
 """
 
 from __future__ import annotations
@@ -28,6 +37,170 @@ POLL_INTERVAL = 30.0  # the provider's default (waiting.DEFAULT_POLL_INTERVAL)
 FINISH_AFTER = 60.0
 CPU_TARGET = 0.05  # of one core, for 1,000 triggers
 RSS_TARGET_MIB = 200
+
+
+WEBHOOK_SIZES = (1000, 10_000)
+WEBHOOK_CHECK_INTERVAL = 15.0  # the sensor's default webhook_check_interval
+SAFETY_POLL = 300.0  # the sensor's default poke_interval with webhook
+
+
+def webhook_child(order_ids: list[str], mode: str, finish_at: float, poll: float, check: float) -> dict:
+    """One loop of triggers, as the triggerer runs them, ended by polling or by the webhook's note."""
+    import asyncio
+
+    import airflow.sdk.execution_time.context as context_module
+
+    # What a triggerer has imported before it runs these triggers: not part of the waits' cost.
+    import autoenhance_provider.compat  # noqa: F401
+    from autoenhance_provider.triggers.autoenhance import AutoenhanceOrderTrigger
+    from autoenhance_provider.webhooks import order_finished_asset
+
+    order_finished_asset()  # the first Asset() imports a good deal of the SDK (0.3 CPU-s), once
+
+    reads = 0
+
+    class Notes:
+        """The receiver's notes: each order's entry exists from the moment the order finishes."""
+
+        def __init__(self, *, name: str | None = None, uri: str | None = None) -> None:
+            self.name = name
+
+        async def aget(self, key: str, default: Any = None) -> Any:
+            nonlocal reads
+            reads += 1
+            if time.time() < finish_at:
+                return default
+            return {"finished_at": finished_iso, "image_id": None, "error": False}
+
+    from datetime import datetime, timezone
+
+    finished_iso = datetime.fromtimestamp(finish_at, timezone.utc).isoformat()
+    context_module.AssetStateStoreAccessor = Notes  # type: ignore[misc]
+
+    async def one(trigger: AutoenhanceOrderTrigger) -> str:
+        async for event in trigger.run():
+            return str(event.payload["status"])
+        return "no event"
+
+    async def everything() -> list[str]:
+        now = time.time()
+        webhook = mode == "webhook"
+        triggers = [
+            AutoenhanceOrderTrigger(
+                order_id=oid,
+                poll_interval=poll,
+                end_time=now + 30 * poll + 600,
+                first_poll_at=now + poll,
+                webhook="default" if webhook else None,
+                webhook_check_interval=check,
+            )
+            for oid in order_ids
+        ]
+        return await asyncio.gather(*(one(t) for t in triggers))
+
+    cpu_before = time.process_time()
+    start = time.time()
+    statuses_list = asyncio.run(everything())
+    wall = time.time() - start
+    statuses: dict[str, int] = {}
+    for status in statuses_list:
+        statuses[status] = statuses.get(status, 0) + 1
+    return {
+        "mode": mode,
+        "triggers": len(order_ids),
+        "wall_seconds": wall,
+        "cpu_seconds": time.process_time() - cpu_before,
+        "state_store_reads": reads,
+        "statuses": statuses,
+        "peak_rss_kib": c.proc_status_kib("VmHWM"),
+        "last_event_after_finish": time.time() - finish_at,
+    }
+
+
+def webhooks_main(args: Any) -> int:
+    """Webhooks vs polling, side by side: same sandbox settings, same sizes, one run."""
+    sizes, poll, safety, check, finish = (
+        ((20,), 0.5, 5.0, 0.2, 3.0)
+        if args.tiny
+        else (WEBHOOK_SIZES, POLL_INTERVAL, SAFETY_POLL, WEBHOOK_CHECK_INTERVAL, FINISH_AFTER)
+    )
+    raise_fd_limit()
+    rows: list[dict[str, Any]] = []
+    raw: dict[str, Any] = {}
+    for size in sizes:
+        measured: dict[str, dict[str, Any]] = {}
+        for mode, interval in (("polling", poll), ("webhook", safety)):
+            with c.sandbox_process(processing_seconds=finish) as sandbox:
+                c.point_connection_at(sandbox.base_url)
+                ids = c.admin(
+                    sandbox.base_url,
+                    "seed",
+                    {"orders": size, "images_per_order": 1, "finish_after_seconds": finish},
+                )["order_ids"]
+                finish_at = time.time() + finish  # at or after every order's real finish
+                before = c.request_counts(c.admin(sandbox.base_url, "stats"))
+                sandbox_cpu = c.proc_cpu_seconds(sandbox.pid)
+                done = subprocess.run(
+                    [
+                        c.python(),
+                        __file__,
+                        "--webhook-child",
+                        mode,
+                        str(finish_at),
+                        str(interval),
+                        str(check),
+                    ],
+                    input=json.dumps(ids),
+                    capture_output=True,
+                    text=True,
+                    env=dict(os.environ),
+                    timeout=finish + 40 * max(poll, check) + 900,
+                    check=False,
+                )
+                if done.returncode != 0:
+                    raise RuntimeError(f"{mode} child failed:\n{done.stderr[-3000:]}")
+                data = json.loads(done.stdout.strip().splitlines()[-1])
+                data["sandbox_cpu_seconds"] = c.proc_cpu_seconds(sandbox.pid) - sandbox_cpu
+                polls = c.diff_counts(c.request_counts(c.admin(sandbox.base_url, "stats")), before)
+                data["order_polls"] = polls.get("GET /v3/orders/{order_id}", 0)
+            measured[mode] = data
+            print(f"  {size} waits, {mode}: {json.dumps(data)}", file=sys.stderr, flush=True)
+        raw[str(size)] = measured
+        p, w = measured["polling"], measured["webhook"]
+        section = f"{size:,} waits: webhook vs polling"
+        ok = p["statuses"] == {"success": size} == w["statuses"]
+
+        requests_w, requests_p = w["order_polls"] / size, p["order_polls"] / size
+        cpu_w, cpu_p = w["cpu_seconds"], p["cpu_seconds"]
+        share_w, share_p = cpu_w / w["wall_seconds"], cpu_p / p["wall_seconds"]
+        late_w, late_p = w["last_event_after_finish"], p["last_event_after_finish"]
+        rows += [
+            c.row(
+                section,
+                "API requests per order",
+                f"webhook {requests_w:.2f} vs polling {requests_p:.2f} "
+                f"(x{requests_w / max(requests_p, 1e-9):.2f})",
+                note=f"orders finish {finish:g} s after seeding; polling every {poll:g} s, "
+                f"webhook safety poll {safety:g} s",
+            ),
+            c.row(
+                section,
+                "triggerer CPU",
+                f"webhook {cpu_w:.1f} CPU-s ({share_w:.1%} of a core) vs polling {cpu_p:.1f} CPU-s "
+                f"({share_p:.1%}) (x{cpu_w / max(cpu_p, 1e-9):.2f})",
+                note=f"{w['state_store_reads'] / size:.1f} state-store reads per order, every {check:g} s, "
+                "in memory: their Execution API cost is in the supervisor, not here",
+            ),
+            c.row(
+                section,
+                "last event after the orders finished",
+                f"webhook {late_w:.0f} s vs polling {late_p:.0f} s",
+                note="every event success" if ok else f"events {p['statuses']} / {w['statuses']}",
+            ),
+        ]
+        if not ok:
+            rows[-1]["met"] = False
+    return c.finish(args, rows, raw)
 
 
 def child(order_ids: list[str], poll_interval: float) -> dict[str, Any]:
@@ -83,7 +256,11 @@ def raise_fd_limit() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = c.parse_args(__doc__.splitlines()[0], argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    webhooks = "--webhooks" in argv
+    args = c.parse_args(__doc__.splitlines()[0], [a for a in argv if a != "--webhooks"])
+    if webhooks:
+        return webhooks_main(args)
     sizes, poll, finish = ((20,), 0.5, 3.0) if args.tiny else (SIZES, POLL_INTERVAL, FINISH_AFTER)
     raise_fd_limit()
     rows: list[dict[str, Any]] = []
@@ -154,6 +331,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--webhook-child":
+        mode, finish_at, interval, check = sys.argv[2], *map(float, sys.argv[3:6])
+        result = webhook_child(json.loads(sys.stdin.read()), mode, finish_at, interval, check)
+        print(json.dumps(result), flush=True)
+        raise SystemExit(0)
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         result = child(json.loads(sys.stdin.read()), float(sys.argv[2]))
         print(json.dumps(result), flush=True)

@@ -30,6 +30,7 @@ BENCHES = {
     "upload": "bench_upload.py",
     "memory": "bench_memory.py",
     "triggers": "bench_triggers.py",
+    "webhooks": "bench_triggers.py --webhooks",
     "requests": "bench_requests.py",
     "import": "bench_import.py",
 }
@@ -73,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="autoenhance-bench-json-") as tmp:
         for name in chosen:
             out = Path(tmp) / f"{name}.json"
-            command = [sys.executable, str(HERE / BENCHES[name]), "--json", str(out)]
+            script, *options = BENCHES[name].split()
+            command = [sys.executable, str(HERE / script), *options, "--json", str(out)]
             if args.tiny:
                 command.append("--tiny")
             print(f"== {name}", flush=True)
@@ -115,6 +117,12 @@ How to read this (see the docstring of each script in `bench/` for the method):
 - **Triggers**: one asyncio task per trigger in one loop (like the triggerer), created with the
   kwargs the sensor defers with, default 30 s poll interval, orders finishing 60 s after seeding.
   CPU-seconds and peak RSS of that process; the sandbox's CPU is measured separately.
+- **Webhooks vs polling**: the same loop of triggers, in one run: polling every 30 s, or the
+  kwargs `OrderProcessedSensor(webhook="default", deferrable=True)` defers with (state-store read
+  every 15 s, safety poll 300 s); the webhook is the receiver's `order:<id>` entry appearing when
+  the order finishes (in memory: each read's Execution API call, made by the triggerer's
+  supervisor process, is not counted). API requests per order from the sandbox's counts; CPU is
+  `time.process_time()` of the process running the triggers.
 - **Request budget**: counts by the sandbox (`GET /_sandbox/stats`); order reads are attributed
   to their caller by wrapping the hooks' `get_order`.
 - **Import/parse**: fresh interpreters; parse = `DagBag.process_file` of one example file.
