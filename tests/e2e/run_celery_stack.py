@@ -43,6 +43,7 @@ import requests
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 DAG_ID = "example_autoenhance_pipeline"
+WEBHOOK_DAG_ID = "example_autoenhance_webhook_download"
 # Recognisable, so that a leak is easy to grep for; the sandbox accepts it as its API key.
 FAKE_API_KEY = "ae-e2e-FAKE-KEY-0ddba11-c0ffee"
 
@@ -173,6 +174,10 @@ class CeleryStack:
         self.password = secrets.token_urlsafe(12)
         self.api_url = f"http://127.0.0.1:{self.ports['api']}"
         self.sandbox_url = f"http://127.0.0.1:{self.ports['sandbox']}"
+        # The sandbox sends its webhooks to the receiver on the API server, with this token.
+        self.webhook_url = f"{self.api_url}/autoenhance/webhook"
+        self.webhook_token = self._secret("webhook")
+        self.webhook_output = self.root / "webhook-orders"
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.timings: dict[str, float] = {}
         self._token: str | None = None
@@ -190,6 +195,7 @@ class CeleryStack:
         }
         db = f"postgresql+psycopg2://airflow@127.0.0.1:{self.ports['postgres']}/airflow"
         conn = {"conn_type": "autoenhance", "host": self.sandbox_url, "password": self.api_key}
+        webhook_conn = {"conn_type": "generic", "password": self.webhook_token}
         base.update(
             AIRFLOW_HOME=str(self.home),
             AIRFLOW__CORE__DAGS_FOLDER=str(REPO / "dags"),
@@ -220,6 +226,10 @@ class CeleryStack:
             AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="5",
             AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES="1",
             AIRFLOW_CONN_AUTOENHANCE_DEFAULT=json.dumps(conn),
+            # The webhook receiver's secret (read by the API server), and where the example webhook
+            # DAG downloads finished orders (its output_folder default).
+            AIRFLOW_CONN_AUTOENHANCE_WEBHOOK=json.dumps(webhook_conn),
+            AUTOENHANCE_WEBHOOK_OUTPUT=str(self.webhook_output),
             AUTOENHANCE_POLL_INTERVAL="2",
             PYTHONUNBUFFERED="1",
         )
@@ -414,6 +424,8 @@ class CeleryStack:
     def _start_sandbox(self) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "AUTOENHANCE", "PYTEST"))}
         env["AUTOENHANCE_SANDBOX_API_KEY"] = self.api_key  # not on the command line
+        # The webhook token is an argument of the sandbox's CLI (its only way in); the sandbox is a
+        # test double, and the token a throwaway one of this stack.
         self._spawn(
             "sandbox",
             [
@@ -424,6 +436,10 @@ class CeleryStack:
                 str(self.ports["sandbox"]),
                 "--processing-seconds",
                 str(self.processing_seconds),
+                "--webhook-url",
+                self.webhook_url,
+                "--webhook-token",
+                self.webhook_token,
                 "--log-level",
                 "warning",
             ],
@@ -494,6 +510,9 @@ class CeleryStack:
 
     def sandbox_get(self, path: str) -> requests.Response:
         return requests.get(f"{self.sandbox_url}{path}", timeout=5)
+
+    def sandbox_post(self, path: str, body: dict[str, Any]) -> requests.Response:
+        return requests.post(f"{self.sandbox_url}{path}", json=body, timeout=30)
 
     # -- stop -------------------------------------------------------------------------------------
 

@@ -16,7 +16,14 @@ from typing import Any
 
 import pytest
 from PIL import Image
-from run_celery_stack import DAG_ID, FAKE_API_KEY, SAMPLE_PHOTOS, CeleryStack, publish_screenshot
+from run_celery_stack import (
+    DAG_ID,
+    FAKE_API_KEY,
+    SAMPLE_PHOTOS,
+    WEBHOOK_DAG_ID,
+    CeleryStack,
+    publish_screenshot,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -237,3 +244,79 @@ def test_pipeline_graph_in_chromium(
     path = screenshot_dir / "pipeline-graph.png"
     assert browser.save_screenshot(str(path))
     publish_screenshot(path)
+
+
+def test_webhooks_start_the_download_dag(celery_stack: CeleryStack) -> None:
+    """Sandbox webhooks over real HTTP -> the receiver on the API server -> asset events -> the
+    scheduler's asset-triggered run -> Celery downloads each finished order into its own folder.
+
+    The orders are seeded straight into the sandbox, as orders made in the Autoenhance web app are:
+    Airflow learns about them only from the webhooks. Runs last, so the pipeline's request counts
+    above are its own.
+    """
+    stack = celery_stack
+    images_per_order = 2
+    stack.wait_for(
+        f"{WEBHOOK_DAG_ID} to be parsed", lambda: stack.api("GET", f"/dags/{WEBHOOK_DAG_ID}").ok, timeout=120
+    )
+    response = stack.api("PATCH", f"/dags/{WEBHOOK_DAG_ID}", json={"is_paused": False})
+    assert response.ok, response.text
+    seeded = stack.sandbox_post(
+        "/_sandbox/seed", {"orders": 2, "images_per_order": images_per_order, "finish_after_seconds": 3}
+    )
+    assert seeded.ok, seeded.text
+    order_ids = sorted(seeded.json()["order_ids"])
+
+    def images(order_id: str) -> list[Path]:
+        folder = stack.webhook_output / order_id
+        if not folder.is_dir():
+            return []
+        return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+
+    def runs_done() -> list[dict[str, Any]] | None:
+        runs = stack.api("GET", f"/dags/{WEBHOOK_DAG_ID}/dagRuns").json()["dag_runs"]
+        if any(len(images(order_id)) < images_per_order for order_id in order_ids):
+            return None
+        if not runs or any(run["state"] not in ("success", "failed") for run in runs):
+            return None
+        return runs
+
+    runs = stack.wait_for("the webhook DAG to download both orders", runs_done, timeout=300, interval=1)
+
+    # Every run was started by the scheduler on the asset, and succeeded.
+    assert {(run["run_type"], run["state"]) for run in runs} == {("asset_triggered", "success")}, (
+        runs,
+        stack.diagnostics(),
+    )
+    # Those runs consumed the receiver's "order finished" events of exactly the seeded orders.
+    consumed: set[str] = set()
+    for run in runs:
+        events = stack.api(
+            "GET", f"/dags/{WEBHOOK_DAG_ID}/dagRuns/{run['dag_run_id']}/upstreamAssetEvents"
+        ).json()["asset_events"]
+        for event in events:
+            assert event["uri"] == "autoenhance://webhooks/default/order_finished", event
+            assert event["extra"]["webhook"] == "default"
+            assert event["extra"]["order_is_processing"] is False
+            consumed.add(event["extra"]["order_id"])
+    assert set(order_ids) <= consumed, (order_ids, consumed)
+    # One folder per order, with its enhanced images.
+    for order_id in order_ids:
+        files = images(order_id)
+        assert len(files) == images_per_order, files
+        for path in files:
+            with Image.open(path) as image:
+                assert image.format == "JPEG"
+    # The sandbox delivered every image_processed of those orders to the receiver, which accepted it.
+    deliveries = [
+        record
+        for record in stack.sandbox_get("/_sandbox/webhooks").json()["events"]
+        if record["payload"].get("order_id") in order_ids
+    ]
+    assert len(deliveries) == len(order_ids) * images_per_order, deliveries
+    assert {(d["url"], d["status_code"], d["error"]) for d in deliveries} == {(stack.webhook_url, 200, None)}
+    # The webhook token is in no log (tasks, triggerer, dag-processor, API server, sandbox).
+    for folder in (stack.home / "logs", stack.log_dir):
+        for path in folder.rglob("*"):
+            if path.is_file():
+                assert stack.webhook_token not in path.read_text(errors="replace"), f"token in {path}"
