@@ -89,7 +89,10 @@ def main() -> int:
         if run.returncode != 0:
             print(run.stdout[-4000:], run.stderr[-4000:], sep="\n")
             return run.returncode
-        folders = sorted(OUTPUT.iterdir()) if OUTPUT.exists() else []
+        # the order this run made: the newest folder (an earlier `make demo` may have left others)
+        folders = (
+            sorted(OUTPUT.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True) if OUTPUT.exists() else []
+        )
         files = sorted(p for p in folders[0].iterdir() if not p.name.startswith(".")) if folders else []
         if not files:
             print("No enhanced photos were written.")

@@ -471,6 +471,33 @@ def validate_process_settings(
     return _validate(settings, api_version, context, "process")
 
 
+#: One date inside each span of API versions whose setting rules differ (oldest first).
+RULE_EPOCHS = (
+    AUTHENTIC_REMOVED - dt.timedelta(days=1),
+    AUTHENTIC_REMOVED,
+    WINDOW_PULL_TYPES_ADDED,
+    AI_ALIASES_ADDED,
+)
+
+
+def check_settings_for_some_version(settings: Mapping[str, Any], *, body: str = "image") -> None:
+    """The DAG-parse-time check: refuse only settings that no API version known here accepts.
+
+    At parse time the connection (and so its pinned ``api_version``) is not known: a typo fails
+    the DAG import, while a value that only some versions accept (``authentic``, ``latest``…)
+    waits for the check against the pinned version that the hook makes at run time.
+    """
+    error: AutoenhanceValidationError | None = None
+    for version in RULE_EPOCHS:
+        try:
+            _validate(settings, version, "checked at DAG-parse time against every known API version", body)
+            return
+        except AutoenhanceValidationError as exc:
+            error = exc
+    assert error is not None
+    raise error
+
+
 def validate_per_page(value: Any) -> int:
     """``per_page`` for ``GET /v3/orders/``: 1 to 15 (SDK 1.1.0's limit); more is refused, not clamped."""
     return to_int("per_page", value, 1, MAX_PER_PAGE)

@@ -24,8 +24,8 @@ from autoenhance_provider.exceptions import (
     AutoenhanceOrderFailedError,
     AutoenhanceTimeoutError,
     AutoenhanceTransientError,
+    error_for_status,
 )
-from autoenhance_provider.http import error_for_status
 
 log = logging.getLogger(__name__)
 

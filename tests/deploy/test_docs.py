@@ -80,10 +80,10 @@ def test_every_included_example_marker_exists_in_dags() -> None:
 
 
 def test_built_pages_show_the_code_between_the_markers(site: Path) -> None:
-    html = (site / "operators" / "index.html").read_text(encoding="utf-8")
-    assert "<!-- example:" not in html
-    text = re.sub(r"<[^>]+>", "", html).replace("&quot;", '"')
-    for _, path, name in examples_used():
+    for page, path, name in examples_used():
+        html = (site / page.stem / "index.html").read_text(encoding="utf-8")
+        assert "<!-- example:" not in html
+        text = re.sub(r"<[^>]+>", "", html).replace("&quot;", '"')
         lines = (REPO / path).read_text(encoding="utf-8").splitlines()
         start = next(i for i, line in enumerate(lines) if line.strip() == f"# [START {name}]")
         first_code_line = next(line.strip() for line in lines[start + 1 :] if line.strip())

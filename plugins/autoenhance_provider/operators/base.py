@@ -15,7 +15,7 @@ from autoenhance_provider.compat import label_mapped_partial
 from autoenhance_provider.connection import DEFAULT_CONN_ID
 from autoenhance_provider.hooks.autoenhance import AutoenhanceHook
 from autoenhance_provider.links.autoenhance import ORDER_ID_KEY, ORDER_URL_KEY, AutoenhanceOrderLink
-from autoenhance_provider.validation import EnhancementSettings, is_template, require_id, validate_settings
+from autoenhance_provider.validation import check_settings_for_some_version, is_template, require_id
 
 #: Mapped tasks are labelled with what each instance works on (set during execute).
 LABEL_KEY = "autoenhance_label"
@@ -82,8 +82,12 @@ class AutoenhanceSettingsOperator(AutoenhanceBaseOperator):
     Each setting is a real keyword parameter (``None`` = not sent), so ``.partial()`` and
     ``.expand()`` accept them; ``settings`` takes the same as a dict, for anything else. The
     merged dict is the templated ``settings`` attribute. Settings known at parse time are checked
-    then (a typo fails the DAG import); templated ones once rendered, in ``checked_settings``.
+    then against every API version this provider knows (a typo fails the DAG import); at run
+    time the hook checks them against the version the connection pins.
     """
+
+    #: Which request body the settings go into (``process`` bodies take fewer fields).
+    settings_body = "image"
 
     def __init__(
         self,
@@ -131,8 +135,6 @@ class AutoenhanceSettingsOperator(AutoenhanceBaseOperator):
             "restage": restage,
         }
         merged = {**(settings or {}), **{k: v for k, v in given.items() if v is not None}}
-        self.settings: dict[str, Any] = merged if is_template(merged) else validate_settings(merged)
-
-    def checked_settings(self) -> EnhancementSettings:
-        """The settings, checked (a no-op when they were checked at parse time)."""
-        return validate_settings(self.settings)
+        if not is_template(merged):
+            check_settings_for_some_version(merged, body=self.settings_body)
+        self.settings: dict[str, Any] = merged

@@ -109,6 +109,7 @@ class ProcessOrderOperator(AutoenhanceSettingsOperator):
         ``settings`` dict; see :class:`AutoenhanceSettingsOperator`.
     """
 
+    settings_body = "process"
     template_fields: Sequence[str] = (
         "order_id",
         "number_of_brackets_per_image",
@@ -138,7 +139,7 @@ class ProcessOrderOperator(AutoenhanceSettingsOperator):
             order_id,
             number_of_brackets_per_image=self.number_of_brackets_per_image,
             bracket_groups=self.bracket_groups,
-            settings=self.checked_settings(),
+            settings=self.settings,
         ):
             self.log.info("Started HDR grouping and enhancement of order %s", order_id)
         return order_id

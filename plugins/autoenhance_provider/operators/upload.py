@@ -130,13 +130,12 @@ class UploadImagesOperator(AutoenhanceSettingsOperator, _UploadOperatorBase):
 
     def execute(self, context: Context) -> list[dict[str, str]]:
         order_id = self.order_id_param()
-        settings = self.checked_settings()
         files = self._files(context)
         self.publish_order(context, order_id)
         result = self.hook.upload_images(
             order_id,
             files,
-            settings=settings,
+            settings=self.settings,
             max_concurrency=self.max_concurrency,
             wait_for_upload=self.wait_for_upload,
             create_missing_order=self.create_missing_order,

@@ -11,8 +11,9 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import datetime
+import weakref
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
@@ -37,8 +38,11 @@ DEFAULT_WEBHOOK_CHECK_INTERVAL = 15.0
 WEBHOOK_CLOCK_SKEW = 60.0
 #: Extra polls, one check interval apart, when the API does not yet agree with a fresh note.
 WEBHOOK_FOLLOW_UPS = 2
-#: The receiver's state-store key of a finished order (autoenhance_provider.webhooks.app).
-FINISHED_ORDER_KEY = "order:{order_id}"
+#: The receiver's state-store entry of the orders finished in one UTC minute (webhooks.app).
+FINISHED_MINUTE_KEY = "finished:{minute}"
+FINISHED_MINUTE_FORMAT = "%Y%m%dT%H%M"
+#: How far back a triggerer's first read looks (a wait resumed after a restart finds a recent note).
+WATCH_BACKFILL = timedelta(minutes=5)
 
 
 class AutoenhanceOrderTrigger(BaseTrigger):
@@ -117,6 +121,15 @@ class AutoenhanceOrderTrigger(BaseTrigger):
             logger=self.log,
         )
         signal = self._webhook_signal()
+        try:
+            async for event in self._wait(wait, signal):
+                yield event
+                return
+        finally:
+            if signal is not None:
+                signal.close()
+
+    async def _wait(self, wait: OrderWait, signal: _WebhookSignal | None) -> AsyncIterator[TriggerEvent]:
         if self.first_poll_at is not None:
             # Never past the deadline: the poll at the deadline decides success or timeout.
             first = self.first_poll_at if self.end_time is None else min(self.first_poll_at, self.end_time)
@@ -151,18 +164,15 @@ class AutoenhanceOrderTrigger(BaseTrigger):
     def _webhook_signal(self) -> _WebhookSignal | None:
         if self.webhook is None:
             return None
-        from autoenhance_provider.compat import asset_state_reader
-
-        reader = None
-        try:
-            from autoenhance_provider.webhooks import order_finished_asset
-
-            reader = asset_state_reader(order_finished_asset(self.webhook).name)
-        except Exception as exc:  # a bad name or an Airflow without the store: poll as usual
-            self.log.warning("Webhook %r cannot be watched (%s); polling instead", self.webhook, exc)
         # The last poll before this trigger was the sensor's own check, one interval before the first.
         last_poll = time.time() if self.first_poll_at is None else self.first_poll_at - self.poll_interval
-        return _WebhookSignal(self, reader, last_poll)
+        signal = _WebhookSignal(self, last_poll)
+        try:
+            _AccountWatcher.for_webhook(self.webhook, self.webhook_check_interval).add(signal)
+        except Exception as exc:  # a bad name or an Airflow without the store: poll as usual
+            self.log.warning("Webhook %r cannot be watched (%s); polling instead", self.webhook, exc)
+            signal.broken = True
+        return signal
 
     async def _pause(self, delay: float, signal: _WebhookSignal | None) -> None:
         """Sleep ``delay`` seconds, or less: until the webhook's note says the order finished."""
@@ -173,15 +183,19 @@ class AutoenhanceOrderTrigger(BaseTrigger):
         end = start + delay
         fallback = min(self.poll_interval, DEFAULT_POLL_INTERVAL)
         while True:
-            if signal.reader is None:  # no store to watch: plain polling, at the usual pace
+            if signal.broken:  # no store to watch: plain polling, at the usual pace
                 end = min(end, start + fallback)
             remaining = end - time.monotonic()
             if remaining <= 0:
                 return
-            await asyncio.sleep(min(remaining, self.webhook_check_interval))
-            if signal.reader is None or time.monotonic() >= end:
-                continue  # the poll is due anyway: no read
-            if await signal.finished():
+            if signal.broken:
+                await asyncio.sleep(remaining)
+                continue
+            try:
+                await asyncio.wait_for(signal.noted.wait(), remaining)
+            except asyncio.TimeoutError:
+                return  # the poll is due
+            if signal.take():
                 return
 
     async def _get_order(self, hook: AutoenhanceAsyncHook) -> dict[str, Any]:
@@ -193,59 +207,151 @@ class AutoenhanceOrderTrigger(BaseTrigger):
 
 
 class _WebhookSignal:
-    """The receiver's note that an order finished: one keyed state-store read per check.
+    """One wait's view of the receiver's notes: set by the account's watcher, taken by the wait.
 
     A note counts once, and only if it is not older than the last poll (less the clock skew): an
-    order finished once before, then given new images, keeps its old note until it finishes again.
-    Any failure to read turns the watch off for this run; the wait goes on polling.
+    order finished once before, then given new images, is not hurried by its old note.
     """
 
-    def __init__(
-        self,
-        trigger: AutoenhanceOrderTrigger,
-        reader: Callable[[str], Awaitable[Any]] | None,
-        last_poll: float,
-    ) -> None:
+    def __init__(self, trigger: AutoenhanceOrderTrigger, last_poll: float) -> None:
         self.trigger = trigger
-        self.reader = reader
+        self.order_id = trigger.order_id
         self.last_poll = last_poll
         self.follow_ups = 0
+        self.broken = False
+        self.noted = asyncio.Event()
+        self.watcher: _AccountWatcher | None = None
+        self._pending: list[Any] = []
         self._seen: set[str] = set()
-        self._key = FINISHED_ORDER_KEY.format(order_id=trigger.order_id)
+
+    def notify(self, finished_at: Any) -> None:
+        self._pending.append(finished_at)
+        self.noted.set()
+
+    def fail(self) -> None:
+        self.broken = True
+        self.noted.set()
 
     def polled(self) -> None:
         self.last_poll = time.time()
 
-    async def finished(self) -> bool:
-        """Whether a new note says the order finished since the last poll."""
+    def take(self) -> bool:
+        """Whether a note arrived that says the order finished since the last poll."""
+        self.noted.clear()
+        fresh = False
+        for finished_at in self._pending:
+            signature = json.dumps(finished_at, default=str)
+            if signature in self._seen:
+                continue
+            self._seen.add(signature)
+            when = _epoch(finished_at)
+            if when is None or when >= self.last_poll - WEBHOOK_CLOCK_SKEW:
+                fresh = True
+        self._pending.clear()
+        if fresh:
+            self.follow_ups = WEBHOOK_FOLLOW_UPS
+            self.trigger.log.info("Webhook: order %s finished; polling it now", self.order_id)
+        return fresh
+
+    def close(self) -> None:
+        if self.watcher is not None:
+            self.watcher.remove(self)
+
+
+class _AccountWatcher:
+    """Reads one account's minute entries for every wait in this event loop.
+
+    One or two keyed reads per check (this minute's entry and the previous one's), however many
+    orders are waited for: a read costs the triggerer's supervisor an Execution API call, so one
+    read per waiting order would cost more than polling Autoenhance. A failed read turns the
+    watch off for the waits it serves (they poll at the usual pace); the next wait starts afresh.
+    """
+
+    _by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, _AccountWatcher]] = (
+        weakref.WeakKeyDictionary()
+    )
+
+    def __init__(self, webhook: str, interval: float) -> None:
+        from autoenhance_provider.compat import asset_state_reader
+        from autoenhance_provider.webhooks import order_finished_asset
+
+        self.webhook = webhook
+        self.interval = interval
+        self.reader = asset_state_reader(order_finished_asset(webhook).name)
         if self.reader is None:
-            return False
-        try:
-            value = await self.reader(self._key)
-        except Exception as exc:
-            self.reader = None
-            self.trigger.log.warning(
-                "Cannot read webhook notes for order %s (%s: %s); polling instead",
-                self.trigger.order_id,
-                type(exc).__name__,
-                exc,
+            raise RuntimeError("this Airflow has no asset state store (3.3+)")
+        self.waiters: dict[str, set[_WebhookSignal]] = {}
+        self.read_from = datetime.now(timezone.utc) - WATCH_BACKFILL
+        self.task: asyncio.Task[None] | None = None
+        self.reads = 0
+
+    @classmethod
+    def for_webhook(cls, webhook: str, interval: float) -> _AccountWatcher:
+        watchers = cls._by_loop.setdefault(asyncio.get_running_loop(), {})
+        watcher = watchers.get(webhook)
+        if watcher is None:
+            watcher = watchers[webhook] = cls(webhook, interval)
+        return watcher
+
+    def add(self, signal: _WebhookSignal) -> None:
+        self.waiters.setdefault(signal.order_id, set()).add(signal)
+        signal.watcher = self
+        self.interval = min(self.interval, signal.trigger.webhook_check_interval)
+        if self.task is None or self.task.done():
+            self.task = asyncio.get_running_loop().create_task(
+                self._run(), name=f"autoenhance-{self.webhook}"
             )
-            return False
-        if value is None:
-            return False
-        if isinstance(value, str):
-            with contextlib.suppress(ValueError):
-                value = json.loads(value)
-        signature = json.dumps(value, sort_keys=True, default=str)
-        if signature in self._seen:
-            return False
-        self._seen.add(signature)
-        finished_at = _epoch(value.get("finished_at") if isinstance(value, dict) else None)
-        if finished_at is not None and finished_at < self.last_poll - WEBHOOK_CLOCK_SKEW:
-            return False  # an earlier finish, already seen by a poll
-        self.follow_ups = WEBHOOK_FOLLOW_UPS
-        self.trigger.log.info("Webhook: order %s finished; polling it now", self.trigger.order_id)
-        return True
+
+    def remove(self, signal: _WebhookSignal) -> None:
+        waiting = self.waiters.get(signal.order_id)
+        if waiting is not None:
+            waiting.discard(signal)
+            if not waiting:
+                del self.waiters[signal.order_id]
+
+    async def _run(self) -> None:
+        try:
+            while self.waiters:
+                await asyncio.sleep(self.interval)
+                if self.waiters:
+                    await self._read()
+        except Exception as exc:
+            log_to = next((s.trigger.log for group in self.waiters.values() for s in group), None)
+            if log_to is not None:
+                log_to.warning(
+                    "Cannot read webhook notes of %r (%s: %s); waits poll instead",
+                    self.webhook,
+                    type(exc).__name__,
+                    exc,
+                )
+            for group in list(self.waiters.values()):
+                for signal in group:
+                    signal.fail()
+            self.waiters.clear()
+        finally:
+            watchers = self._by_loop.get(asyncio.get_running_loop(), {})
+            if watchers.get(self.webhook) is self:
+                del watchers[self.webhook]
+
+    async def _read(self) -> None:
+        """Read the minute entries since the last read (and the minute before: late writes)."""
+        assert self.reader is not None
+        now = datetime.now(timezone.utc)
+        minute = max(self.read_from, now - WATCH_BACKFILL).replace(second=0, microsecond=0)
+        while minute <= now:
+            self.reads += 1
+            value = await self.reader(
+                FINISHED_MINUTE_KEY.format(minute=minute.strftime(FINISHED_MINUTE_FORMAT))
+            )
+            if isinstance(value, str):
+                with contextlib.suppress(ValueError):
+                    value = json.loads(value)
+            if isinstance(value, dict):
+                for order_id in value.keys() & self.waiters.keys():
+                    for signal in list(self.waiters.get(order_id, ())):
+                        signal.notify(value[order_id])
+            minute += timedelta(minutes=1)
+        self.read_from = now - timedelta(minutes=1)
 
 
 def _epoch(value: Any) -> float | None:

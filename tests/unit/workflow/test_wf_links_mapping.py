@@ -254,3 +254,15 @@ def test_a_plain_task_gets_no_label(wf_conn, requests_mock):
     DeleteOrderOperator(task_id="delete", order_id="o-1", hook_params=FAST).execute(context)
 
     assert LABEL_KEY not in context
+
+
+def test_parse_time_settings_check_leaves_version_specific_values_to_the_pinned_version():
+    """At parse time the connection's api_version is unknown: only what no version accepts fails."""
+    from autoenhance_provider.exceptions import AutoenhanceValidationError
+    from autoenhance_provider.operators.upload import UploadImagesOperator
+
+    # accepted by some API versions only: the hook decides with the pinned version at run time
+    UploadImagesOperator(task_id="old", order_id="o", source="/x", enhance_type="authentic")
+    UploadImagesOperator(task_id="new", order_id="o", source="/x", ai_version="latest")
+    with pytest.raises(AutoenhanceValidationError, match="enhance_type"):
+        UploadImagesOperator(task_id="typo", order_id="o", source="/x", enhance_type="sunny")
