@@ -148,12 +148,15 @@ class DownloadImagesOperator(AutoenhanceBaseOperator):
         self, context: Context, order_id: str, folder: ObjectStoragePath, uris: list[str]
     ) -> None:
         """Describe the download on the fixed outlet asset, or add the destination to the alias."""
+        events = context.get("outlet_events")
+        if events is None:  # called outside a task run (a script, a test): no events to record
+            return
         extra = {"order_id": order_id, "count": len(uris), "uris": uris[:MAX_EVENT_FILES]}
         for outlet in self.outlets or []:
             if isinstance(outlet, Asset):
-                context["outlet_events"][outlet].extra = extra
+                events[outlet].extra = extra
             elif isinstance(outlet, AssetAlias) and outlet.name == self.asset_alias:
-                context["outlet_events"][outlet].add(Asset(storage_uri(folder)), extra=extra)
+                events[outlet].add(Asset(storage_uri(folder)), extra=extra)
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """Input: the order; output: the destination folder; run facet ``autoenhance``.
