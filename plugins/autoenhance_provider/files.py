@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from airflow.sdk import ObjectStoragePath
 
@@ -194,13 +194,13 @@ def open_for_reading(path: ObjectStoragePath) -> IO[bytes]:
     """
     if is_local(path):
         return local_path(path).open("rb")
-    return path.fs.open(path.path, "rb", block_size=REMOTE_READ_BLOCK)
+    return cast("IO[bytes]", path.fs.open(path.path, "rb", block_size=REMOTE_READ_BLOCK))
 
 
 def open_for_writing(path: ObjectStoragePath) -> IO[bytes]:
     """A remote file opened for a streamed write: 8 MiB parts, not s3fs's default 50 MiB buffer,
     and no per-``write`` lineage tracking (see :func:`open_for_reading`)."""
-    return path.fs.open(path.path, "wb", block_size=REMOTE_READ_BLOCK)
+    return cast("IO[bytes]", path.fs.open(path.path, "wb", block_size=REMOTE_READ_BLOCK))
 
 
 def read_head(path: ObjectStoragePath, size: int = SNIFF_BYTES) -> bytes:
@@ -548,7 +548,7 @@ def write_bytes_atomically(path: ObjectStoragePath, data: bytes) -> None:
         tmp.write_bytes(data)
         os.replace(tmp, local)
     else:
-        with path.open("wb") as handle:
+        with open_for_writing(path) as handle:
             handle.write(data)
 
 

@@ -145,7 +145,7 @@ def run_facet_class() -> type:
     from openlineage.client.facet_v2 import RunFacet
 
     @attr.define
-    class AutoenhanceRunFacet(RunFacet):  # type: ignore[misc]
+    class AutoenhanceRunFacet(RunFacet):
         """Which order a run worked on and how many files it moved."""
 
         # camelCase, as OpenLineage's own facets name their fields

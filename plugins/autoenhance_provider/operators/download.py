@@ -151,7 +151,7 @@ class DownloadImagesOperator(AutoenhanceBaseOperator):
         events = context.get("outlet_events")
         if events is None:  # called outside a task run (a script, a test): no events to record
             return
-        extra = {"order_id": order_id, "count": len(uris), "uris": uris[:MAX_EVENT_FILES]}
+        extra: dict[str, Any] = {"order_id": order_id, "count": len(uris), "uris": uris[:MAX_EVENT_FILES]}
         for outlet in self.outlets or []:
             if isinstance(outlet, Asset):
                 events[outlet].extra = extra
