@@ -499,8 +499,8 @@ def check_settings_for_some_version(settings: Mapping[str, Any], *, body: str = 
 
 
 def validate_per_page(value: Any) -> int:
-    """``per_page`` for ``GET /v3/orders/``: 1 to 15 (SDK 1.1.0's limit); more is refused, not clamped."""
-    return to_int("per_page", value, 1, MAX_PER_PAGE)
+    """``per_page`` for ``GET /v3/orders/``: at least 1, clamped to 15 (SDK 1.1.0's limit, ``le=15``)."""
+    return min(to_int("per_page", value, 1), MAX_PER_PAGE)
 
 
 def validate_download_params(kind: str, params: Mapping[str, Any]) -> DownloadRequest:

@@ -87,7 +87,7 @@ def test_pipeline_dag(airflow_db, sandbox, tmp_path, monkeypatch):
     # Long enough that the sensor's check before deferring still sees the order processing, however
     # slowly tasks start (Airflow 3.0's dag.test() takes about a second per task); the fixture
     # restores the 0.5 s.
-    sandbox.config.processing_seconds = 5.0
+    sandbox.config.processing_seconds = 10.0
     out = tmp_path / "enhanced"
     dag = load_dag("example_autoenhance_pipeline")
     dagrun = dag.test(run_conf={"output_folder": str(out)})

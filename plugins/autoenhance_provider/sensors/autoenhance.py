@@ -13,6 +13,7 @@ from autoenhance_provider.compat import (
     AirflowFailException,
     AirflowSensorTimeout,
     AirflowSkipException,
+    TaskDeferralTimeout,
     conf,
     task_state_get,
     task_state_set,
@@ -183,7 +184,12 @@ class OrderProcessedSensor(AutoenhanceTaskMixin, BaseSensorOperator):
         in poke mode only a timeout or a permanent failure skips. Keep poke mode's rule.
         """
         try:
-            return super().resume_execution(next_method, next_kwargs, context)
+            try:
+                return super().resume_execution(next_method, next_kwargs, context)
+            except TaskDeferralTimeout as exc:  # Airflow 3.0/3.1 do not turn it into a sensor timeout
+                if self.soft_fail or self.never_fail:
+                    raise AirflowSkipException(f"Skipping due to soft_fail/never_fail: {exc}") from exc
+                raise AirflowSensorTimeout(*exc.args) from exc
         except AirflowSkipException as skip:
             cause = skip.__cause__
             transient = isinstance(cause, AutoenhanceError) and not isinstance(
