@@ -48,7 +48,7 @@ def hook(conn):
 
 
 # ---------------------------------------------------------------------------------------------
-# Added for the hook / core-module unit tests (test_hook_*.py, test_policy.py, ...).
+# Added for the hook / core-module unit tests (test_hook_*.py, test_http.py, ...).
 # ---------------------------------------------------------------------------------------------
 
 

@@ -126,13 +126,17 @@ def sandbox(asset_sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> Sa
 def _sync_and_unpause(bag: Any, dag_id: str) -> None:
     """Write the parsed DAGs to the metadata DB (what the DAG processor does) and unpause one."""
     from airflow.dag_processing.bundles.manager import DagBundlesManager
-    from airflow.dag_processing.dagbag import sync_bag_to_db
     from airflow.models.dag import DagModel
     from airflow.utils.session import create_session
     from sqlalchemy import update
 
     DagBundlesManager().sync_bundles_to_db()
-    sync_bag_to_db(bag, "dags-folder", None)
+    try:  # Airflow >= 3.1
+        from airflow.dag_processing.dagbag import sync_bag_to_db
+    except ImportError:  # Airflow 3.0
+        bag.sync_to_db("dags-folder", None)
+    else:
+        sync_bag_to_db(bag, "dags-folder", None)
     with create_session() as session:
         session.execute(update(DagModel).where(DagModel.dag_id == dag_id).values(is_paused=False))
 

@@ -7,13 +7,13 @@ import json
 import os
 import subprocess
 import sys
-import types
 from importlib.metadata import version
 from pathlib import Path
 
 import airflow
 import jsonschema
 import pytest
+from packaging.version import Version
 
 from autoenhance_provider import __version__
 from autoenhance_provider.get_provider_info import CONN_FIELDS, UI_FIELD_BEHAVIOUR, get_provider_info
@@ -190,17 +190,148 @@ def test_every_listed_module_imports(info):
 
 
 # ------------------------------------------------------------------------------ connection form
-def test_legacy_ui_field_behaviour_equals_the_declarative_one(conn_type_entry):
+# What a user sees in Admin → Connections → Autoenhance, written out by hand: these tests compare
+# the form Airflow's API server sends to the React UI with this, not the provider's constants with
+# themselves.
+HIDDEN_STANDARD_FIELDS = {"url_schema", "port", "login"}
+#: standard field -> (label, start of the placeholder)
+SHOWN_STANDARD_FIELDS = {
+    "host": ("API base URL", "https://api.autoenhance.ai (default)"),
+    "password": ("API key", "Your Autoenhance API key"),
+}
+#: extra field -> (label, type in the declarative form, words of its description)
+EXTRA_FIELDS = {
+    "api_version": ("API version", "string", "x-api-version"),
+    "dev_mode": ("Development mode", "boolean", "without spending credits"),
+    "timeout": ("Read timeout (seconds)", "number", "default 60"),
+    "connect_timeout": ("Connect timeout (seconds)", "number", "default 10"),
+    "request_deadline": ("Request deadline (seconds)", "number", "default 120"),
+    "min_transfer_rate": ("Minimum transfer rate (bytes/s)", "number", "default 50000"),
+    "ca_bundle": ("CA bundle path", "string", "certificate authorities"),
+    "app_url": ("Web app URL (order links)", "string", "order pages"),
+    "order_id_namespace": ("Order id namespace", "string", "unique to this Airflow deployment"),
+    "allow_insecure_http": ("Allow plain http:// to a non-local host", "boolean", "unencrypted"),
+}
+BOOLEAN_EXTRAS = {name for name, (_, kind, _) in EXTRA_FIELDS.items() if kind == "boolean"}
+
+
+def assert_form_as_the_user_sees_it(entry: dict, *, legacy: bool) -> None:
+    """``entry``: one item of ``GET /ui/connections/hook_meta`` (ConnectionHookMetaData as JSON)."""
+    assert entry["connection_type"] == "autoenhance"
+    assert entry["hook_name"] == "Autoenhance"
+    standard = entry["standard_fields"]
+    for name in HIDDEN_STANDARD_FIELDS:
+        assert standard[name]["hidden"] is True, name
+    assert standard["description"] is None or standard["description"]["hidden"] is False
+    for name, (label, placeholder) in SHOWN_STANDARD_FIELDS.items():
+        assert standard[name]["hidden"] is False, name
+        assert standard[name]["title"] == label, name
+        assert standard[name]["placeholder"].startswith(placeholder), name
+
+    extras = entry["extra_fields"]
+    assert set(extras) == set(EXTRA_FIELDS)
+    for name, (label, kind, words) in EXTRA_FIELDS.items():
+        schema = extras[name]["schema"]
+        assert schema["title"] == label, name
+        assert words in extras[name]["description"], name
+        # Every field may be left empty; the legacy WTForms fields are text boxes or check boxes.
+        expected = ("boolean" if name in BOOLEAN_EXTRAS else "string") if legacy else kind
+        assert schema["type"] == [expected, "null"], name
+        assert extras[name]["value"] in (None, False), name  # nothing pre-filled but "off"
+
+
+@pytest.fixture
+def api_client(airflow_db, monkeypatch):
+    """Airflow's own API server app (what serves the React UI), every request as an admin."""
+    from airflow.api_fastapi.app import create_app
+    from fastapi.testclient import TestClient
+
+    monkeypatch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", "True")
+    monkeypatch.setenv("AIRFLOW__API_AUTH__JWT_ISSUER", "autoenhance-tests")  # 3.0 signs no token without
+    monkeypatch.setenv("AIRFLOW__API_AUTH__JWT_SECRET", "autoenhance-tests-jwt-secret-" + "0" * 48)
+    with TestClient(create_app(apps="core")) as client:
+        yield client
+
+
+#: Airflow 3.2+ reads conn-fields / ui-field-behaviour from the provider info; 3.0 and 3.1 call the
+#: hook's legacy methods, and only when WTForms is importable (FAB installed).
+DECLARATIVE_FORM = Version(airflow.__version__).release[:2] >= (3, 2)
+
+
+def test_the_ui_gets_our_connection_form(api_client):
+    """What the React UI's connection form reads (``GET /ui/connections/hook_meta``)."""
+    from importlib.util import find_spec
+
+    response = api_client.get("/ui/connections/hook_meta")
+    assert response.status_code == 200, response.text[:2000]
+    forms = {h["connection_type"]: h for h in response.json()}
+    entry = forms["autoenhance"]
+    assert entry["hook_class_name"] == "autoenhance_provider.hooks.autoenhance.AutoenhanceHook"
+    if DECLARATIVE_FORM or find_spec("wtforms") is not None:
+        assert_form_as_the_user_sees_it(entry, legacy=not DECLARATIVE_FORM)
+    else:
+        # Airflow 3.0/3.1 without FAB (make compat): the API server builds no form for any hook, not
+        # even its own SMTP one; the legacy form itself is checked by the next test.
+        assert entry["standard_fields"] is None
+        assert entry["extra_fields"] is None
+        assert forms["smtp"]["extra_fields"] is None
+
+
+def test_the_legacy_hook_methods_render_the_same_form(monkeypatch):
+    """The form an API server without FAB builds from get_connection_form_widgets and
+    get_ui_field_behaviour (as Airflow 3.0 and 3.1 do): the hook's WTForms fields are built with
+    Airflow's own stand-ins for WTForms and FAB and converted by Airflow's own code."""
+    from importlib.util import find_spec
+    from unittest import mock
+
+    from airflow.api_fastapi.core_api.services.ui.connections import HookMetaService
+    from airflow.providers_manager import ConnectionFormWidgetInfo
+
     from autoenhance_provider.hooks.autoenhance import AutoenhanceHook
 
-    legacy = AutoenhanceHook.get_ui_field_behaviour()
-    declarative = conn_type_entry["ui-field-behaviour"]
+    service = HookMetaService
+    for name in (
+        "wtforms",
+        "wtforms.validators",
+        "flask_babel",
+        "flask_appbuilder",
+        "flask_appbuilder.fieldwidgets",
+    ):
+        # FAB and WTForms are not installed with Airflow 3: module stand-ins, as the API server uses
+        # (already imported ones, e.g. Airflow's own stand-in, just get their attributes replaced).
+        top = sys.modules.get(name.partition(".")[0])
+        if name not in sys.modules and (isinstance(top, mock.MagicMock) or find_spec(name) is None):
+            monkeypatch.setitem(sys.modules, name, mock.MagicMock())
+    stand_ins = {
+        "wtforms.StringField": service.MockStringField,
+        "wtforms.IntegerField": service.MockIntegerField,
+        "wtforms.PasswordField": service.MockPasswordField,
+        "wtforms.BooleanField": service.MockBooleanField,
+        "wtforms.validators.Optional": service.MockOptional,
+        "flask_babel.lazy_gettext": lambda text: text,
+        "flask_appbuilder.fieldwidgets.BS3TextFieldWidget": service.MockAnyWidget,
+        "flask_appbuilder.fieldwidgets.BS3PasswordFieldWidget": service.MockAnyWidget,
+    }
+    for target, stand_in in stand_ins.items():
+        monkeypatch.setattr(target, stand_in, raising=False)
 
-    assert {k.replace("_", "-"): v for k, v in legacy.items()} == declarative
-    assert set(legacy) == {"hidden_fields", "relabeling", "placeholders"}
-    assert "password" not in legacy["hidden_fields"]
-    assert "host" not in legacy["hidden_fields"]
-    assert legacy["relabeling"]["password"] == "API key"
+    widgets = AutoenhanceHook.get_connection_form_widgets()
+    behaviour = AutoenhanceHook.get_ui_field_behaviour()
+    assert all(isinstance(field, service.MockBaseField) for field in widgets.values())  # built as WTForms
+    form_widgets = {  # as ProvidersManager registers a hook's widgets
+        f"extra__autoenhance__{name}": ConnectionFormWidgetInfo(
+            "AutoenhanceHook", "airflow-provider-autoenhance", field, name, False
+        )
+        for name, field in widgets.items()
+    }
+    standard = service._make_standard_fields(behaviour)
+    entry = {
+        "connection_type": AutoenhanceHook.conn_type,
+        "hook_name": AutoenhanceHook.hook_name,
+        "standard_fields": standard.model_dump() if standard else None,
+        "extra_fields": service._convert_extra_fields(form_widgets)["autoenhance"],
+    }
+    assert_form_as_the_user_sees_it(entry, legacy=True)
 
 
 def test_legacy_ui_field_behaviour_returns_copies():
@@ -210,63 +341,10 @@ def test_legacy_ui_field_behaviour_returns_copies():
     assert "password" not in UI_FIELD_BEHAVIOUR["hidden-fields"]
 
 
-class _Field:
-    def __init__(self, label, widget=None, description="", **kwargs) -> None:
-        self.label = label
-        self.widget = widget
-        self.description = description
-
-
-@pytest.fixture
-def fake_form_modules(monkeypatch):
-    """flask_appbuilder / flask_babel / wtforms are not installed with Airflow 3: fake them."""
-    fieldwidgets = types.ModuleType("flask_appbuilder.fieldwidgets")
-    fieldwidgets.BS3TextFieldWidget = type("BS3TextFieldWidget", (), {})
-    fab = types.ModuleType("flask_appbuilder")
-    fab.fieldwidgets = fieldwidgets
-    babel = types.ModuleType("flask_babel")
-    babel.lazy_gettext = lambda text: f"i18n:{text}"
-    wtforms = types.ModuleType("wtforms")
-    wtforms.StringField = type("StringField", (_Field,), {})
-    wtforms.BooleanField = type("BooleanField", (_Field,), {})
-    wtforms.IntegerField = type("IntegerField", (_Field,), {})
-    wtforms.PasswordField = type("PasswordField", (_Field,), {})
-    for name, module in {
-        "flask_appbuilder": fab,
-        "flask_appbuilder.fieldwidgets": fieldwidgets,
-        "flask_babel": babel,
-        "wtforms": wtforms,
-    }.items():
-        monkeypatch.setitem(sys.modules, name, module)
-    return wtforms, fieldwidgets
-
-
-def test_connection_form_widgets_agree_with_conn_fields(fake_form_modules, conn_type_entry):
-    wtforms, fieldwidgets = fake_form_modules
-    from autoenhance_provider.hooks.autoenhance import AutoenhanceHook
-
-    widgets = AutoenhanceHook.get_connection_form_widgets()
-    conn_fields = conn_type_entry["conn-fields"]
-
-    assert set(widgets) == set(conn_fields)
-    for name, field in widgets.items():
-        spec = conn_fields[name]
-        assert field.label == f"i18n:{spec['label']}"
-        assert field.description == spec["description"]
-        types_ = spec["schema"]["type"]
-        types_ = types_ if isinstance(types_, list) else [types_]
-        if "boolean" in types_:
-            assert isinstance(field, wtforms.BooleanField), name
-        else:
-            assert isinstance(field, wtforms.StringField), name
-            assert isinstance(field.widget, fieldwidgets.BS3TextFieldWidget)
-
-
 def test_conn_fields_are_extras_the_connection_understands(conn_type_entry):
     from autoenhance_provider.connection import KNOWN_EXTRAS
 
     assert set(conn_type_entry["conn-fields"]) <= KNOWN_EXTRAS
-    assert conn_type_entry["conn-fields"] is CONN_FIELDS or conn_type_entry["conn-fields"] == CONN_FIELDS
 
 
 @pytest.mark.parametrize(

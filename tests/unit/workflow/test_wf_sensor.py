@@ -543,8 +543,8 @@ def test_webhook_wait_resumes_like_any_other(api, monkeypatch):
         def __init__(self, *, name=None, uri=None):
             pass
 
-        async def aget(self, key, default=None):
-            return {"finished_at": timezone.utcnow().isoformat(), "image_id": "i", "error": False}
+        async def aget(self, key, default=None):  # every minute's entry notes the order
+            return {ORDER_ID: timezone.utcnow().isoformat()}
 
     monkeypatch.setattr(context_module, "AssetStateStoreAccessor", Notes, raising=False)
     script = api(processing_order(), done_order())

@@ -489,20 +489,41 @@ async def test_async_hook_constructor_does_no_lookup(monkeypatch):
 
 
 # ------------------------------------------------------------------------------ webhook-driven wait
+def minute_key(when=None) -> str:
+    from datetime import datetime, timezone
+
+    return "finished:" + (when or datetime.now(timezone.utc)).strftime("%Y%m%dT%H%M")
+
+
+def iso(age: float = 0.0) -> str:
+    from datetime import datetime, timedelta, timezone
+
+    return (datetime.now(timezone.utc) - timedelta(seconds=age)).isoformat()
+
+
 class FakeStateStore:
-    """Stands in for ``AssetStateStoreAccessor``: the receiver's notes, and every read counted."""
+    """Stands in for ``AssetStateStoreAccessor``: the receiver's minute entries, every read counted.
+
+    ``finish(order_id, at_check=n)``: the order is noted in the current minute's entry once the
+    watcher has made ``n`` checks (a check reads the current minute's key last).
+    """
 
     def __init__(self) -> None:
-        self.entries: dict[str, object] = {}
+        self.entries: dict[str, dict[str, str]] = {}
         self.reads: list[tuple[str | None, str]] = []
+        self.checks = 0
         self.fail: Exception | None = None
-        self.appear_after: int | None = None  # note the order finished at this read (1-based)
+        self.scheduled: dict[str, tuple[int, str]] = {}
 
-    def note(self, *, age: float = 0.0) -> dict:
-        from datetime import datetime, timedelta, timezone
+    def finish(self, order_id: str = ORDER_ID, *, at_check: int = 0, age: float = 0.0) -> None:
+        self.scheduled[order_id] = (at_check, iso(age))
+        self._apply()
 
-        when = datetime.now(timezone.utc) - timedelta(seconds=age)
-        return {"finished_at": when.isoformat(), "image_id": "img-1", "error": False}
+    def _apply(self) -> None:
+        for order_id, (at_check, finished_at) in list(self.scheduled.items()):
+            if self.checks >= at_check:
+                self.entries.setdefault(minute_key(), {})[order_id] = finished_at
+                del self.scheduled[order_id]
 
     def accessor_class(self):
         store = self
@@ -515,9 +536,11 @@ class FakeStateStore:
                 store.reads.append((self.name, key))
                 if store.fail is not None:
                     raise store.fail
-                if store.appear_after is not None and len(store.reads) >= store.appear_after:
-                    store.entries.setdefault(key, store.note())
-                return store.entries.get(key, default)
+                value = store.entries.get(key, default)
+                if key == minute_key():
+                    store.checks += 1
+                    store._apply()
+                return value
 
         return Accessor
 
@@ -549,23 +572,45 @@ def test_serialize_keeps_the_webhook():
 
 
 async def test_webhook_note_ends_the_wait_with_one_poll(wf_conn, httpx_handler, state_store):
-    state_store.appear_after = 3
+    state_store.finish(at_check=3)
     seen = httpx_handler(OrderScript(done_order()).handler)
 
     events = await all_events(webhook_trigger())  # the safety poll is 30 s away: not waited for
 
     assert [e.payload["status"] for e in events] == ["success"]
     assert len(seen) == 1  # polled once, as soon as the note appeared: the poll decided
-    assert len(state_store.reads) == 3
-    assert set(state_store.reads) == {("autoenhance/default/order_finished", f"order:{ORDER_ID}")}
+    assert state_store.checks >= 4
+    assert {name for name, _ in state_store.reads} == {"autoenhance/default/order_finished"}
+    assert all(key.startswith("finished:") for _, key in state_store.reads)
 
 
 async def test_named_webhook_reads_its_own_account_asset(wf_conn, httpx_handler, state_store):
-    state_store.appear_after = 1
+    state_store.finish()
     httpx_handler(OrderScript(done_order()).handler)
     events = await all_events(webhook_trigger(webhook="agency_b"))
     assert events[0].payload["status"] == "success"
-    assert state_store.reads == [("autoenhance/agency_b/order_finished", f"order:{ORDER_ID}")]
+    assert {name for name, _ in state_store.reads} == {"autoenhance/agency_b/order_finished"}
+
+
+async def test_many_waits_share_the_reads(wf_conn, httpx_handler, state_store):
+    """One read per minute entry and check for all waits: not one read per waiting order."""
+    ids = [f"order-{i}" for i in range(40)]
+    for order_id in ids:
+        state_store.finish(order_id, at_check=2)
+    seen = httpx_handler(
+        lambda request: httpx.Response(
+            200, json={**done_order(), "order_id": str(request.url).rsplit("/", 1)[1]}
+        )
+    )
+
+    async def everything():
+        return await asyncio.gather(*(all_events(webhook_trigger(order_id=oid)) for oid in ids))
+
+    results = await everything()
+
+    assert [events[0].payload["status"] for events in results] == ["success"] * len(ids)
+    assert len(seen) == len(ids)  # one poll per order, the one its note asked for
+    assert len(state_store.reads) < len(ids)
 
 
 async def test_no_note_means_only_safety_polls(wf_conn, httpx_handler, state_store):
@@ -576,14 +621,23 @@ async def test_no_note_means_only_safety_polls(wf_conn, httpx_handler, state_sto
 
     assert events[0].payload["status"] == "success"
     assert len(seen) == 3  # at start, then one per safety interval
-    assert len(state_store.reads) >= 2 * 3  # read between polls, never a reason to poll
+    assert state_store.checks >= 3  # read between polls, never a reason to poll
+
+
+async def test_other_orders_notes_do_not_hurry_this_wait(wf_conn, httpx_handler, state_store):
+    state_store.finish("another-order")
+    seen = httpx_handler(OrderScript(processing_order()).handler)
+    events = await all_events(webhook_trigger(end_time=time.time() + 0.3))
+    assert events[0].payload["status"] == "timeout"
+    assert len(seen) == 1  # only the poll at the deadline
+    assert state_store.checks > 1
 
 
 async def test_note_before_the_api_agrees_gets_bounded_follow_ups(wf_conn, httpx_handler, state_store):
     """A note for an order still processing: poll now and twice more, then only safety polls."""
     from autoenhance_provider.triggers.autoenhance import WEBHOOK_FOLLOW_UPS
 
-    state_store.appear_after = 1
+    state_store.finish()
     seen = httpx_handler(OrderScript(processing_order()).handler)
 
     events = await all_events(webhook_trigger(end_time=time.time() + 0.6))
@@ -591,11 +645,11 @@ async def test_note_before_the_api_agrees_gets_bounded_follow_ups(wf_conn, httpx
     assert events[0].payload["status"] == "timeout"
     # at once + follow-ups + the poll at the deadline; the same note never counts twice
     assert len(seen) == 1 + WEBHOOK_FOLLOW_UPS + 1
-    assert len(state_store.reads) > len(seen)
+    assert state_store.checks > len(seen)
 
 
 async def test_follow_up_poll_finds_the_order_done(wf_conn, httpx_handler, state_store):
-    state_store.appear_after = 1
+    state_store.finish()
     seen = httpx_handler(OrderScript(processing_order(), done_order()).handler)
     events = await all_events(webhook_trigger())
     assert events[0].payload["status"] == "success"
@@ -604,14 +658,14 @@ async def test_follow_up_poll_finds_the_order_done(wf_conn, httpx_handler, state
 
 async def test_note_of_an_earlier_finish_is_ignored(wf_conn, httpx_handler, state_store):
     """Images added to a finished order: its old note must not end (or hurry) the new wait."""
-    state_store.entries[f"order:{ORDER_ID}"] = state_store.note(age=3600)
+    state_store.finish(age=3600)
     seen = httpx_handler(OrderScript(processing_order()).handler)
 
     events = await all_events(webhook_trigger(end_time=time.time() + 0.3))
 
     assert events[0].payload["status"] == "timeout"
     assert len(seen) == 1  # only the poll at the deadline
-    assert len(state_store.reads) > 1
+    assert state_store.checks > 1
 
 
 async def test_unreadable_store_falls_back_to_plain_polling(wf_conn, httpx_handler, state_store, monkeypatch):
@@ -658,9 +712,18 @@ async def test_outside_a_triggerer_the_real_accessor_fails_and_the_wait_polls(
 
 
 async def test_webhook_wait_stays_read_only_and_emits_one_event(wf_conn, httpx_handler, state_store):
-    state_store.appear_after = 2
+    state_store.finish(at_check=2)
     seen = httpx_handler(OrderScript(failed_order()).handler)
-    trigger = webhook_trigger()
-    events = await all_events(trigger)
+    events = await all_events(webhook_trigger())
     assert [e.payload["status"] for e in events] == ["failed"]
     assert {request.method for request in seen} == {"GET"}
+
+
+async def test_a_finished_wait_leaves_the_watcher(wf_conn, httpx_handler, state_store):
+    from autoenhance_provider.triggers.autoenhance import _AccountWatcher
+
+    state_store.finish()
+    httpx_handler(OrderScript(done_order()).handler)
+    await all_events(webhook_trigger())
+    watchers = _AccountWatcher._by_loop.get(asyncio.get_running_loop(), {})
+    assert all(not watcher.waiters for watcher in watchers.values())
