@@ -14,7 +14,9 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import traceback
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -252,9 +254,12 @@ def test_invalid_setting_fails_at_parse_time_naming_the_allowed_values(sandbox, 
     assert requests_made(sandbox) == 0
 
 
-def test_invalid_download_parameter_fails_at_parse_time(sandbox, conn, tmp_path):
-    with pytest.raises(AutoenhanceValidationError, match="quality"):
-        DownloadImagesOperator(task_id="download", order_id="o", destination=str(tmp_path), quality=120)
+@pytest.mark.parametrize(("kwargs", "names"), [({"quality": 120}, "quality"), ({"format": "gif"}, "format")])
+def test_invalid_download_parameter_fails_at_parse_time(sandbox, conn, tmp_path, kwargs, names):
+    with pytest.raises(AutoenhanceValidationError, match=names) as info:
+        DownloadImagesOperator(task_id="download", order_id="o", destination=str(tmp_path), **kwargs)
+    assert isinstance(info.value, AirflowFailException)
+    assert requests_made(sandbox) == 0
 
 
 # ------------------------------------------------------------------------------ the files
@@ -275,6 +280,7 @@ def test_bad_files_are_refused_before_any_request(sandbox, conn, tmp_path, files
     with pytest.raises(AutoenhanceSourceError, match=message) as info:
         upload("o-1", folder)
     assert isinstance(info.value, AirflowFailException)
+    assert all(name in str(info.value) for name in files)  # every bad file is listed
     assert requests_made(sandbox) == 0
 
 
@@ -513,3 +519,76 @@ def test_api_unreachable_is_a_connection_error_airflow_may_retry(sandbox, conn):
     with pytest.raises(AutoenhanceConnectionError) as info:
         CreateOrderOperator(task_id="create", hook_params={**FAST, "retry_limit": 1}).execute(context())
     assert not isinstance(info.value, AirflowFailException)
+
+
+# ------------------------------------------------------------------------------ what a download gets
+HTML_PAGE = b"<!DOCTYPE html><html><head><title>Sign in</title></head><body>Please sign in</body></html>"
+
+
+class FakeAPI(BaseHTTPRequestHandler):
+    """One processed image; its download answers with ``body`` (promising ``length`` bytes)."""
+
+    body: bytes = b""
+    content_type = "image/jpeg"
+    length: int | None = None
+    downloads = 0
+
+    def do_GET(self) -> None:
+        if self.path.startswith("/v3/orders/o-1"):
+            image = {
+                "image_id": "img-1",
+                "image_name": "room.jpg",
+                "status": "processed",
+                "downloaded": False,
+            }
+            order = {"order_id": "o-1", "images": [image], "is_merging": False, "is_processing": False}
+            payload, content_type, length = json.dumps(order).encode(), "application/json", None
+        else:
+            type(self).downloads += 1
+            payload, content_type, length = self.body, self.content_type, self.length
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(payload) if length is None else length))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(payload)
+        self.close_connection = True
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "length"),
+    [
+        ("text/html; charset=utf-8", HTML_PAGE, None),
+        ("image/jpeg", HTML_PAGE, None),  # an error page labelled as the image
+        ("image/jpeg", b"", None),
+        ("image/jpeg", jpeg_bytes()[:300], len(jpeg_bytes()) + 5000),  # cut short
+    ],
+    ids=["html", "html-labelled-jpeg", "empty", "truncated"],
+)
+def test_a_download_that_is_not_a_whole_image_is_an_error_and_writes_nothing(
+    conn, tmp_path, content_type, body, length
+):
+    handler = type("Handler", (FakeAPI,), {"body": body, "content_type": content_type, "length": length})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        conn(host=f"http://127.0.0.1:{server.server_address[1]}")
+        out = tmp_path / "out"
+        with pytest.raises(AutoenhanceError) as info:
+            DownloadImagesOperator(
+                task_id="download",
+                order_id="o-1",
+                destination=str(out),
+                preview=False,
+                hook_params={**FAST, "retry_limit": 1},
+            ).execute(context())
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert not isinstance(info.value, AirflowFailException)  # Airflow retries: a new download
+    assert handler.downloads >= 1
+    assert not out.exists() or list(out.iterdir()) == []  # no file, no temp file, no manifest
