@@ -165,3 +165,78 @@ def test_a_triggerer_can_read_the_finished_order(webhook_dag):
     assert found.value["image_id"] == "img-4"
     missing = client.asset_state_store.get("order:order-404", name=FINISHED.name)
     assert not isinstance(missing, AssetStateStoreResponse)  # not finished (yet): keep waiting
+
+
+class FrozenClock:
+    """The receiver's clock, stopped (every delivery lands in the same minute) until moved."""
+
+    def __init__(self, monkeypatch) -> None:
+        from datetime import datetime, timezone
+
+        from autoenhance_provider.webhooks import app as app_module
+
+        self.module = app_module
+        self.now = datetime.now(timezone.utc)
+        clock = self
+
+        class Frozen(datetime):
+            @classmethod
+            def now(cls, tz=None):
+                return clock.now if tz is not None else clock.now.replace(tzinfo=None)
+
+        monkeypatch.setattr(app_module, "datetime", Frozen)
+        monkeypatch.setattr(app_module, "_last_prune", {})
+
+    @property
+    def minute_key(self) -> str:
+        return "finished:" + self.now.strftime(self.module.FINISHED_MINUTE_FORMAT)
+
+
+@pytest.fixture
+def clock(monkeypatch) -> FrozenClock:
+    return FrozenClock(monkeypatch)
+
+
+def test_finished_orders_are_also_kept_per_minute_for_deferred_waits(webhook_dag, clock, monkeypatch):
+    """One entry per minute lists every order finished in it: all waits of a triggerer read it
+    (one or two keys per check) instead of one key per waiting order."""
+    from datetime import timedelta
+
+    from airflow.models.asset_state_store import AssetStateStoreModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import update
+
+    from autoenhance_provider.webhooks import app as app_module
+
+    app_module.record_order_finished("default", finished("order-a"))
+    app_module.record_order_finished("default", finished("order-b"))
+    app_module.record_order_finished("default", finished("order-a"))  # a duplicate: still one entry
+    first_minute = clock.minute_key
+    entry = state_entry(first_minute)
+    assert sorted(entry) == ["order-a", "order-b"]
+    assert entry["order-b"] == state_entry("order:order-b")["finished_at"]
+
+    # An entry two hours old, a delivery in a later minute and the hourly prune due: the old
+    # minute's entry goes, order notes stay.
+    with create_session() as session:
+        session.execute(
+            update(AssetStateStoreModel)
+            .where(AssetStateStoreModel.key == first_minute)
+            .values(updated_at=clock.now - timedelta(hours=2))
+        )
+    clock.now += timedelta(minutes=2)
+    monkeypatch.setattr(app_module, "_last_prune", {})
+    app_module.record_order_finished("default", finished("order-c"))
+    assert state_entry(first_minute) is None
+    assert sorted(state_entry(clock.minute_key)) == ["order-c"]
+    assert state_entry("order:order-a") is not None  # kept 7 days
+
+
+def test_a_full_minute_entry_is_left_alone(webhook_dag, clock, monkeypatch):
+    from autoenhance_provider.webhooks import app as app_module
+
+    monkeypatch.setattr(app_module, "MAX_ORDERS_PER_MINUTE", 1)
+    app_module.record_order_finished("default", finished("order-1"))
+    app_module.record_order_finished("default", finished("order-2"))
+    assert sorted(state_entry(clock.minute_key)) == ["order-1"]
+    assert state_entry("order:order-2") is not None  # its own note is still written
