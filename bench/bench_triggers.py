@@ -10,12 +10,13 @@ The connection comes from ``AIRFLOW_CONN_AUTOENHANCE_DEFAULT``.
 
 ``--webhooks``: the same waits ended by webhooks vs by polling, side by side in one run
 (1,000 and 3,000 orders; 10,000 would take minutes of CPU). Polling: the default 30 s interval.
-Webhooks: the kwargs the sensor defers with ``webhook="default"`` (safety poll 300 s, a
-state-store read every 15 s). The webhook is modelled as the receiver's ``order:<id>`` entry
-appearing the moment the order finishes (an in-memory ``AssetStateStoreAccessor`` in the child:
-each read's cost in the triggerer's supervisor process, one Execution API call, is not counted).
-Measured: API requests per order (sandbox counts), state-store reads per order, and the CPU
-seconds (``time.process_time()``) of the process running the triggers.
+Webhooks: the kwargs the sensor defers with ``webhook="default"`` (safety poll 300 s; one watcher
+per triggerer and account reads the receiver's ``finished:<minute>`` entries every 15 s). The
+webhook is modelled as that entry listing the orders from the moment they finish (an in-memory
+``AssetStateStoreAccessor`` in the child). Measured: API requests per order (sandbox counts),
+state-store reads, and the CPU seconds (``time.process_time()``) of the process running the
+triggers; then, on its own, the CPU a read costs the triggerer's supervisor (Execution API in
+process, SQLite), which the in-memory reads leave out.
 """
 
 from __future__ import annotations

@@ -118,11 +118,12 @@ How to read this (see the docstring of each script in `bench/` for the method):
   kwargs the sensor defers with, default 30 s poll interval, orders finishing 60 s after seeding.
   CPU-seconds and peak RSS of that process; the sandbox's CPU is measured separately.
 - **Webhooks vs polling**: the same loop of triggers, in one run: polling every 30 s, or the
-  kwargs `OrderProcessedSensor(webhook="default", deferrable=True)` defers with (state-store read
-  every 15 s, safety poll 300 s); the webhook is the receiver's `order:<id>` entry appearing when
-  the order finishes (in memory: each read's Execution API call, made by the triggerer's
-  supervisor process, is not counted). API requests per order from the sandbox's counts; CPU is
-  `time.process_time()` of the process running the triggers.
+  kwargs `OrderProcessedSensor(webhook="default", deferrable=True)` defers with (safety poll
+  300 s; one watcher per triggerer reads the receiver's `finished:<minute>` entries every 15 s).
+  The webhook is that entry listing the orders from the moment they finish (in memory here). API
+  requests per order from the sandbox's counts; CPU is `time.process_time()` of the process
+  running the triggers. The reads' other side (the triggerer's supervisor answering each one
+  through the Execution API) is measured on its own, on SQLite, with an entry as full as the run's.
 - **Request budget**: counts by the sandbox (`GET /_sandbox/stats`); order reads are attributed
   to their caller by wrapping the hooks' `get_order`.
 - **Import/parse**: fresh interpreters; parse = `DagBag.process_file` of one example file.

@@ -63,10 +63,11 @@ class AutoenhanceOrderTrigger(BaseTrigger):
         so the order is not read twice in a row (as in poke mode: check, sleep, check).
     :param errors_in_a_row: failed polls already counted by the sensor's own check.
     :param webhook: the receiver's webhook name (``"default"`` for ``/autoenhance/webhook``); when
-        set, the order's ``order:<id>`` entry in that account asset's state store is read every
-        ``webhook_check_interval`` seconds, and a new one triggers a poll at once. Without a state
-        store (Airflow < 3.3) or when it cannot be read, the wait falls back to plain polling every
-        ``min(poll_interval, DEFAULT_POLL_INTERVAL)`` seconds.
+        set, the receiver's ``finished:<minute>`` entries in that account asset's state store are
+        read every ``webhook_check_interval`` seconds (by one watcher for all waits of this
+        triggerer), and a note of this order newer than the last poll triggers a poll at once.
+        Without a state store (Airflow < 3.3) or when it cannot be read, the wait falls back to
+        plain polling every ``min(poll_interval, DEFAULT_POLL_INTERVAL)`` seconds.
     :param webhook_check_interval: seconds between two reads of the state store.
     """
 
