@@ -96,6 +96,7 @@ def test_missing_connection(sandbox, monkeypatch):
         operator.execute(context())
     assert type(info.value).__name__ == "AirflowNotFoundException"
     assert "isn't defined" in str(info.value) or "not defined" in str(info.value)
+    assert not isinstance(info.value, AirflowFailException)  # Airflow retries: the connection may appear
     assert requests_made(sandbox) == 0
 
 
@@ -117,6 +118,7 @@ def test_wrong_api_key_is_401_and_not_retried(sandbox, conn):
     assert sandbox.stats()["requests"]["POST /v3/orders"] == {"401": 1}  # tried once, not retried
     text = str(info.value)
     assert "rejected the API key of connection 'autoenhance_default'" in text
+    assert "Fix: put a valid key (app.autoenhance.ai → API) in the password field of" in text
     assert "Admin → Connections → autoenhance_default" in text
     everything = text + repr(info.value) + "".join(traceback.format_exception(info.value))
     assert wrong_key not in everything
