@@ -27,11 +27,13 @@ def describe_downloads(triggering_asset_events: Mapping[Any, Any] | None) -> lis
     for asset, events in (triggering_asset_events or {}).items():
         for event in events:
             extra = dict(getattr(event, "extra", None) or {})
+            uris = extra.get("uris") or []
             summary = {
                 "destination": getattr(event, "asset", asset).uri,
                 "order_id": extra.get("order_id"),
                 "count": extra.get("count", 0),
-                "files": list(extra.get("uris") or []),
+                # a list; one string, a URI per line, from Airflow before 3.2
+                "files": uris.splitlines() if isinstance(uris, str) else list(uris),
             }
             log.info(
                 "Order %s: %d file(s) in %s", summary["order_id"], summary["count"], summary["destination"]

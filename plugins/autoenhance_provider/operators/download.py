@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -36,7 +37,8 @@ class DownloadImagesOperator(AutoenhanceBaseOperator):
 
     Returns the URIs of the files written or verified. Every successful run emits an asset event
     for the destination folder whose ``extra`` is ``{order_id, count, uris}`` (``uris`` capped at
-    100). When ``destination`` is a fixed path (not a template) that asset is declared as the
+    100; one string, a URI per line, for alias events before Airflow 3.2). When ``destination``
+    is a fixed path (not a template) that asset is declared as the
     outlet at parse time; when it is templated, the outlet is the asset alias ``asset_alias``
     (``autoenhance-downloads`` by default), resolved at run time to the rendered destination's
     asset — schedule a DAG on ``AssetAlias("autoenhance-downloads")`` to hear of every download.
@@ -156,7 +158,7 @@ class DownloadImagesOperator(AutoenhanceBaseOperator):
             if isinstance(outlet, Asset):
                 events[outlet].extra = extra
             elif isinstance(outlet, AssetAlias) and outlet.name == self.asset_alias:
-                events[outlet].add(Asset(storage_uri(folder)), extra=extra)
+                events[outlet].add(Asset(storage_uri(folder)), extra=_alias_event_extra(extra))
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """Input: the order; output: the destination folder; run facet ``autoenhance``.
@@ -164,6 +166,28 @@ class DownloadImagesOperator(AutoenhanceBaseOperator):
         Built from what ``execute`` recorded; needs the ``openlineage`` extra, imported only here.
         """
         return operator_lineage(self.lineage_record)
+
+
+def _alias_event_extra(extra: dict[str, Any]) -> dict[str, Any]:
+    """The extra of an event added through an alias, in a form this Airflow can register.
+
+    Before Airflow 3.2 the API server hashes such extras (a frozenset of their items,
+    apache/airflow#56882): a list value would make it fail, so the file list is one string,
+    a URI per line, there.
+    """
+    if _alias_extras_are_json():
+        return extra
+    return {**extra, "uris": "\n".join(extra["uris"])}
+
+
+@functools.lru_cache(maxsize=1)
+def _alias_extras_are_json() -> bool:
+    try:
+        from airflow import __version__
+        from packaging.version import Version
+    except ImportError:  # pragma: no cover - a worker without airflow-core: assume a current server
+        return True
+    return Version(__version__).release >= (3, 2)
 
 
 def _fixed_asset(destination: Any) -> Asset | None:
