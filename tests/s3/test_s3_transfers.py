@@ -118,6 +118,24 @@ def test_upload_from_an_s3_glob_and_download_to_an_s3_prefix(s3, sandbox):
     assert lineage.run_facets["autoenhance"].fileCount == len(PHOTOS)
 
 
+def test_upload_from_an_s3_prefix_skips_what_is_not_a_photo(s3, sandbox):
+    put_shoot(s3)
+    op = UploadImagesOperator(
+        task_id="upload",
+        order_id=new_order(),
+        source=s3.uri("shoot-42/"),  # the prefix: every object under it
+        source_conn_id="aws_default",
+        on_invalid="skip",
+        hook_params=dict(FAST),
+    )
+
+    uploaded = op.execute(make_context())
+
+    assert sorted(u["image_name"] for u in uploaded) == sorted(PHOTOS)
+    facet = op.get_openlineage_facets_on_complete(None).run_facets["autoenhance"]
+    assert (facet.fileCount, facet.skippedCount) == (len(PHOTOS), 1)  # notes.txt
+
+
 def test_a_second_run_uploads_and_downloads_nothing_again(s3, sandbox):
     put_shoot(s3)
     order_id = new_order()
