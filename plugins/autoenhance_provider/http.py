@@ -570,7 +570,26 @@ class _Adapter(HTTPAdapter):
         self.poolmanager.pool_classes_by_scheme = {"http": _DeadlineHTTPPool, "https": _DeadlineHTTPSPool}
 
 
-class SyncTransport:
+class _Transport:
+    """What both transports know: the connection, the retry policy, the log, the timeouts."""
+
+    def __init__(
+        self,
+        config: AutoenhanceConnectionConfig,
+        policy: RetryPolicy,
+        log: logging.Logger | Any,
+        *,
+        timeout: Timeout | None = None,
+        conn_id: str | None = None,
+    ) -> None:
+        self.config = config
+        self.policy = policy
+        self.log = log
+        self.timeout = config.timeouts(timeout)
+        self.conn_id = conn_id
+
+
+class SyncTransport(_Transport):
     """Two ``requests`` sessions: one with the key for the API host, one without for any other host.
 
     Redirects are followed by hand so the key never reaches another host, and each hop is checked
@@ -588,12 +607,8 @@ class SyncTransport:
         timeout: Timeout | None = None,
         conn_id: str | None = None,
     ) -> None:
-        self.config = config
-        self.policy = policy
-        self.log = log
+        super().__init__(config, policy, log, timeout=timeout, conn_id=conn_id)
         self.pool_size = max(1, int(pool_size))
-        self.timeout = config.timeouts(timeout)
-        self.conn_id = conn_id
         self._lock = threading.Lock()
         self._sessions: dict[str, requests.Session] = {}
 
@@ -901,7 +916,7 @@ def _ssl_context(verify: bool | str) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=certifi.where())
 
 
-class AsyncTransport:
+class AsyncTransport(_Transport):
     """Read-only JSON GETs from an event loop, with the same policy as :class:`SyncTransport`."""
 
     def __init__(
@@ -913,11 +928,7 @@ class AsyncTransport:
         timeout: Timeout | None = None,
         conn_id: str | None = None,
     ) -> None:
-        self.config = config
-        self.policy = policy
-        self.log = log
-        self.timeout = config.timeouts(timeout)
-        self.conn_id = conn_id
+        super().__init__(config, policy, log, timeout=timeout, conn_id=conn_id)
         self._entry: _SharedClient | None = None
         self._key: tuple[Any, ...] = ()
 
