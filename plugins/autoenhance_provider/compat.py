@@ -9,23 +9,16 @@ from __future__ import annotations
 from typing import Any
 
 try:  # Airflow >= 3.2
-    from airflow.sdk.exceptions import (
-        AirflowException,
-        AirflowFailException,
-        AirflowNotFoundException,
-        AirflowSensorTimeout,
-        AirflowSkipException,
-        TaskDeferralTimeout,
-    )
+    import airflow.sdk.exceptions as _exceptions
 except ImportError:  # pragma: no cover - Airflow 3.0, 3.1
-    from airflow.exceptions import (  # type: ignore[no-redef,attr-defined,unused-ignore]
-        AirflowException,
-        AirflowFailException,
-        AirflowNotFoundException,
-        AirflowSensorTimeout,
-        AirflowSkipException,
-        TaskDeferralTimeout,
-    )
+    import airflow.exceptions as _exceptions  # type: ignore[no-redef]
+
+AirflowException = _exceptions.AirflowException
+AirflowFailException = _exceptions.AirflowFailException
+AirflowNotFoundException = _exceptions.AirflowNotFoundException
+AirflowSensorTimeout = _exceptions.AirflowSensorTimeout
+AirflowSkipException = _exceptions.AirflowSkipException
+TaskDeferralTimeout = _exceptions.TaskDeferralTimeout
 
 try:  # Airflow >= 3.1
     from airflow.sdk.log import mask_secret

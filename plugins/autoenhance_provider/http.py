@@ -919,18 +919,8 @@ def _ssl_context(verify: bool | str) -> ssl.SSLContext:
 class AsyncTransport(_Transport):
     """Read-only JSON GETs from an event loop, with the same policy as :class:`SyncTransport`."""
 
-    def __init__(
-        self,
-        config: AutoenhanceConnectionConfig,
-        policy: RetryPolicy,
-        log: logging.Logger | Any,
-        *,
-        timeout: Timeout | None = None,
-        conn_id: str | None = None,
-    ) -> None:
-        super().__init__(config, policy, log, timeout=timeout, conn_id=conn_id)
-        self._entry: _SharedClient | None = None
-        self._key: tuple[Any, ...] = ()
+    _entry: _SharedClient | None = None
+    _key: tuple[Any, ...] = ()
 
     def _client(self) -> _SharedClient:
         """The event loop's shared client for this connection's settings (see ``_SharedClient``)."""
