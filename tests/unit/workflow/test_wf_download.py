@@ -391,9 +391,12 @@ def test_the_outlet_uri_is_encoded_for_special_characters(tmp_path, as_path):
     assert op.outlets[0].uri == out.as_uri()
 
 
-def test_a_templated_destination_is_not_an_outlet(tmp_path):
+def test_a_templated_destination_is_declared_through_an_asset_alias(tmp_path):
+    from airflow.sdk import AssetAlias
+
     op = download_op(str(tmp_path / "{{ ds }}"))
-    assert not op.outlets
+    assert op.outlets == [AssetAlias("autoenhance-downloads")]  # resolved to the folder at run time
+    assert download_op(str(tmp_path / "{{ ds }}"), asset_alias=None).outlets == []
 
 
 def test_explicit_outlets_are_kept(tmp_path):
