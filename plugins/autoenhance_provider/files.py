@@ -353,12 +353,14 @@ class DownloadTarget:
     its final name once verified; ``sha256`` and ``size`` describe what was written.
     """
 
+    fileobj: IO[bytes] | None = None
+    path: Path | None = None
+    _start: int | None = None
+    #: What was written, once verified.
+    sha256: str | None = None
+    size: int | None = None
+
     def __init__(self, destination: str | os.PathLike[str] | IO[bytes]) -> None:
-        self.fileobj: IO[bytes] | None = None
-        self.path: Path | None = None
-        self._start: int | None = None
-        self.sha256: str | None = None
-        self.size: int | None = None
         if isinstance(destination, (str, os.PathLike)):
             self.path = Path(destination)
             self._check_path(self.path)
@@ -480,12 +482,7 @@ def write_verified(path: ObjectStoragePath, fetch: Callable[[DownloadTarget], An
 class StorageTarget(DownloadTarget):
     """A download into object storage: one temporary key per attempt, renamed once verified."""
 
-    def __init__(self, path: ObjectStoragePath) -> None:
-        self.fileobj = None
-        self.path = None
-        self._start = None
-        self.sha256 = None
-        self.size = None
+    def __init__(self, path: ObjectStoragePath) -> None:  # no super(): nothing local to open
         self.storage_path = path
 
     @property
