@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-try:  # Airflow >= 3.2
-    import airflow.sdk.exceptions as _exceptions
-except ImportError:  # pragma: no cover - Airflow 3.0, 3.1
+import airflow.sdk.exceptions as _exceptions
+
+if not hasattr(_exceptions, "AirflowFailException"):  # pragma: no cover - Airflow 3.0, 3.1
     import airflow.exceptions as _exceptions  # type: ignore[no-redef]
 
 AirflowException = _exceptions.AirflowException
