@@ -74,6 +74,7 @@ def check_run(sandbox: SandboxServer, run, out: Path, names: list[str]) -> dict[
     assert stats["duplicate_image_names"] == {}, stats["duplicate_image_names"]
     with sandbox.state.lock:
         (order,) = [o for o in sandbox.state.orders.values() if not o.deleted]
+        order_id = order.order_id
         live = sorted(
             sandbox.state.images[i].image_name for i in order.image_ids if not sandbox.state.images[i].deleted
         )
@@ -82,8 +83,10 @@ def check_run(sandbox: SandboxServer, run, out: Path, names: list[str]) -> dict[
     assert len(purchases) == len(names), purchases
     assert set(purchases.values()) == {1}, purchases
     assert stats["purchases"] == len(names)
-    assert sorted(p.name for p in listing(out)) == sorted(names)
-    assert not [p for p in listing(out) if p.name.startswith(".")]  # no partial downloads left
+    # The pipeline writes each order into its own folder: <output_folder>/<order id>.
+    assert [p.name for p in out.iterdir()] == [order_id]
+    assert sorted(p.name for p in listing(out / order_id)) == sorted(names)
+    assert not [p for p in listing(out / order_id) if p.name.startswith(".")]  # no partial downloads left
     assert stats["leaked_api_key"] == {"storage": 0, "assets": 0}
     return stats
 
