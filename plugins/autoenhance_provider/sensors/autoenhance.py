@@ -186,7 +186,9 @@ class OrderProcessedSensor(AutoenhanceTaskMixin, BaseSensorOperator):
         try:
             try:
                 return super().resume_execution(next_method, next_kwargs, context)
-            except TaskDeferralTimeout as exc:  # Airflow 3.0/3.1 do not turn it into a sensor timeout
+            except (TaskDeferralTimeout, AirflowSensorTimeout) as exc:
+                # Airflow 3.0/3.1 let the safety-net timeout through unconverted, or converted
+                # without soft_fail; 3.2+ never get here with it (their sensor skips or converts).
                 if self.soft_fail or self.never_fail:
                     raise AirflowSkipException(f"Skipping due to soft_fail/never_fail: {exc}") from exc
                 raise AirflowSensorTimeout(*exc.args) from exc
