@@ -135,11 +135,4 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "extra-links": [f"{_MODULE}.links.autoenhance.AutoenhanceOrderLink"],
-        # The webhook receiver, served by the Airflow API server (docs/webhooks.md).
-        "plugins": [
-            {
-                "name": "autoenhance_webhooks",
-                "plugin-class": f"{_MODULE}.webhooks.plugin.AutoenhanceWebhooksPlugin",
-            }
-        ],
     }

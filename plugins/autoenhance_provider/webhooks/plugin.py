@@ -1,8 +1,9 @@
 """The Airflow plugin that makes the API server serve the receiver at ``/autoenhance/webhook``.
 
-Registered through the provider metadata (``get_provider_info()["plugins"]``), so installing the
-provider is enough; every Airflow process imports plugins, and this module only builds a small
-FastAPI app (FastAPI is part of Airflow 3). Only the API server mounts it.
+Registered through the ``airflow.plugins`` entry point, so installing the provider is enough
+(Airflow reads plugins listed in provider info only with ``[core] lazy_discover_providers =
+False``). Every Airflow process imports plugins, and this module only builds a small FastAPI app
+(FastAPI is part of Airflow 3). Only the API server mounts it.
 """
 
 from __future__ import annotations
