@@ -48,7 +48,8 @@ def child(direction: str, size: int, order_id: str, image_id: str | None, workdi
     if direction == "upload":
         source = workdir / f"big-{uuid.uuid4().hex[:6]}.jpg"
         with source.open("wb") as handle:
-            handle.truncate(size)  # sparse: reads as zeros, takes no disk space
+            handle.write(b"\xff\xd8\xff\xe0")  # starts like a JPEG: downloads are verified as images
+            handle.truncate(size)  # sparse: the rest reads as zeros and takes no disk space
         created = hook.create_image(source.name, order_id=order_id, content_type="image/jpeg")
         base = reset_peak()
         start = time.perf_counter()
