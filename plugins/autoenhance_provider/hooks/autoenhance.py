@@ -50,6 +50,7 @@ from autoenhance_provider.files import (
     write_verified,
 )
 from autoenhance_provider.http import (
+    ERROR_BODY_BYTES,
     MAX_PAGES,
     MAX_REDIRECTS,
     Failure,
@@ -444,8 +445,14 @@ class AutoenhanceHook(BaseHook):
                 fileobj.seek(start)
             return fileobj
 
+        def answer(response: requests.Response) -> tuple[int, str | None]:
+            # Read the (short) answer to the end: a connection dropped before it ends means the
+            # storage host may not have stored the file, and the PUT is sent again.
+            read_start(response, ERROR_BODY_BYTES)
+            return response.status_code, response.headers.get("ETag")
+
         try:
-            response = self.transport.attempts(
+            status, etag = self.transport.attempts(
                 "PUT",
                 upload_url,
                 keyless=True,
@@ -453,21 +460,20 @@ class AutoenhanceHook(BaseHook):
                 data_factory=rewound,
                 policy=policy,
                 size=length,
+                parse=answer,
             )
         except AutoenhanceClientError as exc:
             raise AutoenhanceStorageError(
                 f"Upload to {redact_url(upload_url)} was rejected with HTTP {exc.status_code}: "
                 f"{storage_error_text(exc.body)}."
             ) from None
-        assert isinstance(response, requests.Response)
-        with response:
-            if not 200 <= response.status_code < 300:
-                # A redirect cannot be followed with a streamed body: nothing was stored.
-                raise AutoenhanceStorageError(
-                    f"Upload to {redact_url(upload_url)} was not stored: the storage host answered "
-                    f"HTTP {response.status_code} (redirects are not followed for uploads)."
-                )
-            return {"bytes": length, "etag": response.headers.get("ETag")}
+        if not 200 <= status < 300:
+            # A redirect cannot be followed with a streamed body: nothing was stored.
+            raise AutoenhanceStorageError(
+                f"Upload to {redact_url(upload_url)} was not stored: the storage host answered "
+                f"HTTP {status} (redirects are not followed for uploads)."
+            )
+        return {"bytes": length, "etag": etag}
 
     def upload_images(
         self,
