@@ -291,7 +291,7 @@ def test_entrypoint_points_at_the_real_api_when_a_key_is_set(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # shell- and JSON-hostile, yet a key that can travel in an HTTP header (printable ASCII, no spaces)
-    key = 'k3y"quotes",$dollars,\\backslash\'single\'`tick`'
+    key = "k3y\"quotes\",$dollars,\\backslash'single'`tick`"
     env = run_entrypoint(tmp_path, AUTOENHANCE_API_KEY=key, AUTOENHANCE_DEV_MODE="true")
     conn = json.loads(env["AIRFLOW_CONN_AUTOENHANCE_DEFAULT"])
     assert conn["password"] == key
