@@ -290,11 +290,12 @@ def test_webhooks_start_the_download_dag(celery_stack: CeleryStack) -> None:
         what = f"the webhook DAG to download order {count}"
         runs = stack.wait_for(what, runs_done, timeout=240, interval=1)
 
-    # One run per order, each started by the scheduler on the asset, each a success.
-    assert [(run["run_type"], run["state"]) for run in runs] == [("asset_triggered", "success")] * 2, (
-        runs,
-        stack.diagnostics(),
-    )
+    # Runs started by the scheduler on the asset, each a success. Every order that finishes in the
+    # account sends its webhook: an order another test of this stack made (the pipeline DAG's) also
+    # starts a run, which is the point of the feature; the seeded ones must be among them.
+    assert runs, stack.diagnostics()
+    kinds = {(run["run_type"], run["state"]) for run in runs}
+    assert kinds == {("asset_triggered", "success")}, (runs, stack.diagnostics())
     # Those runs consumed the receiver's "order finished" events of exactly the seeded orders.
     consumed: list[str] = []
     for run in runs:
@@ -306,7 +307,8 @@ def test_webhooks_start_the_download_dag(celery_stack: CeleryStack) -> None:
             assert event["extra"]["webhook"] == "default"
             assert event["extra"]["order_is_processing"] is False
             consumed.append(event["extra"]["order_id"])
-    assert sorted(consumed) == sorted(order_ids)
+    assert set(order_ids) <= set(consumed), (consumed, order_ids)
+    assert len(consumed) == len(set(consumed))  # each finished order consumed once
     # One folder per order, with its enhanced images.
     for order_id in order_ids:
         files = images(order_id)
