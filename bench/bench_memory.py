@@ -46,14 +46,16 @@ def child(direction: str, size: int, order_id: str, image_id: str | None, workdi
     hook.download_image(created["image_id"], workdir / "warm-back.jpg", kind="original")
     result: dict[str, Any] = {"warm_image_id": created["image_id"]}
     if direction == "upload":
-        source = workdir / f"big-{uuid.uuid4().hex[:6]}.jpg"
+        source = workdir / f"big-{uuid.uuid4().hex[:6]}.png"
         with source.open("wb") as handle:
-            handle.write(b"\xff\xd8\xff\xe0")  # starts like a JPEG: downloads are verified as images
+            # starts like a PNG (downloads are verified as images; a bad PNG header fails fast in
+            # the sandbox's image probe, where a JPEG marker scan would read the whole GiB)
+            handle.write(b"\x89PNG\r\n\x1a\n")
             handle.truncate(size)  # sparse: the rest reads as zeros and takes no disk space
-        created = hook.create_image(source.name, order_id=order_id, content_type="image/jpeg")
+        created = hook.create_image(source.name, order_id=order_id, content_type="image/png")
         base = reset_peak()
         start = time.perf_counter()
-        hook.upload_file(created["upload_url"], source, "image/jpeg")
+        hook.upload_file(created["upload_url"], source, "image/png")
         result["image_id"] = created["image_id"]
     else:
         assert image_id

@@ -21,6 +21,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from autoenhance_provider.connection import DEFAULT_CONN_ID
 from autoenhance_provider.exceptions import AutoenhanceError
 from autoenhance_provider.hooks.autoenhance_async import AutoenhanceAsyncHook
+from autoenhance_provider.http import within
 from autoenhance_provider.waiting import (
     DEFAULT_ERROR_BUDGET,
     DEFAULT_POLL_INTERVAL,
@@ -193,7 +194,7 @@ class AutoenhanceOrderTrigger(BaseTrigger):
                 await asyncio.sleep(remaining)
                 continue
             try:
-                await asyncio.wait_for(signal.noted.wait(), remaining)
+                await within(remaining, signal.noted.wait())
             except asyncio.TimeoutError:
                 return  # the poll is due
             if signal.take():
@@ -204,7 +205,7 @@ class AutoenhanceOrderTrigger(BaseTrigger):
         if self.end_time is None:
             return await hook.get_order(self.order_id)
         remaining = max(self.end_time - time.time(), 0.0) + FINAL_POLL_GRACE
-        return await asyncio.wait_for(hook.get_order(self.order_id), remaining)
+        return await within(remaining, hook.get_order(self.order_id))
 
 
 class _WebhookSignal:
