@@ -1,6 +1,6 @@
 """``make bench``: run every benchmark (each in its own process), print one table, write RESULTS.md.
 
-    python bench/run_all.py            # everything, about 10 minutes; writes bench/RESULTS.md
+    python bench/run_all.py            # everything, about 15 minutes; writes bench/RESULTS.md
     python bench/run_all.py --tiny     # seconds; nothing written (what the smoke test runs)
     python bench/run_all.py --only upload,memory
 
