@@ -452,16 +452,13 @@ class AutoenhanceHook(BaseHook):
             return response.status_code, response.headers.get("ETag")
 
         try:
-            status, etag = self.transport.attempts(
-                "PUT",
-                upload_url,
-                keyless=True,
-                headers=headers,
-                data_factory=rewound,
-                policy=policy,
-                size=length,
-                parse=answer,
-            )
+            sending: dict[str, Any] = {
+                "keyless": True,
+                "headers": headers,
+                "data_factory": rewound,
+                "policy": policy,
+            }
+            status, etag = self.transport.attempts("PUT", upload_url, size=length, parse=answer, **sending)
         except AutoenhanceClientError as exc:
             raise AutoenhanceStorageError(
                 f"Upload to {redact_url(upload_url)} was rejected with HTTP {exc.status_code}: "
