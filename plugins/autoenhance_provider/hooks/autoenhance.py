@@ -70,6 +70,7 @@ from autoenhance_provider.http import (
 from autoenhance_provider.transfers import Progress, raise_for_failures, run_concurrently
 from autoenhance_provider.validation import (
     DownloadRequest,
+    EnhancementSettings,
     path_segment,
     require_id,
     to_int,
@@ -378,9 +379,15 @@ class AutoenhanceHook(BaseHook):
         ``waiting``, with no bytes) before re-sending, so no duplicate is left behind. An unknown
         ``order_id`` makes the API create that order.
         """
+        checked = validate_settings(settings, api_version=self.config.api_version, context="create_image")
+        return self._register_image(image_name, order_id, content_type, checked)
+
+    def _register_image(
+        self, image_name: str, order_id: str | None, content_type: str | None, checked: EnhancementSettings
+    ) -> dict[str, Any]:
+        """``create_image`` with settings already checked (a bulk upload checks them once)."""
         if not str(image_name or "").strip():
             raise AutoenhanceValidationError("image_name must not be empty")
-        checked = validate_settings(settings, api_version=self.config.api_version, context="create_image")
         body: dict[str, Any] = {"image_name": str(image_name), **checked.body()}
         if order_id is not None:
             body["order_id"] = require_id("order_id", order_id)
@@ -525,9 +532,7 @@ class AutoenhanceHook(BaseHook):
             )
 
         def upload_one(item: SourceFile) -> dict[str, str]:
-            created = self.create_image(
-                item.name, order_id=order_id, content_type=item.content_type, **checked
-            )
+            created = self._register_image(item.name, order_id, item.content_type, checked)
             with item.open() as handle:
                 self.upload_file(created["upload_url"], handle, item.content_type, size=item.size)
             return {"image_id": str(created["image_id"]), "image_name": item.name}
