@@ -1,4 +1,6 @@
 # Everything a fresh machine needs: `make test` and `make demo` create .venv and install on first use.
+# The dev venv installs with constraints/dev.txt (a known-good set, `pip freeze` of a working venv):
+# without it pip's resolver backtracks for many minutes through the provider extras on a fresh venv.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -13,7 +15,8 @@ DEMO_HOME := $(CURDIR)/airflow_home
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --disable-pip-version-check --upgrade pip
-	$(PIP) install -q --disable-pip-version-check "apache-airflow==$(AIRFLOW_VERSION)" -e ".[test,sandbox,docs,release]"
+	$(PIP) install -q --disable-pip-version-check -c constraints/dev.txt \
+		"apache-airflow==$(AIRFLOW_VERSION)" -e ".[test,sandbox,docs,release]"
 	@touch $@
 
 install: $(VENV)/.installed
