@@ -40,6 +40,9 @@ from typing import Any
 
 import requests
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/, also when run as a script
+from free_ports import free_port
+
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 DAG_ID = "example_autoenhance_pipeline"
@@ -76,12 +79,6 @@ PIP_PACKAGES = {
 
 def log(message: str) -> None:
     print(f"[e2e {time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _pg_bin() -> Path | None:

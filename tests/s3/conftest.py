@@ -17,9 +17,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from s3_helpers import AWS_ENV, S3, aws_connection, free_port
+from s3_helpers import AWS_ENV, S3, aws_connection
 
 from autoenhance_sandbox.testing import SandboxServer, run_sandbox
+from free_ports import free_port
 
 STARTUP_TIMEOUT = 30.0
 

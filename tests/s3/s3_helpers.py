@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import socket
 import uuid
 from typing import Any
 
@@ -19,12 +18,6 @@ AWS_ENV = {
     "NO_PROXY": "127.0.0.1,localhost",
     "no_proxy": "127.0.0.1,localhost",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def aws_connection(endpoint: str) -> str:

@@ -152,7 +152,7 @@ class CrashOnFirstTry:
 
         crash = self
         real_execute = UploadImagesOperator.execute
-        real_create = AutoenhanceHook.create_image
+        real_register = AutoenhanceHook._register_image
         real_upload = AutoenhanceHook.upload_file
 
         def execute(operator, context):
@@ -163,7 +163,8 @@ class CrashOnFirstTry:
             finally:
                 crash.armed = False
 
-        def create_image(hook, image_name, *args, **kwargs):
+        # Every image registration of an upload goes through the hook's ``_register_image``.
+        def register_image(hook, image_name, *args, **kwargs):
             with crash.lock:
                 if crash.armed and crash.dead:
                     raise SimulatedCrash("the worker process is gone")
@@ -171,7 +172,7 @@ class CrashOnFirstTry:
                 die_after_create = (
                     crash.armed and crash.how == "after-create" and crash.creates == crash.after + 1
                 )
-            created = real_create(hook, image_name, *args, **kwargs)
+            created = real_register(hook, image_name, *args, **kwargs)
             if die_after_create:
                 with crash.lock:
                     crash.dead = True
@@ -194,7 +195,7 @@ class CrashOnFirstTry:
             return result
 
         monkeypatch.setattr(UploadImagesOperator, "execute", execute)
-        monkeypatch.setattr(AutoenhanceHook, "create_image", create_image)
+        monkeypatch.setattr(AutoenhanceHook, "_register_image", register_image)
         monkeypatch.setattr(AutoenhanceHook, "upload_file", upload_file)
 
 
