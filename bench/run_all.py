@@ -49,7 +49,7 @@ def machine() -> str:
     return (
         f"{os.cpu_count()} CPU ({cpu}){mem}, {platform.system()} {platform.release()}, "
         f"Python {platform.python_version()}, Airflow {version('apache-airflow')}, "
-        f"httpx {version('httpx')}, requests {version('requests')}"
+        f"aiohttp {version('aiohttp')}, requests {version('requests')}"
     )
 
 

@@ -1,4 +1,4 @@
-"""HTTP machinery shared by the sync hook (``requests``) and the async hook (``httpx``).
+"""HTTP machinery shared by the sync hook (``requests``) and the async hook (``aiohttp``).
 
 The transports only report *what happened*: an HTTP status, or an exception and whether the
 request could have reached the server. Everything else — which outcomes are retried, how long to
@@ -25,17 +25,19 @@ import time
 import weakref
 import zlib
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
-import httpx
 import requests
 import urllib3
 import urllib3.connection
 import urllib3.exceptions
 from requests.adapters import HTTPAdapter
+
+if TYPE_CHECKING:
+    import aiohttp
 
 from autoenhance_provider import __version__
 from autoenhance_provider.connection import AutoenhanceConnectionConfig, is_loopback
@@ -178,7 +180,7 @@ def is_tls_failure(exc: BaseException) -> bool:
 
 
 def _brief(exc: BaseException) -> str:
-    # Exception texts from urllib3/httpx may quote the full URL; keep only the first line
+    # Exception texts from urllib3/aiohttp may quote the full URL; keep only the first line
     # and strip query strings so presigned signatures never reach a log.
     text = str(exc).splitlines()[0] if str(exc) else ""
     return redact_urls_in(text)[:300]
@@ -243,7 +245,7 @@ def redact_secret(text: str, secret: str | None) -> str:
 
 
 class RedactQueryStrings(logging.Filter):
-    """Strip query strings (presigned signatures) and API keys from urllib3/httpx/httpcore records."""
+    """Strip query strings (presigned signatures) and API keys from urllib3/aiohttp records."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.msg, str):
@@ -262,7 +264,7 @@ def _redact_arg(value: Any) -> Any:
         return redact_urls_in(value)
     if isinstance(value, (bytes, list, tuple, dict)):
         return redact_urls_in(repr(value))  # header lists and raw bytes, rendered safely
-    text = str(value)  # e.g. an httpx.URL
+    text = str(value)  # e.g. a yarl.URL
     redacted = redact_urls_in(text)
     return value if redacted == text else redacted
 
@@ -271,7 +273,7 @@ _FILTER = RedactQueryStrings()
 
 
 def install_log_redaction() -> None:
-    for name in ("urllib3.connectionpool", "urllib3.response", "httpx", "httpcore", "httpcore.http11"):
+    for name in ("urllib3.connectionpool", "urllib3.response", "aiohttp.client", "aiohttp.internal"):
         logger = logging.getLogger(name)
         if _FILTER not in logger.filters:
             logger.addFilter(_FILTER)
@@ -874,32 +876,59 @@ def _may_have_been_sent(exc: requests.RequestException) -> bool:
 
 
 # ------------------------------------------------------------------------------- async transport
-#: Requests in flight per shared client (one per event loop and connection). httpcore's pool
-#: bookkeeping costs O(connections x waiting requests) per request, so a burst of 1,000 polls
-#: costs 0.8 ms CPU each at 4, 1.2 ms at 10, 2.9 ms at 32 (``make bench``). 6 still allows
-#: 60 polls/s at 100 ms latency (1,800 waits at a 30 s interval) and keeps a triggerer far
-#: below the API's limit of 300 requests/second per IP.
+#: Requests in flight per shared session (one per event loop and connection). Polls beyond it
+#: wait in a FIFO semaphore; 6 allows 60 polls/s at 100 ms latency (1,800 waits at a 30 s
+#: interval) and keeps a triggerer far below the API's limit of 300 requests/second per IP.
 MAX_IN_FLIGHT = 6
 
 
 class _SharedClient:
-    """One ``httpx.AsyncClient`` per event loop and connection settings, counted by its users.
+    """One ``aiohttp.ClientSession`` per event loop and connection settings, counted by its users.
 
     A triggerer runs every wait in one loop. A client per trigger cost about 0.5 ms of CPU to
     build and close, one TCP (and TLS) connection each, and ~35 KiB of memory: at 1,000 waits
     that was a third of the triggerer's CPU for polling (``make bench``). Transports on the same
-    loop with the same settings share one client and its pool; the last to close closes it. Only
-    the loop's own thread touches this, so no lock is needed.
+    loop with the same settings share one session and its pool; the last to close closes it.
+    Only the loop's own thread touches this, so no lock is needed.
     """
 
-    __slots__ = ("client", "slots", "users")
+    __slots__ = ("proxy", "session", "slots", "users")
 
-    def __init__(self, client: httpx.AsyncClient) -> None:
-        self.client = client
+    def __init__(self, session: aiohttp.ClientSession, proxy: Proxy) -> None:
+        self.session = session
+        self.proxy = proxy
         self.users = 0
-        # Requests beyond this wait here (FIFO, O(1)) rather than in httpcore's pool, whose
-        # bookkeeping costs O(connections) per request and O(queued x connections) when queued.
         self.slots = asyncio.Semaphore(MAX_IN_FLIGHT)
+
+
+@dataclass(frozen=True)
+class Proxy:
+    """The proxy for the API host, from the environment, as ``requests`` reads it."""
+
+    url: str | None = None
+    headers: Mapping[str, str] | None = field(default=None, repr=False)  # credentials
+
+    @classmethod
+    def from_environment(cls, url: str) -> Proxy:
+        """``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY`` for ``url`` unless ``NO_PROXY`` excludes it.
+
+        Read once per session: aiohttp's own ``trust_env`` reads it in a thread for every request,
+        two thread hops per poll.
+        """
+        from urllib.parse import unquote
+
+        proxy = requests.utils.select_proxy(url, requests.utils.get_environ_proxies(url))
+        if not proxy:
+            return cls()
+        parts = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+        if parts.username is None:
+            return cls(urlunsplit(parts))
+        import base64
+
+        credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+        bare = parts._replace(netloc=parts.netloc.rpartition("@")[2])
+        # aiohttp sends this as Proxy-Authorization (on the request, or on CONNECT for https)
+        return cls(urlunsplit(bare), {"Authorization": "Basic " + base64.b64encode(credentials).decode()})
 
 
 _SHARED_CLIENTS: weakref.WeakKeyDictionary[
@@ -917,6 +946,27 @@ def _ssl_context(verify: bool | str) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=certifi.where())
 
 
+def new_async_session(
+    headers: Mapping[str, str], connect: float, read: float, verify: bool | str
+) -> aiohttp.ClientSession:
+    """The async client: aiohttp, which the official providers' async hooks (dbt Cloud, HTTP) use.
+
+    It costs a sixth of httpx's CPU per request, and a triggerer polls thousands of orders
+    (``make bench``). Bodies arrive raw (``auto_decompress=False``) so that
+    :class:`BoundedDecoder` bounds what they inflate to; cookies are never kept; the proxy is
+    the environment's (:class:`Proxy`), as with ``requests``.
+    """
+    import aiohttp
+
+    return aiohttp.ClientSession(
+        headers=dict(headers),
+        timeout=aiohttp.ClientTimeout(total=None, sock_connect=connect, sock_read=read),
+        connector=aiohttp.TCPConnector(limit=MAX_IN_FLIGHT, ssl=_ssl_context(verify)),
+        cookie_jar=aiohttp.DummyCookieJar(),
+        auto_decompress=False,
+    )
+
+
 class AsyncTransport(_Transport):
     """Read-only JSON GETs from an event loop, with the same policy as :class:`SyncTransport`."""
 
@@ -924,32 +974,23 @@ class AsyncTransport(_Transport):
     _key: tuple[Any, ...] = ()
 
     def _client(self) -> _SharedClient:
-        """The event loop's shared client for this connection's settings (see ``_SharedClient``)."""
+        """The event loop's shared session for this connection's settings (see ``_SharedClient``)."""
         if self._entry is None:
             config = self.config
             connect, read = self.timeout
-            headers = {"User-Agent": user_agent("httpx"), **config.api_headers()}
+            headers = {"User-Agent": user_agent("aiohttp"), **config.api_headers()}
             key = (config.base_url, tuple(sorted(headers.items())), connect, read, config.verify)
             shared = _SHARED_CLIENTS.setdefault(asyncio.get_running_loop(), {})
             entry = shared.get(key)
-            if entry is None or entry.client.is_closed:
-                entry = shared[key] = _SharedClient(
-                    httpx.AsyncClient(
-                        headers=headers,
-                        timeout=httpx.Timeout(read, connect=connect),
-                        verify=_ssl_context(config.verify),
-                        follow_redirects=False,
-                        limits=httpx.Limits(
-                            max_connections=MAX_IN_FLIGHT, max_keepalive_connections=MAX_IN_FLIGHT
-                        ),
-                    )
-                )
+            if entry is None or entry.session.closed:
+                session = new_async_session(headers, connect, read, config.verify)
+                entry = shared[key] = _SharedClient(session, Proxy.from_environment(config.base_url))
             entry.users += 1
             self._entry, self._key = entry, key
         return self._entry
 
     async def aclose(self) -> None:
-        """Release the client; the last transport of the loop using it closes it."""
+        """Release the session; the last transport of the loop using it closes it."""
         entry, self._entry = self._entry, None
         if entry is None:
             return
@@ -959,30 +1000,31 @@ class AsyncTransport(_Transport):
             if entry.users > 0:
                 return
             del shared[self._key]
-        await entry.client.aclose()
+        await entry.session.close()
 
     async def get_json(self, path: str, *, expect: type | None = None) -> Any:
         """GET a JSON answer: bounded in time (``request_deadline``) and size, retried by policy."""
+        import aiohttp
+
         entry = self._client()
         retrier = Retrier(self.policy, resend_safe=True)
         while True:
             try:
                 async with entry.slots:
-                    return await within(
-                        self.config.request_deadline, self._get_once(entry.client, path, expect)
-                    )
+                    return await within(self.config.request_deadline, self._get_once(entry, path, expect))
             except _AsyncFailure as exc:
                 failure = exc.failure
+            except aiohttp.ClientError as exc:  # before TimeoutError: a read timeout is both
+                never_sent = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
+                network = not isinstance(exc, aiohttp.InvalidURL)
+                sent = not isinstance(exc, never_sent)
+                failure = failure_for_exception(exc, "GET", path, sent=sent, network=network)
             except asyncio.TimeoutError:
                 error = AutoenhanceConnectionError(
                     f"Autoenhance API GET {path} failed: no complete answer within the request deadline "
                     f"of {self.config.request_deadline:g} s"
                 )
                 failure = Failure(error=error, retryable=True, ambiguous=True, reason="deadline")
-            except httpx.HTTPError as exc:
-                sent = not isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
-                network = isinstance(exc, httpx.TransportError)
-                failure = failure_for_exception(exc, "GET", path, sent=sent, network=network)
             delay = retrier.next_delay(failure)
             self.log.warning(
                 "Autoenhance GET %s failed (%s); retry %d of %d in %.1fs",
@@ -994,29 +1036,32 @@ class AsyncTransport(_Transport):
             )
             await asyncio.sleep(delay)
 
-    async def _get_once(self, client: httpx.AsyncClient, path: str, expect: type | None) -> Any:
+    async def _get_once(self, client: _SharedClient, path: str, expect: type | None) -> Any:
         """One GET, following redirects only within the API host (the key must not travel elsewhere)."""
         url = f"{self.config.base_url}{path}"
+        proxy = client.proxy
         for _ in range(MAX_REDIRECTS + 1):
             check_hop(url, "GET", self.config)
-            async with client.stream("GET", url) as response:
-                if response.status_code in REDIRECT_STATUSES:
+            request = client.session.get(
+                url, allow_redirects=False, proxy=proxy.url, proxy_headers=proxy.headers
+            )
+            async with request as response:
+                status = response.status
+                if status in REDIRECT_STATUSES:
                     location = response.headers.get("Location")
                     if not location:
-                        raise self._malformed(path, f"HTTP {response.status_code} without a Location")
+                        raise self._malformed(path, f"HTTP {status} without a Location")
                     target = urljoin(url, location)
                     if not self.config.same_origin(target):
-                        raise AutoenhanceAPIError(
-                            response.status_code, "GET", path, "redirected to another host"
-                        )
+                        raise AutoenhanceAPIError(status, "GET", path, "redirected to another host")
                     url = target
                     continue
-                limit = MAX_JSON_BYTES if response.status_code < 400 else ERROR_BODY_BYTES
-                body = await _read_async(response, limit, path, whole=response.status_code < 400)
-                if response.status_code >= 400:
+                limit = MAX_JSON_BYTES if status < 400 else ERROR_BODY_BYTES
+                body = await _read_async(response, limit, path, whole=status < 400)
+                if status >= 400:
                     raise _AsyncFailure(
                         failure_for_status(
-                            response.status_code,
+                            status,
                             "GET",
                             path,
                             body.decode("utf-8", "replace"),
@@ -1062,18 +1107,14 @@ class _AsyncFailure(Exception):
         self.failure = failure
 
 
-async def _read_async(response: httpx.Response, limit: int, path: str, *, whole: bool) -> bytes:
+async def _read_async(response: aiohttp.ClientResponse, limit: int, path: str, *, whole: bool) -> bytes:
     """The decoded body, bounded: a success body larger than ``limit`` is refused, an error body
     is only read up to ``limit`` (then the connection is dropped)."""
-    if response.is_stream_consumed:  # an answer already in memory (e.g. httpx.MockTransport)
-        content = response.content
-        if whole and len(content) > limit:
-            raise BodyTooLarge(200, "GET", path, "the answer is too large; not read")
-        return content[:limit]
     decoder = BoundedDecoder(response.headers.get("Content-Encoding"), limit, "GET", path, strict=whole)
     data = bytearray()
-    async for chunk in response.aiter_raw():
+    async for chunk in response.content.iter_any():
         data += decoder.feed(chunk)
         if decoder.full:
+            response.close()  # the rest stays unread: this connection cannot be reused
             break
     return bytes(data[:limit])

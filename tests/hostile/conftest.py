@@ -60,11 +60,11 @@ class LogCapture:
 
 @pytest.fixture
 def logs(caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]) -> Iterator[LogCapture]:
-    """Capture at DEBUG, including urllib3, httpx and httpcore (they log URLs and headers)."""
+    """Capture at DEBUG, including urllib3 and aiohttp (they log URLs and headers)."""
     import structlog
 
     caplog.set_level(logging.DEBUG)
-    for name in ("urllib3", "httpx", "httpcore", "autoenhance_provider", "airflow"):
+    for name in ("urllib3", "aiohttp", "autoenhance_provider", "airflow"):
         caplog.set_level(logging.DEBUG, logger=name)
     capture = LogCapture(caplog, capfd)
     with structlog.testing.capture_logs() as events:

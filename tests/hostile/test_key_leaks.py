@@ -1,6 +1,6 @@
 """7. The API key never leaks, whatever a server echoes back, on every path (sync hook, async hook,
 trigger event), in every place (exception text, repr, body, traceback, event payload, logs at
-DEBUG including urllib3/httpx/httpcore).
+DEBUG including urllib3/aiohttp).
 
 Every key here contains ``MARKER`` (letters and digits), so the key is found however the server
 encoded it: raw, JSON-escaped, percent-encoded, in a redirect or in a header.

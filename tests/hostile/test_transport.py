@@ -134,3 +134,53 @@ class TestStorageRefusalIsNotAnAuthError:
         assert outcome.error is None, describe(outcome)
         assert target.read_bytes() == image
         assert all("x-api-key" not in r.headers for r in storage.seen())
+
+
+class TestProxyFromTheEnvironment:
+    """The async hook reads the proxy as ``requests`` does (``HTTP(S)_PROXY``, ``NO_PROXY``), once."""
+
+    @staticmethod
+    def _get_order_async(conn: str):
+        from autoenhance_provider.hooks.autoenhance_async import AutoenhanceAsyncHook
+
+        async def once():
+            async with AutoenhanceAsyncHook(conn, **FAST) as hook:
+                return await hook.get_order("o-1")
+
+        return run_bounded(lambda: asyncio.run(once()), GUARD)
+
+    def test_requests_go_through_the_proxy_with_its_credentials(
+        self, serve, connect, outside, monkeypatch
+    ) -> None:
+        import base64
+
+        proxy = serve(lambda r: json_reply(200, {"order_id": "o-1", "images": []}))
+        monkeypatch.setenv("HTTP_PROXY", f"http://proxy%20user:p%40ss@127.0.0.1:{proxy.port}")
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        # a host nobody can resolve here: only the proxy can reach it
+        conn = connect("http://api.autoenhance.test", allow_insecure_http=True)
+
+        outcome = self._get_order_async(conn)
+
+        assert outcome.finished, describe(outcome)
+        assert outcome.error is None, describe(outcome)
+        assert outcome.value["order_id"] == "o-1"
+        (seen,) = proxy.seen()
+        assert seen.target == "http://api.autoenhance.test/v3/orders/o-1"
+        assert seen.header("proxy-authorization") == "Basic " + base64.b64encode(b"proxy user:p@ss").decode()
+        assert outside == [], f"the provider bypassed the proxy: {outside}"
+
+    def test_no_proxy_sends_requests_directly(self, serve, connect, monkeypatch) -> None:
+        proxy = serve(lambda r: json_reply(502, {"message": "the proxy must not be used"}))
+        api = serve(lambda r: json_reply(200, {"order_id": "o-1", "images": []}))
+        monkeypatch.setenv("HTTP_PROXY", proxy.base_url)
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        conn = connect(api)
+
+        outcome = self._get_order_async(conn)
+
+        assert outcome.finished, describe(outcome)
+        assert outcome.error is None, describe(outcome)
+        assert proxy.seen() == []
+        assert [r.path for r in api.seen()] == ["/v3/orders/o-1"]

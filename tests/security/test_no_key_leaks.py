@@ -24,7 +24,7 @@ from example_dags_support import load_dag
 pytestmark = [pytest.mark.dags, pytest.mark.integration]
 
 SIGNATURE = re.compile(r"X-Amz-Signature=[0-9a-fA-F]{8,}")
-HTTP_LOGGERS = ("urllib3", "urllib3.connectionpool", "httpx", "httpcore", "requests")
+HTTP_LOGGERS = ("urllib3", "urllib3.connectionpool", "aiohttp", "aiohttp.client", "requests")
 
 
 @pytest.fixture

@@ -122,7 +122,7 @@ def test_user_agent_names_the_provider_and_airflow():
     assert ua.startswith(f"airflow-provider-autoenhance/{__version__} ")
     assert f"apache-airflow/{version('apache-airflow')}" in ua
     assert "python-requests/" in ua
-    assert f"python-httpx/{version('httpx')}" in user_agent("httpx")
+    assert f"python-aiohttp/{version('aiohttp')}" in user_agent("aiohttp")
 
 
 @pytest.mark.parametrize(

@@ -292,7 +292,7 @@ def test_log_filter_is_installed_once_on_each_http_library_logger(hook):
     install_log_redaction()
     install_log_redaction()
 
-    for name in ("urllib3.connectionpool", "httpx", "httpcore"):
+    for name in ("urllib3.connectionpool", "urllib3.response", "aiohttp.client", "aiohttp.internal"):
         filters = [f for f in logging.getLogger(name).filters if isinstance(f, RedactQueryStrings)]
         assert len(filters) == 1, name
 

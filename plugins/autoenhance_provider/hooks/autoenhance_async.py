@@ -1,4 +1,4 @@
-"""Async, read-only access to orders and images for the triggerer (``httpx``, shipped with Airflow).
+"""Async, read-only access to orders and images for the triggerer (``aiohttp``).
 
 A triggerer runs hundreds of waits in one event loop, so polling must never block it: no sync
 hook in a thread pool, no connection lookup on the loop thread. The transport, retries and error
@@ -7,6 +7,8 @@ mapping are :mod:`autoenhance_provider.http`'s, the same policy as the sync hook
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from typing import Any
 
 from autoenhance_provider.compat import BaseHook, aget_connection, amask_secret
@@ -48,9 +50,7 @@ class AutoenhanceAsyncHook(BaseHook):
 
     async def _get_transport(self) -> AsyncTransport:
         if self._transport is None:
-            conn = await aget_connection(self.autoenhance_conn_id)
-            config = AutoenhanceConnectionConfig.from_connection(conn)
-            await amask_secret(config.api_key)
+            config = await _shared_lookup(self.autoenhance_conn_id)
             self._transport = AsyncTransport(
                 config,
                 self.retry_policy,
@@ -77,3 +77,34 @@ class AutoenhanceAsyncHook(BaseHook):
         if not isinstance(order, dict):
             raise AutoenhanceAPIError(200, "GET", path, "the answer is not an order")
         return order
+
+
+_LOOKUPS: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[str, asyncio.Future[AutoenhanceConnectionConfig]]
+] = weakref.WeakKeyDictionary()
+
+
+async def _shared_lookup(conn_id: str) -> AutoenhanceConnectionConfig:
+    """The connection's settings; lookups that overlap in one event loop share one.
+
+    A triggerer that starts a thousand waits at once (after a restart, say) reads the connection
+    once instead of a thousand times (each a hop to a thread and to the secrets backends). Only
+    overlapping lookups share: a later one reads the connection afresh, so a changed key is seen.
+    """
+    pending = _LOOKUPS.setdefault(asyncio.get_running_loop(), {})
+    lookup = pending.get(conn_id)
+    if lookup is None:
+        lookup = pending[conn_id] = asyncio.ensure_future(_lookup(conn_id))
+
+        def forget(done: asyncio.Future[AutoenhanceConnectionConfig]) -> None:
+            if pending.get(conn_id) is done:
+                del pending[conn_id]
+
+        lookup.add_done_callback(forget)
+    return await asyncio.shield(lookup)  # one waiter cancelled does not cancel the others
+
+
+async def _lookup(conn_id: str) -> AutoenhanceConnectionConfig:
+    config = AutoenhanceConnectionConfig.from_connection(await aget_connection(conn_id))
+    await amask_secret(config.api_key)
+    return config

@@ -1,10 +1,12 @@
-"""Fixtures for the workflow tests: a test connection, an httpx mock for the async hook, logs."""
+"""Fixtures for the workflow tests: a test connection, an in-process HTTP handler for the async hook, logs."""
 
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 from typing import Any
 
+import httpx
 import pytest
 from wf_helpers import BASE_URL, FAKE_KEY
 
@@ -19,16 +21,16 @@ def wf_conn(monkeypatch: pytest.MonkeyPatch) -> str:
 
 @pytest.fixture
 def httpx_handler(monkeypatch: pytest.MonkeyPatch):
-    """Route every ``httpx.AsyncClient`` the async hook builds through a MockTransport.
+    """Answer every request of the async hook's aiohttp session in process, from a handler.
 
-    Call the fixture's value with a handler ``(httpx.Request) -> httpx.Response``; the list of
-    requests seen is returned. Nothing leaves the process.
+    Call the fixture's value with a handler ``(httpx.Request) -> httpx.Response`` (httpx's
+    models only describe the exchange); the list of requests seen is returned. Raising
+    ``httpx.ConnectError`` or ``httpx.ReadTimeout`` makes the session raise what aiohttp raises
+    for a refused connection or a read timeout. Nothing leaves the process; the real aiohttp
+    path is exercised against real sockets by tests/hostile and tests/integration.
     """
-    import httpx
+    import autoenhance_provider.http as http_module
 
-    import autoenhance_provider.http as async_module
-
-    real_client = httpx.AsyncClient
     seen: list[Any] = []
 
     def install(handler):
@@ -36,17 +38,65 @@ def httpx_handler(monkeypatch: pytest.MonkeyPatch):
             seen.append(request)
             return handler(request)
 
-        transport = httpx.MockTransport(recording)
+        def session(headers, connect, read, verify):
+            return InProcessSession(recording, headers)
 
-        def client(*args, **kwargs):
-            kwargs.pop("verify", None)
-            kwargs["transport"] = transport
-            return real_client(*args, **kwargs)
-
-        monkeypatch.setattr(async_module.httpx, "AsyncClient", client)
+        monkeypatch.setattr(http_module, "new_async_session", session)
         return seen
 
     return install
+
+
+class InProcessSession:
+    """The part of ``aiohttp.ClientSession`` the async transport uses, answered by a handler."""
+
+    def __init__(self, handler, headers) -> None:
+        self.handler = handler
+        self.headers = dict(headers)
+        self.closed = False
+
+    async def close(self) -> None:
+        self.closed = True
+
+    def get(self, url: str, *, allow_redirects: bool = True, **proxy: Any) -> InProcessResponse:
+        assert not allow_redirects, "the transport follows redirects itself"
+        assert not self.closed, "request on a closed session"
+        return InProcessResponse(self.handler, httpx.Request("GET", url, headers=self.headers))
+
+
+class InProcessResponse:
+    def __init__(self, handler, request) -> None:
+        self.handler, self.request = handler, request
+
+    async def __aenter__(self) -> InProcessResponse:
+        import aiohttp
+
+        url = self.request.url
+        try:
+            answer = self.handler(self.request)
+        except httpx.ConnectError as exc:
+            key = SimpleNamespace(host=url.host, port=url.port or 443, ssl=True)
+            raise aiohttp.ClientConnectorError(key, ConnectionRefusedError(111, str(exc))) from None
+        except httpx.TimeoutException as exc:
+            raise aiohttp.ServerTimeoutError(str(exc)) from None
+        except httpx.TransportError as exc:
+            raise aiohttp.ServerDisconnectedError(str(exc)) from None
+        self.status = answer.status_code
+        self.headers = answer.headers
+        # the bytes as sent (still encoded): the transport decodes them itself
+        stream = answer.stream
+        self._body = b"".join(stream) if isinstance(stream, httpx.ByteStream) else answer.content
+        self.content = SimpleNamespace(iter_any=self._chunks)
+        return self
+
+    async def _chunks(self):
+        yield self._body
+
+    def close(self) -> None:
+        pass
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """OrderProcessedSensor: the same scenarios in poke, reschedule and deferrable mode.
 
 One scripted ``GET /v3/orders/<id>`` serves both the sync hook (requests-mock) and the async
-hook of the trigger (httpx.MockTransport), so each mode sees the same sequence of answers.
+hook of the trigger (answered in process by the same handler), so each mode sees the same sequence of answers.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""AutoenhanceOrderTrigger and AutoenhanceAsyncHook: asyncio, HTTP mocked with httpx.MockTransport."""
+"""AutoenhanceOrderTrigger and AutoenhanceAsyncHook: asyncio, HTTP answered in process (conftest)."""
 
 from __future__ import annotations
 
@@ -175,7 +175,7 @@ async def test_connection_errors_exhaust_the_budget_too(wf_conn, httpx_handler):
 
     assert event.payload["status"] == "error"
     assert event.payload["status_code"] is None
-    assert "ConnectError" in event.payload["message"]
+    assert "ClientConnectorError" in event.payload["message"]
 
 
 async def test_unknown_order_gives_an_error_event_with_404(wf_conn, httpx_handler):

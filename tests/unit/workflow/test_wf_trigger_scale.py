@@ -15,9 +15,9 @@ from autoenhance_provider.triggers.autoenhance import AutoenhanceOrderTrigger
 
 
 def client_of(hook):
-    """The httpx client a hook's transport shares (None before first use)."""
+    """The session a hook's transport shares (None before first use)."""
     entry = hook._transport._entry if hook._transport else None
-    return entry.client if entry else None
+    return entry.session if entry else None
 
 
 FAST = {"retry_delay": 0, "retry_max_delay": 0}
@@ -108,9 +108,9 @@ async def test_hooks_on_one_loop_share_one_client_until_the_last_closes(wf_conn,
     client = client_of(hooks[0])
     await hooks[0].aclose()
     await hooks[1].aclose()
-    assert not client.is_closed
+    assert not client.closed
     await hooks[2].aclose()
-    assert client.is_closed
+    assert client.closed
     assert _SHARED_CLIENTS.get(asyncio.get_running_loop()) == {}
 
 
@@ -143,17 +143,17 @@ async def test_many_triggers_share_one_client_and_all_finish(wf_conn, httpx_hand
         return httpx.Response(200, json=processing_order() if calls["n"] <= 50 else done_order())
 
     seen = httpx_handler(handler)
-    # count the clients the hook builds (the fixture replaced httpx.AsyncClient already)
+    # count the sessions the hook builds (the fixture replaced new_async_session already)
     import autoenhance_provider.http as module
 
-    patched = module.httpx.AsyncClient
+    patched = module.new_async_session
 
     def counting(*args, **kwargs):
-        client = patched(*args, **kwargs)
-        created.append(client)
-        return client
+        session = patched(*args, **kwargs)
+        created.append(session)
+        return session
 
-    module.httpx.AsyncClient = counting
+    module.new_async_session = counting
     try:
         triggers = [
             AutoenhanceOrderTrigger(order_id=ORDER_ID, poll_interval=0.01, hook_params=FAST)
@@ -161,8 +161,45 @@ async def test_many_triggers_share_one_client_and_all_finish(wf_conn, httpx_hand
         ]
         results = await asyncio.gather(*(events_of(t) for t in triggers))
     finally:
-        module.httpx.AsyncClient = patched
+        module.new_async_session = patched
     assert all([e["status"] for e in events] == ["success"] for events in results)
     assert len(seen) == 100
     assert len(created) == 1
-    assert created[0].is_closed
+    assert created[0].closed
+
+
+# ------------------------------------------------------------------------------ connection lookups
+async def test_overlapping_lookups_of_a_connection_share_one(wf_conn, httpx_handler, monkeypatch):
+    import autoenhance_provider.hooks.autoenhance_async as module
+
+    httpx_handler(OrderScript(done_order()).handler)
+    real = module.aget_connection
+    lookups: list[str] = []
+
+    async def counting(conn_id):
+        lookups.append(conn_id)
+        await asyncio.sleep(0.01)  # still in flight while the other hooks ask
+        return await real(conn_id)
+
+    monkeypatch.setattr(module, "aget_connection", counting)
+    hooks = [AutoenhanceAsyncHook(**FAST) for _ in range(20)]
+    await asyncio.gather(*(hook.get_order(ORDER_ID) for hook in hooks))
+    assert lookups == ["autoenhance_default"]
+
+    # a lookup after those ended reads the connection again (a changed key is seen)
+    later = AutoenhanceAsyncHook(**FAST)
+    await later.get_order(ORDER_ID)
+    assert len(lookups) == 2
+    for hook in [*hooks, later]:
+        await hook.aclose()
+
+
+async def test_a_failed_lookup_fails_every_waiter_and_is_not_remembered(wf_conn, monkeypatch):
+    import autoenhance_provider.hooks.autoenhance_async as module
+    from autoenhance_provider.exceptions import AutoenhanceConfigError
+
+    monkeypatch.setenv("AIRFLOW_CONN_AUTOENHANCE_DEFAULT", '{"conn_type": "autoenhance", "password": ""}')
+    hooks = [AutoenhanceAsyncHook(**FAST) for _ in range(3)]
+    results = await asyncio.gather(*(h.get_order(ORDER_ID) for h in hooks), return_exceptions=True)
+    assert all(isinstance(r, AutoenhanceConfigError) for r in results), results
+    assert module._LOOKUPS.get(asyncio.get_running_loop()) == {}

@@ -131,7 +131,7 @@ class OrderScript:
 
         requests_mock.get(self.url, text=callback)
 
-    # httpx.MockTransport
+    # the async hook (conftest.httpx_handler)
     def handler(self, request: Any) -> Any:
         import httpx
 
