@@ -20,6 +20,11 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 BENCH_KEY = "bench-sandbox-key"
+#: The commit this round of work started from. Where a regression is the question (import cost,
+#: the triggerer's CPU per poll), its provider is measured side by side in the same run: figures
+#: from another day or machine are not comparable (this one measured 2.7x slower than the one
+#: that wrote the baseline's RESULTS.md).
+BASELINE_COMMIT = "8ab7327938def93d6007389a5c02097341a08760"
 
 
 def isolated_airflow_home() -> None:
@@ -177,6 +182,45 @@ def finish(args: argparse.Namespace, rows: list[dict[str, Any]], raw: dict[str, 
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"rows": rows, "raw": raw or {}}, indent=2, default=str))
     return 0
+
+
+@contextmanager
+def baseline_provider() -> Iterator[Path | None]:
+    """A directory holding ``autoenhance_provider`` as of ``BASELINE_COMMIT`` (for ``PYTHONPATH``),
+    or None when this clone does not have that commit (e.g. a shallow clone)."""
+    import shutil
+    import subprocess
+    import tarfile
+
+    with tempfile.TemporaryDirectory(prefix="autoenhance-bench-baseline-") as tmp:
+        archive = Path(tmp) / "baseline.tar"
+        done = subprocess.run(
+            [
+                "git",
+                "-C",
+                str(REPO),
+                "archive",
+                "-o",
+                str(archive),
+                BASELINE_COMMIT,
+                "plugins/autoenhance_provider",
+            ],
+            capture_output=True,
+            check=False,
+        )
+        if done.returncode != 0 or shutil.which("git") is None:
+            yield None
+            return
+        with tarfile.open(archive) as tar:
+            tar.extractall(tmp, filter="data")
+        yield Path(tmp) / "plugins"
+
+
+def with_pythonpath(env: dict[str, str], first: Path | None) -> dict[str, str]:
+    """``env`` with ``first`` ahead of everything on the import path (None: unchanged)."""
+    if first is None:
+        return env
+    return {**env, "PYTHONPATH": os.pathsep.join(filter(None, [str(first), env.get("PYTHONPATH", "")]))}
 
 
 def python() -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import _common as c
@@ -38,7 +39,8 @@ t1 = time.perf_counter()
 for name in {modules!r}:
     importlib.import_module(name)
 t2 = time.perf_counter()
-print(json.dumps({{"sdk": t1 - t0, "provider": t2 - t1}}))
+import autoenhance_provider
+print(json.dumps({{"sdk": t1 - t0, "provider": t2 - t1, "from": autoenhance_provider.__file__}}))
 """
 
 PARSE_SCRIPT = """
@@ -58,12 +60,22 @@ print(json.dumps({{"first": times[0], "rest": times[1:], "dags": [d.dag_id for d
 """
 
 
-def run_python(code: str) -> dict[str, Any]:
+#: Bytecode as an installed package has it (pip compiles it): written by the warm-up run into a
+#: cache of the bench's own, also where the environment says not to (PYTHONDONTWRITEBYTECODE).
+#: Without it, every run would time compiling our sources, which no user's process does.
+BYTECODE_CACHE = Path(os.environ["AIRFLOW_HOME"]) / "pycache"  # a throw-away dir (isolated_airflow_home)
+
+
+def run_python(code: str, provider_dir: Path | None = None) -> dict[str, Any]:
+    """Run ``code`` in a fresh interpreter (with ``provider_dir`` first on the path) for its JSON line."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(BYTECODE_CACHE)
+    env = c.with_pythonpath(env, provider_dir)
     done = subprocess.run(
         [c.python(), "-c", code],
         capture_output=True,
         text=True,
-        env=dict(os.environ),
+        env=env,
         timeout=300,
         check=False,
     )
@@ -80,10 +92,17 @@ def main(argv: list[str] | None = None) -> int:
         files = [f for f in files if f.name == "example_autoenhance_pipeline.py"]
     rows: list[dict[str, Any]] = []
     raw: dict[str, Any] = {"import": [], "parse": {}}
-    if not args.tiny:
-        run_python(IMPORT_SCRIPT.format(modules=PROVIDER_MODULES))  # warm the OS file cache and .pyc files
-    for _ in range(runs):
-        raw["import"].append(run_python(IMPORT_SCRIPT.format(modules=PROVIDER_MODULES)))
+    script = IMPORT_SCRIPT.format(modules=PROVIDER_MODULES)
+    with c.baseline_provider() as baseline:
+        run_python(script)  # warm the OS file cache, write bytecode
+        if baseline is not None:
+            run_python(script, baseline)
+        for _ in range(runs):  # alternating, so both see the same machine
+            raw["import"].append(run_python(script))
+            if baseline is not None:
+                before = run_python(script, baseline)
+                assert before["from"].startswith(str(baseline)), before["from"]
+                raw.setdefault("baseline_import", []).append(before)
     sdk = c.median([r["sdk"] for r in raw["import"]]) * 1000
     provider = c.median([r["provider"] for r in raw["import"]]) * 1000
     rows.append(
@@ -98,6 +117,18 @@ def main(argv: list[str] | None = None) -> int:
             provider <= IMPORT_TARGET_MS,
         )
     )
+    if "baseline_import" in raw:
+        before = c.median([r["provider"] for r in raw["baseline_import"]]) * 1000
+        rows.append(
+            c.row(
+                "import (fresh process)",
+                f"the same, vs the provider at {c.BASELINE_COMMIT[:7]} (alternating runs)",
+                f"+{provider:.0f} ms vs +{before:.0f} ms (x{provider / before:.2f})",
+                "<= x1.00",
+                provider <= before,
+                note="bytecode compiled, as pip installs it",
+            )
+        )
     for path in files:
         data = run_python(PARSE_SCRIPT.format(modules=PROVIDER_MODULES, path=str(path), parses=parses))
         raw["parse"][path.name] = data

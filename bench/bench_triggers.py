@@ -330,6 +330,7 @@ def child(order_ids: list[str], poll_interval: float) -> dict[str, Any]:
         "rss_before_kib": rss_before,
         "statuses": statuses,
         "last_event_after": max(t for _, t in results) - start,
+        "provider": sys.modules["autoenhance_provider"].__file__,
     }
 
 
@@ -338,6 +339,84 @@ def raise_fd_limit() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+BASELINE_SIZE = 1000
+
+
+def per_poll_ms(data: dict[str, Any]) -> float:
+    return 1000 * data["cpu_seconds"] / max(1, data["order_polls"])
+
+
+def run_triggers(size: int, poll: float, finish: float, provider_dir: Any = None) -> dict[str, Any]:
+    """``size`` triggers in a fresh child process against a freshly seeded sandbox."""
+    with c.sandbox_process(processing_seconds=finish) as sandbox:
+        c.point_connection_at(sandbox.base_url)
+        ids = c.admin(
+            sandbox.base_url,
+            "seed",
+            {"orders": size, "images_per_order": 1, "finish_after_seconds": finish},
+        )["order_ids"]
+        seeded_at = time.time()
+        sandbox_cpu = c.proc_cpu_seconds(sandbox.pid)
+        before = c.request_counts(c.admin(sandbox.base_url, "stats"))
+        done = subprocess.run(
+            [c.python(), __file__, "--child", str(poll)],
+            input=json.dumps(ids),
+            capture_output=True,
+            text=True,
+            env=c.with_pythonpath(dict(os.environ), provider_dir),
+            timeout=finish + 40 * poll + 900,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"trigger child failed:\n{done.stderr[-3000:]}")
+        data: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+        if provider_dir is not None and not data["provider"].startswith(str(provider_dir)):
+            raise RuntimeError(f"the child imported {data['provider']}, not the baseline")
+        data["sandbox_cpu_seconds"] = c.proc_cpu_seconds(sandbox.pid) - sandbox_cpu
+        data["seeded_to_child_start"] = time.time() - seeded_at - data["wall_seconds"]
+        polls = c.diff_counts(c.request_counts(c.admin(sandbox.base_url, "stats")), before)
+        data["order_polls"] = polls.get("GET /v3/orders/{order_id}", 0)
+    print(f"  {size} triggers: {json.dumps(data)}", file=sys.stderr, flush=True)
+    return data
+
+
+def trigger_rows(size: int, data: dict[str, Any]) -> list[dict[str, Any]]:
+    cpu_share = data["cpu_seconds"] / data["wall_seconds"]
+    peak = data["peak_rss_kib"] / 1024
+    ok = data["statuses"] == {"success": size}
+    section = f"{size:,} triggers, one loop"
+    enforce = size == 1000
+    cpu_s, wall, polls = data["cpu_seconds"], data["wall_seconds"], data["order_polls"]
+    growth = (data["peak_rss_kib"] - data["rss_before_kib"]) / 1024
+    server_cpu = data["sandbox_cpu_seconds"]
+    rows = [
+        c.row(
+            section,
+            "client CPU",
+            f"{cpu_s:.1f} CPU-s in {wall:.0f} s = {cpu_share:.1%} of a core",
+            f"<= {CPU_TARGET:.0%}" if enforce else "",
+            cpu_share <= CPU_TARGET if enforce else None,
+            note=f"{polls:,} polls, {per_poll_ms(data):.2f} CPU-ms per poll incl. start-up",
+        ),
+        c.row(
+            section,
+            "client peak RSS",
+            f"{peak:.0f} MiB (+{growth:.0f} MiB over imports)",
+            f"<= {RSS_TARGET_MIB} MiB" if enforce else "",
+            peak <= RSS_TARGET_MIB if enforce else None,
+        ),
+        c.row(
+            section,
+            "sandbox CPU (other process)",
+            f"{server_cpu:.1f} CPU-s = {server_cpu / wall:.1%} of a core",
+            note="every event success" if ok else f"events {data['statuses']}",
+        ),
+    ]
+    if not ok:
+        rows[-1]["met"] = False
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -350,68 +429,26 @@ def main(argv: list[str] | None = None) -> int:
     raise_fd_limit()
     rows: list[dict[str, Any]] = []
     raw: dict[str, Any] = {}
-    for size in sizes:
-        with c.sandbox_process(processing_seconds=finish) as sandbox:
-            c.point_connection_at(sandbox.base_url)
-            ids = c.admin(
-                sandbox.base_url,
-                "seed",
-                {"orders": size, "images_per_order": 1, "finish_after_seconds": finish},
-            )["order_ids"]
-            seeded_at = time.time()
-            sandbox_cpu = c.proc_cpu_seconds(sandbox.pid)
-            before = c.request_counts(c.admin(sandbox.base_url, "stats"))
-            done = subprocess.run(
-                [c.python(), __file__, "--child", str(poll)],
-                input=json.dumps(ids),
-                capture_output=True,
-                text=True,
-                env=dict(os.environ),
-                timeout=finish + 40 * poll + 900,
-                check=False,
-            )
-            if done.returncode != 0:
-                raise RuntimeError(f"trigger child failed:\n{done.stderr[-3000:]}")
-            data = json.loads(done.stdout.strip().splitlines()[-1])
-            data["sandbox_cpu_seconds"] = c.proc_cpu_seconds(sandbox.pid) - sandbox_cpu
-            data["seeded_to_child_start"] = time.time() - seeded_at - data["wall_seconds"]
-            polls = c.diff_counts(c.request_counts(c.admin(sandbox.base_url, "stats")), before)
-            data["order_polls"] = polls.get("GET /v3/orders/{order_id}", 0)
+    compare = sizes[0] if args.tiny else BASELINE_SIZE
+    with c.baseline_provider() as baseline:
+        for size in sizes:
+            data = run_triggers(size, poll, finish)
             raw[str(size)] = data
-        cpu_share = data["cpu_seconds"] / data["wall_seconds"]
-        peak = data["peak_rss_kib"] / 1024
-        ok = data["statuses"] == {"success": size}
-        print(f"  {size} triggers: {json.dumps(data)}", file=sys.stderr, flush=True)
-        section = f"{size:,} triggers, one loop"
-        enforce = size == 1000
-        cpu_s, wall, polls = data["cpu_seconds"], data["wall_seconds"], data["order_polls"]
-        growth = (data["peak_rss_kib"] - data["rss_before_kib"]) / 1024
-        server_cpu = data["sandbox_cpu_seconds"]
-        rows += [
-            c.row(
-                section,
-                "client CPU",
-                f"{cpu_s:.1f} CPU-s in {wall:.0f} s = {cpu_share:.1%} of a core",
-                f"<= {CPU_TARGET:.0%}" if enforce else "",
-                cpu_share <= CPU_TARGET if enforce else None,
-                note=f"{polls:,} polls, {1000 * cpu_s / max(1, polls):.2f} CPU-ms per poll incl. start-up",
-            ),
-            c.row(
-                section,
-                "client peak RSS",
-                f"{peak:.0f} MiB (+{growth:.0f} MiB over imports)",
-                f"<= {RSS_TARGET_MIB} MiB" if enforce else "",
-                peak <= RSS_TARGET_MIB if enforce else None,
-            ),
-            c.row(
-                section,
-                "sandbox CPU (other process)",
-                f"{server_cpu:.1f} CPU-s = {server_cpu / wall:.1%} of a core",
-                note="every event success" if ok else f"events {data['statuses']}",
-            ),
-        ]
-        if not ok:
-            rows[-1]["met"] = False
+            rows += trigger_rows(size, data)
+            if size == compare and baseline is not None:
+                before = run_triggers(size, poll, finish, provider_dir=baseline)
+                raw[f"{size}-baseline"] = before
+                now_ms, before_ms = per_poll_ms(data), per_poll_ms(before)
+                rows.append(
+                    c.row(
+                        f"{size:,} triggers, one loop",
+                        f"client CPU per poll, vs the provider at {c.BASELINE_COMMIT[:7]} (same run)",
+                        f"{now_ms:.2f} vs {before_ms:.2f} CPU-ms (x{now_ms / before_ms:.2f})",
+                        "<= x1.00",
+                        now_ms <= before_ms,
+                        note="incl. start-up; the same sandbox set-up, one after the other",
+                    )
+                )
     return c.finish(args, rows, raw)
 
 
