@@ -25,9 +25,9 @@ import time
 import weakref
 import zlib
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import requests
@@ -93,8 +93,7 @@ class RetryPolicy:
         )
 
 
-@dataclass(frozen=True)
-class Failure:
+class Failure(NamedTuple):
     """One failed attempt, as the transport saw it.
 
     ``ambiguous`` means the server may have acted on the request (a timeout after sending, a
@@ -549,8 +548,7 @@ class _DeadlineHTTPSPool(urllib3.HTTPSConnectionPool):
 
 
 # -------------------------------------------------------------------------------- sync transport
-@dataclass(frozen=True)
-class Recovered:
+class Recovered(NamedTuple):
     """What a recovery check found: the call already took effect, and this is its result."""
 
     value: Any
@@ -901,12 +899,14 @@ class _SharedClient:
         self.slots = asyncio.Semaphore(MAX_IN_FLIGHT)
 
 
-@dataclass(frozen=True)
-class Proxy:
+class Proxy(NamedTuple):
     """The proxy for the API host, from the environment, as ``requests`` reads it."""
 
     url: str | None = None
-    headers: Mapping[str, str] | None = field(default=None, repr=False)  # credentials
+    headers: Mapping[str, str] | None = None  # credentials: never in repr
+
+    def __repr__(self) -> str:
+        return f"Proxy(url={self.url!r}, headers={'***' if self.headers else None})"
 
     @classmethod
     def from_environment(cls, url: str) -> Proxy:

@@ -13,8 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 from autoenhance_provider.exceptions import AutoenhanceValidationError
@@ -249,8 +248,7 @@ def settings_body(settings: Mapping[str, Any]) -> dict[str, Any]:
     return EnhancementSettings(settings).body()
 
 
-@dataclass(frozen=True)
-class DownloadRequest:
+class DownloadRequest(NamedTuple):
     """A checked download: the API's spelling of the kind and the query parameters as strings."""
 
     kind: str

@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import cached_property
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 from urllib.parse import urljoin
 
 import requests
@@ -97,8 +97,7 @@ IF_EXISTS = ("skip", "overwrite", "fail")
 MAX_IMAGE_BYTES = 2 * 1024 * 1024 * 1024
 
 
-@dataclass(frozen=True)
-class PlannedFile:
+class PlannedFile(NamedTuple):
     """One image of an order and the file it goes to."""
 
     image: dict[str, Any]
