@@ -16,9 +16,8 @@ import re
 import unicodedata
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import IO, Any, cast
+from typing import IO, Any, NamedTuple, cast
 
 from airflow.sdk import ObjectStoragePath
 
@@ -160,8 +159,7 @@ def local_path(path: ObjectStoragePath) -> Path:
     return Path(path.path)
 
 
-@dataclass(frozen=True)
-class SourceFile:
+class SourceFile(NamedTuple):
     """One file to upload."""
 
     path: ObjectStoragePath

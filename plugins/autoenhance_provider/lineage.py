@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import functools
 import socket
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote, urlsplit
 
 #: Above this many source files the inputs are their folders (a lineage event stays small).
@@ -91,21 +91,20 @@ def local_host() -> str:
     return socket.gethostname() or "localhost"
 
 
-@dataclass
-class TransferRecord:
+class TransferRecord(NamedTuple):
     """What an operator moved, kept on the operator during ``execute`` for the lineage hooks."""
 
     operation: str  # "upload", "upload_brackets" or "download"
     order_id: str
     api_base_url: str
-    sources: list[str] = field(default_factory=list)
+    sources: Sequence[str] = ()
     destination: str | None = None
     file_count: int = 0
     total_bytes: int | None = None
     skipped_count: int = 0
 
 
-def _inputs_for(sources: list[str], host: str | None) -> list[tuple[str, str]]:
+def _inputs_for(sources: Sequence[str], host: str | None) -> list[tuple[str, str]]:
     """One dataset per source file, or per folder when there are many."""
     names = [dataset_name(uri, host=host) for uri in sources]
     if len(names) > MAX_LINEAGE_FILES:

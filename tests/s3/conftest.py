@@ -64,6 +64,11 @@ def s3(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> S3:
     for name, value in AWS_ENV.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", aws_connection(moto_endpoint))
+    # Airflow keeps one file system per (scheme, connection) for the process: one attached by an
+    # earlier test (another aws_default, without the moto endpoint) must not be reused here.
+    from airflow.sdk.io import store
+
+    monkeypatch.setattr(store, "_STORE_CACHE", {})
     return S3(moto_endpoint)
 
 
