@@ -28,7 +28,7 @@ PROVIDER_MODULES = (
     "autoenhance_provider.hooks.autoenhance",
     "autoenhance_provider.hooks.autoenhance_async",
 )
-IMPORT_RUNS, PARSES = 11, 20
+IMPORT_RUNS, PARSES = 21, 20
 IMPORT_TARGET_MS, PARSE_TARGET_MS = 100, 50
 
 IMPORT_SCRIPT = """

@@ -25,7 +25,6 @@ import time
 import weakref
 import zlib
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 from urllib.parse import urljoin, urlsplit, urlunsplit
@@ -67,9 +66,8 @@ T = TypeVar("T")
 
 
 # ---------------------------------------------------------------------------------------- policy
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Exponential backoff with jitter, bounded in attempts and in total time."""
+class RetryPolicy(NamedTuple):
+    """Exponential backoff with jitter, bounded in attempts and in total time (immutable)."""
 
     max_attempts: int = 6
     initial_delay: float = 1.0

@@ -13,9 +13,8 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, NamedTuple
 
 from autoenhance_provider.exceptions import (
     AutoenhanceAPIError,
@@ -79,9 +78,8 @@ def _truthy(value: Any) -> bool:
     return bool(value)
 
 
-@dataclass(frozen=True)
-class OrderProgress:
-    """What one look at an order tells us."""
+class OrderProgress(NamedTuple):
+    """What one look at an order tells us (a NamedTuple: made on every poll, cheap to import)."""
 
     order_id: str
     done: bool
@@ -90,9 +88,9 @@ class OrderProgress:
     pending: int
     is_merging: bool
     is_processing: bool
-    failed: list[dict[str, Any]] = field(default_factory=list)
+    failed: list[dict[str, Any]]
     #: status -> number of images, for messages ("3/4 processed, 1 processing").
-    counts: dict[str, int] = field(default_factory=dict)
+    counts: dict[str, int]
 
     def describe(self) -> str:
         if self.is_merging:
@@ -163,18 +161,7 @@ def evaluate_order(order: dict[str, Any]) -> OrderProgress:
     )
 
 
-@dataclass(frozen=True)
-class WaitEvent:
-    """How a wait ended: ``success``, ``failed`` (images in error), ``timeout`` or ``error``.
-
-    For ``error`` it carries what is needed to rebuild the exception the task fails with.
-    """
-
-    SUCCESS = "success"
-    FAILED = "failed"
-    TIMEOUT = "timeout"
-    ERROR = "error"
-
+class _WaitEventFields(NamedTuple):
     status: str
     order_id: str
     message: str
@@ -184,8 +171,23 @@ class WaitEvent:
     api_message: str | None = None
     conn_id: str | None = None
 
+
+class WaitEvent(_WaitEventFields):
+    """How a wait ended: ``success``, ``failed`` (images in error), ``timeout`` or ``error``.
+
+    For ``error`` it carries what is needed to rebuild the exception the task fails with.
+    (Immutable; a NamedTuple because one is made for every wait that ends.)
+    """
+
+    __slots__ = ()
+
+    SUCCESS = "success"
+    FAILED = "failed"
+    TIMEOUT = "timeout"
+    ERROR = "error"
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return self._asdict()
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> WaitEvent:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import replace
 from functools import cached_property
 from typing import IO, Any, NamedTuple
 from urllib.parse import urljoin
@@ -444,7 +443,7 @@ class AutoenhanceHook(BaseHook):
         if length is not None:
             headers["Content-Length"] = str(length)
         start = fileobj.tell() if seekable(fileobj) else None
-        policy = self.retry_policy if start is not None else replace(self.retry_policy, max_attempts=1)
+        policy = self.retry_policy if start is not None else self.retry_policy._replace(max_attempts=1)
 
         def rewound() -> IO[bytes]:
             if start is not None:
@@ -724,7 +723,7 @@ class AutoenhanceHook(BaseHook):
                 self.log.info("Previews are not served by /enhanced?preview=true here; using /preview")
         path = f"/v3/images/{path_segment('image_id', image_id)}/{request.kind}"
         # For a body that breaks off or is not an image (each GET already retries on its own).
-        retrier = Retrier(replace(self.retry_policy, max_attempts=3), resend_safe=target.rewindable)
+        retrier = Retrier(self.retry_policy._replace(max_attempts=3), resend_safe=target.rewindable)
         while True:
             # One deadline for the request and its body, growing with the bytes received.
             with self.transport.deadline():
