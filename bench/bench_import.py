@@ -30,6 +30,9 @@ PROVIDER_MODULES = (
 )
 IMPORT_RUNS, PARSES = 21, 20
 IMPORT_TARGET_MS, PARSE_TARGET_MS = 100, 50
+#: What the comparison with the baseline cannot resolve (the same code measured twice differs by
+#: up to a few percent): a regression is a ratio above 1 + this.
+IMPORT_NOISE = 0.05
 
 IMPORT_SCRIPT = """
 import importlib, json, time
@@ -119,14 +122,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     if "baseline_import" in raw:
         before = c.median([r["provider"] for r in raw["baseline_import"]]) * 1000
+        ordered = sorted(r["provider"] * 1000 for r in raw["import"])
+        spread = ordered[(3 * len(ordered)) // 4] - ordered[len(ordered) // 4]
         rows.append(
             c.row(
                 "import (fresh process)",
                 f"the same, vs the provider at {c.BASELINE_COMMIT[:7]} (alternating runs)",
                 f"+{provider:.0f} ms vs +{before:.0f} ms (x{provider / before:.2f})",
-                "<= x1.00",
-                provider <= before,
-                note="bytecode compiled, as pip installs it",
+                # No regression beyond what this row can resolve: medians of 21 runs differ by
+                # a few percent between two runs of the same code on this machine.
+                f"<= x{1 + IMPORT_NOISE:.2f}",
+                provider <= before * (1 + IMPORT_NOISE),
+                note="bytecode compiled, as pip installs it; "
+                f"the middle half of single runs spans {spread:.0f} ms",
             )
         )
     for path in files:

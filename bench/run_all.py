@@ -108,10 +108,11 @@ How to read this (see the docstring of each script in `bench/` for the method):
 - **Upload**: (a) is `UploadImagesOperator.execute` (file checks, order pre-check, create_image +
   streamed PUT with 8 in flight on reused connections, `wait_for_upload` confirmation); (b) the
   official examples' client (create -> PUT one at a time, `requests.post`/`requests.put`, a new
-  connection each); (c) a hand-written `requests.Session` + `ThreadPoolExecutor(8)`. 7 interleaved
-  repetitions: times are medians, ratios the median of the ratios within each repetition (its runs
-  follow each other within seconds, so a drift of the machine during the benchmark cancels
-  out). On plain loopback the sandbox and the client share 2 cores and are CPU-bound, so no
+  connection each); (c) a hand-written `requests.Session` + `ThreadPoolExecutor(8)`. 15
+  (loopback) and 7 (+25 ms) interleaved repetitions: times are medians, ratios the median of the
+  ratios within each repetition (its runs follow each other within seconds, so a drift of the
+  machine during the benchmark cancels out; on loopback single ratios range from about 0.8 to
+  1.3). On plain loopback the sandbox and the client share 2 cores and are CPU-bound, so no
   client can be much faster than sequential; the +25 ms rows add that latency to every API and
   storage request in the sandbox (its `slow` fault at rate 1), as a network would.
 - **Memory**: peak RSS (`VmHWM`, reset just before the transfer) minus RSS at that moment, in a
