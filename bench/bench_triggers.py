@@ -46,9 +46,8 @@ RSS_TARGET_MIB = 200
 
 # 10,000 waits: about 16 CPU-s of polling for the client and 9 for the sandbox (aiohttp).
 WEBHOOK_SIZES = (1000, 10_000)
-#: The receiver keeps at most this many orders per minute (webhooks.app.MAX_ORDERS_PER_MINUTE):
-#: larger sizes are seeded in batches that finish ``BATCH_SPACING`` seconds apart.
-BATCH_ORDERS = 5000
+#: Sizes above the receiver's limit per minute entry (``webhooks.app.MAX_ORDERS_PER_MINUTE``) are
+#: seeded in batches of that many orders that finish ``BATCH_SPACING`` seconds apart.
 BATCH_SPACING = 60.0
 WEBHOOK_CHECK_INTERVAL = 15.0  # the sensor's default webhook_check_interval
 SAFETY_POLL = 300.0  # the sensor's default poke_interval with webhook
@@ -208,6 +207,8 @@ def webhooks_main(args: Any) -> int:
         if args.tiny
         else (WEBHOOK_SIZES, POLL_INTERVAL, SAFETY_POLL, WEBHOOK_CHECK_INTERVAL, FINISH_AFTER)
     )
+    from autoenhance_provider.webhooks.app import MAX_ORDERS_PER_MINUTE as batch_orders
+
     raise_fd_limit()
     rows: list[dict[str, Any]] = []
     raw: dict[str, Any] = {}
@@ -222,12 +223,12 @@ def webhooks_main(args: Any) -> int:
                         sandbox.base_url,
                         "seed",
                         {
-                            "orders": min(BATCH_ORDERS, size - first),
+                            "orders": min(batch_orders, size - first),
                             "images_per_order": 1,
                             "finish_after_seconds": finish + BATCH_SPACING * k - (time.time() - start),
                         },
                     )["order_ids"]
-                    for k, first in enumerate(range(0, size, BATCH_ORDERS))
+                    for k, first in enumerate(range(0, size, batch_orders))
                 ]
                 finish_at = time.time() + finish  # at or after the first batch's real finish
                 before = c.request_counts(c.admin(sandbox.base_url, "stats"))
@@ -274,9 +275,9 @@ def webhooks_main(args: Any) -> int:
                 f"(x{requests_w / max(requests_p, 1e-9):.2f})",
                 note=f"orders finish {finish:g} s after seeding"
                 + (
-                    f" (in batches of {BATCH_ORDERS:,}, {BATCH_SPACING:g} s apart: "
+                    f" (in batches of {batch_orders:,}, {BATCH_SPACING:g} s apart: "
                     "the receiver's limit per minute)"
-                    if size > BATCH_ORDERS
+                    if size > batch_orders
                     else ""
                 )
                 + f"; polling every {poll:g} s, "
@@ -300,7 +301,7 @@ def webhooks_main(args: Any) -> int:
         ]
         if not ok:
             rows[-1]["met"] = False
-    entry_orders = min(max(sizes), BATCH_ORDERS)
+    entry_orders = min(max(sizes), batch_orders)
     reads = measure_state_reads(100 if args.tiny else 1000, entry_orders)
     raw["state_store_read"] = reads
     per_read = reads["cpu_ms_per_read"]
