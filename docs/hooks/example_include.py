@@ -36,12 +36,29 @@ def extract(path: Path, name: str) -> str:
     return textwrap.dedent("\n".join(lines[starts[0] + 1 : ends[0]])).strip("\n")
 
 
+#: A relative link from a page in docs/ to a file of the repository outside docs/, such as
+#: ``[dags/example_autoenhance_pipeline.py](../dags/example_autoenhance_pipeline.py)`` beside an
+#: include: it works where the page is read as plain Markdown (a code host, an editor).
+OUTSIDE_LINK = re.compile(r"\[(?P<text>[^\]\n]+)\]\(\.\./(?P<path>[^)#\s]+)\)")
+
+
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
-    """Replace every example directive of the page with the code it names."""
+    """Replace every example directive of the page with the code it names.
+
+    Links to files outside docs/ that exist become their text: the site shows the included code
+    (or file) itself, and has no page for the file to link to. A link to a file that does not
+    exist is left alone, so the strict build reports it.
+    """
     root = Path(config["config_file_path"]).parent
 
     def replace(match: re.Match[str]) -> str:
         code = extract(root / match["path"], match["name"])
         return f'```python title="{match["path"]}"\n{code}\n```'
 
-    return DIRECTIVE.sub(replace, markdown)
+    def unlink(match: re.Match[str]) -> str:
+        target = root / match["path"]
+        if not target.is_file() or root / "docs" in target.resolve().parents:
+            return match[0]
+        return match["text"]
+
+    return OUTSIDE_LINK.sub(unlink, DIRECTIVE.sub(replace, markdown))

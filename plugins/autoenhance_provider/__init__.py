@@ -6,4 +6,4 @@ Kept import-light on purpose: Airflow imports this package in every component
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -154,12 +154,9 @@ def run_facet_class() -> type:
         totalBytes: int | None = None
         skippedCount: int = 0
 
-        @staticmethod
-        def _get_schema() -> str:
-            return (
-                "https://github.com/autoenhance-airflow/airflow-provider-autoenhance/blob/main/"
-                "docs/storage.md#openlineage"
-            )
+        # No override of _get_schema: the facet's _schemaURL stays the one RunFacet documents,
+        # the OpenLineage spec's own `.../OpenLineage.json#/$defs/RunFacet` (a run facet with
+        # additional properties). This project hosts no JSON schema of its own to point to.
 
     AutoenhanceRunFacet.__module__ = __name__
     return AutoenhanceRunFacet

@@ -26,7 +26,6 @@ README = REPO / "README.md"
 MKDOCS = Path(sys.executable).parent / "mkdocs"
 # The same syntax as docs/hooks/example_include.py.
 DIRECTIVE = re.compile(r"^<!-- example: (?P<path>\S+) (?P<name>[A-Za-z0-9_]+) -->$", re.MULTILINE)
-GITHUB_BLOB = "https://github.com/autoenhance-airflow/airflow-provider-autoenhance/blob/main/"
 
 
 def mkdocs_build(root: Path, site: Path) -> subprocess.CompletedProcess[str]:
@@ -136,8 +135,9 @@ def test_the_two_commands_are_two() -> None:
 
 
 def test_readme_links_to_pages_that_exist() -> None:
+    """Relative links (they work on any code host, in a checkout and in an editor)."""
     text = README.read_text(encoding="utf-8")
-    targets = re.findall(re.escape(GITHUB_BLOB) + r"([^)\s#]+)", text)
+    targets = re.findall(r"\]\(((?:docs/|CHANGELOG)[^)\s#]+)", text)
     assert len(targets) >= 12
     for target in targets:
         assert (REPO / target).is_file(), target
@@ -163,8 +163,8 @@ def test_benchmark_duration_is_the_measured_one() -> None:
     for path in [README, DOCS / "benchmarks.md", DOCS / "development.md"]:
         stated = re.findall(r"make bench`[^.\n]*?about (\d+) minutes", path.read_text(encoding="utf-8"))
         stated += re.findall(r"takes \*\*about (\d+) minutes\*\*", path.read_text(encoding="utf-8"))
-        assert stated, path.name
-        assert set(stated) == {minutes}, (path.name, stated, minutes)
+        assert stated or path == README, path.name  # the README may leave it to the docs
+        assert set(stated) <= {minutes}, (path.name, stated, minutes)
 
 
 def test_makefile_states_the_measured_bench_duration() -> None:

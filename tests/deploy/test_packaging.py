@@ -87,8 +87,9 @@ def test_wheel_metadata_declares_the_provider(dist: Path) -> None:
     assert metadata["Version"] == version()
     assert metadata["Description-Content-Type"] == "text/markdown"
     assert "apache-airflow>=3.0.0" in metadata.get_all("Requires-Dist")
-    assert "Documentation, " in " ".join(metadata.get_all("Project-URL"))
-    # The long description is the README, which links to the docs pages by absolute URL.
+    # No project URLs until the project has a public home (none is invented).
+    assert not metadata.get_all("Project-URL")
+    # The long description is the README.
     assert "## My own DAG with my real key" in metadata.get_payload()
     assert "autoenhance_provider/py.typed" in names
     assert "autoenhance_provider/get_provider_info.py" in names
