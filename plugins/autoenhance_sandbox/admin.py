@@ -1,5 +1,5 @@
-"""``/_sandbox/*`` admin routes: health, stats, reset, faults, contract options, bulk seeding,
-webhook log, rejection log.
+"""``/_sandbox/*`` admin routes: health, stats, reset, faults, contract options, account limits,
+bulk seeding, webhook log, rejection log.
 
 Never faulted, never counted, no API key: they exist for tests and benchmarks, not clients.
 """
@@ -66,6 +66,26 @@ def build_admin_router(state: SandboxState) -> APIRouter:
             return json_response(state.config.set_options(**body))
         except (TypeError, ValueError) as exc:
             raise fault_error(exc) from None
+
+    @router.get("/limits")
+    async def get_limits() -> Response:
+        return json_response(state.limits_status())
+
+    @router.post("/limits")
+    async def set_limits(request: Request) -> Response:
+        """Set the account limits (all-or-nothing; ``null`` switches one off; 422 on a typo)."""
+        body = parse_json_body(await request.body())
+        try:
+            state.config.set_limits(**body)
+        except (TypeError, ValueError) as exc:
+            raise fault_error(exc) from None
+        return json_response(state.limits_status())
+
+    @router.post("/limits/reset")
+    async def reset_limits() -> Response:
+        """ "Capacity upgraded": every limit window (rate, names per hour, enhancements today) restarts."""
+        state.reset_limits()
+        return json_response(state.limits_status())
 
     @router.post("/clock")
     async def clock(request: Request) -> Response:

@@ -16,7 +16,9 @@ from autoenhance_sandbox.config import (
     CONTRACT_CHOICES,
     CREDIT_STATUSES,
     ENV_PREFIX,
+    LIMIT_NAMES,
     SandboxConfig,
+    limits_from_env,
     options_from_env,
 )
 from autoenhance_sandbox.faults import FAULT_KINDS, FAULT_PHASES
@@ -63,6 +65,17 @@ def build_parser() -> argparse.ArgumentParser:
     contract.add_argument(
         "--out-of-credits-status", type=int, choices=CREDIT_STATUSES, default=None, help="default 402"
     )
+    limits = p.add_argument_group(
+        "account limits", f"docs 'Rate Limits'; off unless set (also ${ENV_PREFIX}<NAME>; 'off' = none)"
+    )
+    limits.add_argument("--rate-limit-per-second", default=None, help="requests/s per client IP (API: 300)")
+    limits.add_argument("--rate-limit-burst", default=None, help="token bucket size (default: one second)")
+    limits.add_argument(
+        "--duplicate-name-limit", default=None, help="registrations of one file name per hour (API: 30)"
+    )
+    limits.add_argument(
+        "--daily-enhancement-limit", default=None, help="enhancements per sandbox day (API: 500)"
+    )
     p.add_argument(
         "--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"]
     )
@@ -108,6 +121,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         {name: getattr(args, name) for name in config.options() if getattr(args, name) is not None}
     )
     config.set_options(**options)
+    limit_values = limits_from_env(dict(os.environ))
+    limit_values.update(
+        {name: getattr(args, name) for name in LIMIT_NAMES if getattr(args, name) is not None}
+    )
+    try:
+        config.set_limits(**limit_values)
+    except ValueError as exc:
+        build_parser().error(str(exc))
     sock = bind_socket(args.host, args.port)
     port = sock.getsockname()[1]
     display_host = f"[{args.host}]" if ":" in args.host else args.host

@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from autoenhance_sandbox.errors import error_body
 from autoenhance_sandbox.faults import Fault
+from autoenhance_sandbox.limits import RATE_LIMIT_MESSAGE
 from autoenhance_sandbox.state import SandboxState
 
 _S3_CODES = {500: "InternalError", 502: "BadGateway", 503: "SlowDown", 429: "SlowDown"}
@@ -101,6 +102,11 @@ class SandboxMiddleware:
         ):
             self.state.count_leak("storage" if path.startswith("/_storage/") else "assets")
         key = self.endpoint_key(scope)
+        if path.startswith("/v3") and self.state.config.rate_limit_per_second is not None:
+            client = scope.get("client")
+            if not self.state.allow_request(str(client[0]) if client else "?"):
+                await self._rate_limited(key or f"{scope['method']} (unmatched)", send)
+                return
         if key is None:
             await self._passthrough(f"{scope['method']} (unmatched)", scope, receive, send)
             return
@@ -110,6 +116,17 @@ class SandboxMiddleware:
             return
         self.state.count_fault(fault.kind)
         await self._inject(fault, key, scope, receive, send)
+
+    async def _rate_limited(self, key: str, send: Send) -> None:
+        """The request-rate limit's 429 (APIFlask body; ``Retry-After`` only in that reading)."""
+        self.state.record_request(key, "429")
+        rate = self.state.config.rate_limit_per_second or 0.0
+        headers = self.state.retry_after(1.0) or {}
+        body = json.dumps(error_body(429, RATE_LIMIT_MESSAGE.format(rate=rate))).encode()
+        raw_headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        raw_headers += [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+        await send({"type": "http.response.start", "status": 429, "headers": raw_headers})
+        await send({"type": "http.response.body", "body": body})
 
     async def _passthrough(self, key: str, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve normally; count the status as soon as it is known (before the client sees it)."""

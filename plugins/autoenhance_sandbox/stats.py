@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from autoenhance_sandbox.faults import FAULT_KINDS
+from autoenhance_sandbox.limits import REFUSAL_KINDS
 
 DOWNLOAD_KINDS = ("original", "enhanced", "preview", "watermark")
 
@@ -33,6 +34,11 @@ class Counters:
     leaked_api_key: dict[str, int] = field(default_factory=lambda: {"storage": 0, "assets": 0})
     faults_injected: dict[str, int] = field(default_factory=lambda: dict.fromkeys(FAULT_KINDS, 0))
     webhooks_sent: int = 0
+    #: Requests or images refused by an account limit (docs "Rate Limits"), by limit.
+    limit_refusals: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REFUSAL_KINDS, 0))
+    #: Processing runs that counted as an enhancement (an upload, reprocess or merge not refused).
+    enhancements: int = 0
+    enhancements_per_image: dict[str, int] = field(default_factory=dict)
 
     def record_request(self, endpoint_key: str, status: str) -> None:
         """Count one finished request under ``"<METHOD> <route template>"`` and its status."""

@@ -151,6 +151,17 @@ class SandboxServer:
         """Like ``POST /_sandbox/options``: pick contract readings (undone by ``restore_config``)."""
         return self.config.set_options(**options)
 
+    def set_limits(self, **limits: Any) -> dict[str, Any]:
+        """Like ``POST /_sandbox/limits``: e.g. ``daily_enhancement_limit=500`` (``None`` = off);
+        undone by ``restore_config``."""
+        self.config.set_limits(**limits)
+        return self.state.limits_status()
+
+    def reset_limits(self) -> dict[str, Any]:
+        """Like ``POST /_sandbox/limits/reset``: "capacity upgraded", every limit window restarts."""
+        self.state.reset_limits()
+        return self.state.limits_status()
+
     def advance_clock(self, seconds: float) -> float:
         """Like ``POST /_sandbox/clock``: jump the sandbox clock forward (processing, merging,
         webhooks and URL expiry all follow it); ``reset`` puts it back."""

@@ -20,6 +20,7 @@ from autoenhance_sandbox import persistence
 from autoenhance_sandbox.config import SandboxConfig
 from autoenhance_sandbox.errors import ApiError, not_found
 from autoenhance_sandbox.faults import FaultInjector, FaultSettings
+from autoenhance_sandbox.limits import DAILY_LIMIT_REASON, HOUR, LimitCounters
 from autoenhance_sandbox.state.model import (
     Blob,
     Bracket,
@@ -69,6 +70,7 @@ class StateCore:
         self.reports: list[dict[str, Any]] = []
         self.order_list: list[tuple[int, str]] = []  # (seq, order id), ascending
         self.counters = Counters()
+        self.limit_counters = LimitCounters()
         self.credits_remaining: int | None = self.config.credits
         self._seq = itertools.count(1)
         self._upload_seq = itertools.count(1)
@@ -136,6 +138,36 @@ class StateCore:
         with self.lock:
             self.counters.faults_injected[kind] = self.counters.faults_injected.get(kind, 0) + 1
 
+    def count_refusal(self, kind: str) -> None:
+        with self.lock:
+            refusals = self.counters.limit_refusals
+            refusals[kind] = refusals.get(kind, 0) + 1
+
+    def reset_limits(self) -> None:
+        """Every limit window starts afresh: "capacity upgraded" (``POST /_sandbox/limits/reset``)."""
+        with self.lock:
+            self.limit_counters.reset()
+
+    def allow_request(self, client: str) -> bool:
+        """The request-rate bucket of one client IP (always True when the limit is off)."""
+        rate = self.config.rate_limit_per_second
+        if rate is None:
+            return True
+        with self.lock:
+            allowed = self.limit_counters.allow_request(client, rate, self.config.rate_limit_burst)
+            if not allowed:
+                self.count_refusal("rate_limit")
+            return allowed
+
+    def retry_after(self, seconds: float) -> dict[str, str] | None:
+        """``Retry-After`` for a limit's 429, if the ``rate_limit_retry_after`` reading sends one."""
+        if self.config.rate_limit_retry_after != "present":
+            return None
+        return {"Retry-After": str(max(1, int(seconds + 0.999)))}
+
+    def seconds_to_next_hour(self, now: float) -> float:
+        return HOUR - (now % HOUR)
+
     def count_leak(self, where: str) -> None:
         with self.lock:
             self.counters.leaked_api_key[where] += 1
@@ -177,9 +209,24 @@ class StateCore:
         return image
 
     def _start_processing(self, image: Image, now: float) -> None:
+        """Start a processing run; it counts against the daily enhancement limit, and beyond the
+        limit the image enters ``error`` at once with a ``status_reason`` naming the limit."""
         image.generation += 1
         image.started_at = now
-        image.finish_at = now + self.config.processing_seconds
+        limit = self.config.daily_enhancement_limit
+        counts = image.final_status == "processed"
+        if counts and limit is not None and not self.limit_counters.enhance(limit, now):
+            image.final_status = "error"
+            image.status_reason = DAILY_LIMIT_REASON.format(limit=limit)
+            image.refused = "daily_limit"
+            image.finish_at = now
+            self.count_refusal("daily_limit")
+        else:
+            image.finish_at = now + self.config.processing_seconds
+            if counts:
+                self.counters.enhancements += 1
+                per_image = self.counters.enhancements_per_image
+                per_image[image.image_id] = per_image.get(image.image_id, 0) + 1
         self._schedule(image)
 
     def _remove_blob(self, blob: Blob | None) -> None:

@@ -6,7 +6,8 @@ import re
 import uuid
 from typing import Any
 
-from autoenhance_sandbox.errors import conflict
+from autoenhance_sandbox.errors import ApiError, conflict
+from autoenhance_sandbox.limits import DUPLICATE_NAME_MESSAGE
 from autoenhance_sandbox.schemas import IMAGE_DEFAULTS, ImageRequest
 from autoenhance_sandbox.state.core import StateCore
 from autoenhance_sandbox.state.model import (
@@ -38,9 +39,10 @@ class ImagesMixin(StateCore):
                 or ((b := self.brackets.get(request.image_id)) is not None and not b.deleted)
             ):
                 raise conflict(f"Image with image_id {request.image_id} already exists")
+            assert request.image_name is not None
+            refused_name = self._check_duplicate_name(request.image_name, now)
             order = self._order_for_create(request.order_id, now)
             order.updated_at = now
-            assert request.image_name is not None
             if request.hdr:
                 bracket = self._new_bracket(
                     order,
@@ -64,12 +66,28 @@ class ImagesMixin(StateCore):
                 upload=UploadSlot(key, request.content_type),
                 updated_at=now,
             )
+            if refused_name is not None:  # duplicate_name_reading=error: the image is refused
+                image.final_status, image.status_reason = "error", refused_name
+                image.refused = "duplicate_name"
+                image.started_at = image.finish_at = now
             self.images[image_id] = image
             self.uploads[key] = ("image", image_id)
             order.image_ids.append(image_id)
             self.counters.images_created += 1
             self._changed()
             return self.image_out(image, now), key
+
+    def _check_duplicate_name(self, name: str, now: float) -> str | None:
+        """Count a registration of ``name`` this hour; beyond ``duplicate_name_limit`` answer 429
+        (``duplicate_name_reading=429``) or return the reason the new image is refused with."""
+        limit = self.config.duplicate_name_limit
+        if limit is None or self.limit_counters.register_name(name, limit, now):
+            return None
+        self.count_refusal("duplicate_name")
+        message = DUPLICATE_NAME_MESSAGE.format(name=name, limit=limit)
+        if self.config.duplicate_name_reading == "429":
+            raise ApiError(429, message, headers=self.retry_after(self.seconds_to_next_hour(now)))
+        return message
 
     def get_image(self, image_id: str, now: float) -> dict[str, Any]:
         with self.lock:
@@ -79,6 +97,13 @@ class ImagesMixin(StateCore):
         """Merge new settings over the old ones and, if the bytes exist, process again."""
         with self.lock:
             image = self._live_image(image_id, now)
+            if image.refused == "daily_limit":
+                if self.config.refused_image_reprocess == "reregister":
+                    raise conflict(
+                        f"Image {image_id} was refused by the daily enhancement limit and cannot be "
+                        "processed again: upload the file again as a new image"
+                    )
+                image.final_status, image.status_reason, image.refused = "processed", None, None
             image.settings = {**image.settings, **request.settings}
             if request.image_name:
                 image.image_name = request.image_name

@@ -73,6 +73,8 @@ class Image:
     purchased: bool = False
     deleted: bool = False
     updated_at: float = 0.0
+    #: ``"daily_limit"`` or ``"duplicate_name"`` while an account limit holds the image in ``error``.
+    refused: str | None = None
 
     def status(self, now: float) -> str:
         if self.started_at is None or self.finish_at is None or now < self.started_at:

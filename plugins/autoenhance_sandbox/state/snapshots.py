@@ -38,12 +38,23 @@ class SnapshotsMixin(StateCore):
                 if any(n > 1 for n in counts.values())
             }
             data.update(
+                limits=self.limits_status(now),
                 credits_remaining=self.credits_remaining,
                 live_orders=len(live_orders),
                 live_images=live_images,
                 duplicate_image_names=duplicates,
             )
             return data
+
+    def limits_status(self, now: float | None = None) -> dict[str, Any]:
+        """The account limits in force and today's use (``GET /_sandbox/limits``)."""
+        now = self.now() if now is None else now
+        with self.lock:
+            return {
+                **self.config.limits(),
+                "enhancements_today": self.limit_counters.used_today(now),
+                "refusals": dict(self.counters.limit_refusals),
+            }
 
     def snapshot(self) -> dict[str, Any]:
         """A JSON-ready copy of everything worth keeping across a restart."""

@@ -69,7 +69,9 @@ class UploadsMixin(StateCore):
             if slot.upload_seq is None:
                 slot.upload_seq = next(self._upload_seq)
             self.counters.uploads += 1
-            if isinstance(target, Image):
+            if isinstance(target, Image) and target.refused == "duplicate_name":
+                target.updated_at = now  # refused at registration: the bytes are kept, never processed
+            elif isinstance(target, Image):
                 target.final_status = "processed" if probe.decodable else "error"
                 target.status_reason = None if probe.decodable else probe.error
                 target.image_type = probe.image_format or format_from_media_type(
