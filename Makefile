@@ -10,7 +10,7 @@ AIRFLOW_VERSION ?= 3.3.2
 SANDBOX_PORT ?= 8765
 DEMO_HOME := $(CURDIR)/airflow_home
 
-.PHONY: install test unit lint format demo bench clean
+.PHONY: install test check unit lint format demo bench clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ lint: install
 	$(VENV)/bin/ruff check plugins dags tests bench scripts
 	$(VENV)/bin/ruff format --check plugins dags tests bench scripts
 	$(VENV)/bin/mypy
+
+## The quick loop while editing (about a minute): lint, then the unit, contract and docs tests
+## (every snippet of the docs run, no invented links). `make test` stays the whole suite.
+check: lint
+	$(PY) -m pytest -q tests/unit tests/contract tests/docs
 
 format: install
 	$(VENV)/bin/ruff format plugins dags tests bench scripts
@@ -82,7 +87,8 @@ airflow: install
 ## Release artefacts: the sdist and the wheel into dist/, then `twine check --strict` on both.
 .PHONY: docs dist
 $(VENV)/.docs-installed: pyproject.toml $(VENV)/.installed
-	$(PIP) install -q --disable-pip-version-check "apache-airflow==$(AIRFLOW_VERSION)" -e ".[docs,release]"
+	$(PIP) install -q --disable-pip-version-check -c constraints/dev.txt \
+		"apache-airflow==$(AIRFLOW_VERSION)" -e ".[docs,release]"
 	@touch $@
 
 docs: $(VENV)/.docs-installed

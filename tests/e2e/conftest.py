@@ -20,9 +20,28 @@ from typing import Any
 
 import pytest
 from local_airflow_stack import LocalAirflow
-from run_celery_stack import CHROMIUM_FLAGS, DAG_ID, CeleryStack, ensure_browser, ensure_prerequisites
+from run_celery_stack import (
+    CHROMIUM_FLAGS,
+    DAG_ID,
+    CeleryStack,
+    MissingPrerequisite,
+    ensure_browser,
+    ensure_prerequisites,
+)
 
 TIMINGS: dict[str, float] = {}
+
+
+def installed(ensure: Any) -> dict[str, float]:
+    """Run ``ensure_prerequisites``/``ensure_browser``. What is missing and cannot be installed
+    here (not root, no passwordless sudo) skips the test with one line saying what and how to get
+    it; under ``CI=true`` it fails instead, so CI always runs the whole suite."""
+    try:
+        return dict(ensure())
+    except MissingPrerequisite as missing:
+        if os.environ.get("CI", "").lower() == "true":
+            raise
+        pytest.skip(f"e2e: {missing}")
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
@@ -40,7 +59,7 @@ def e2e_timings() -> dict[str, float]:
 @pytest.fixture(scope="module")
 def celery_stack() -> Iterator[CeleryStack]:
     started = time.monotonic()
-    for step, seconds in ensure_prerequisites().items():
+    for step, seconds in installed(ensure_prerequisites).items():
         TIMINGS[f"install_{step}"] = seconds
     stack = CeleryStack(processing_seconds=12)
     try:
@@ -150,7 +169,7 @@ def browser(celery_stack: CeleryStack) -> Iterator[Any]:
 def local_airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAirflow]:
     """`make airflow` (scripts/airflow_local.py) in a temporary home, stopped by Ctrl-C (SIGINT)."""
     started = time.monotonic()
-    for step, seconds in ensure_browser().items():
+    for step, seconds in installed(ensure_browser).items():
         TIMINGS[f"install_{step}"] = seconds
     stack = LocalAirflow(tmp_path_factory.mktemp("make-airflow") / "airflow_home")
     try:

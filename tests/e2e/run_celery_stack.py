@@ -9,9 +9,11 @@ Starts, each as its own process group with its pid saved under ``<root>/pids``:
 - ``airflow api-server``, ``scheduler``, ``dag-processor``, ``triggerer`` and ``celery worker``,
 
 all with their own ``AIRFLOW_HOME`` inside ``<root>``. Whatever is missing is installed first
-(``apt-get install redis-server chromium chromium-driver``; ``pip install`` of the Python packages of
-the ``test`` extra). :meth:`CeleryStack.stop` stops everything it started, by pid (process group),
-newest first; it is idempotent and also runs from ``atexit`` and on SIGTERM/SIGINT.
+(``apt-get install redis-server chromium chromium-driver``, as root or through passwordless
+sudo; ``pip install`` of the Python packages of the ``test`` extra); when a system package is
+missing and cannot be installed, :class:`MissingPrerequisite` says which and how to get it.
+:meth:`CeleryStack.stop` stops everything it started, by pid (process group), newest first; it
+is idempotent and also runs from ``atexit`` and on SIGTERM/SIGINT.
 
 As a script it starts the stack, prints the URLs and the login, and waits for Ctrl-C::
 
@@ -88,6 +90,23 @@ def _pg_bin() -> Path | None:
     return None
 
 
+class MissingPrerequisite(RuntimeError):
+    """A system package the stack needs is missing and cannot be installed here (not root, no
+    passwordless sudo, or no apt-get). The message is one line: what is missing and how to get it.
+    The e2e fixtures turn it into a skip, except under ``CI=true``, where it fails."""
+
+
+def _apt_prefix() -> list[str] | None:
+    """How to run apt-get here: as root, through passwordless sudo, or not at all (``None``)."""
+    if shutil.which("apt-get") is None:
+        return None
+    if os.geteuid() == 0:
+        return []
+    if shutil.which("sudo") and subprocess.run(["sudo", "-n", "true"], capture_output=True).returncode == 0:
+        return ["sudo", "-n", "env", "DEBIAN_FRONTEND=noninteractive"]
+    return None
+
+
 def ensure_prerequisites() -> dict[str, float]:
     """Install what the stack needs and is missing; returns the seconds each install step took."""
     missing_apt = [pkg for binary, pkg in APT_PACKAGES.items() if shutil.which(binary) is None]
@@ -108,14 +127,19 @@ def ensure_browser() -> dict[str, float]:
 def _install(missing_apt: list[str], missing_pip: list[str]) -> dict[str, float]:
     timings: dict[str, float] = {}
     if missing_apt:
-        if os.geteuid() != 0:
-            raise RuntimeError(f"missing Debian packages {missing_apt}; install them with apt-get (as root)")
+        apt = _apt_prefix()
+        if apt is None:
+            raise MissingPrerequisite(
+                f"missing system packages {', '.join(missing_apt)} and no root or passwordless sudo "
+                f"to install them: run `sudo apt-get install {' '.join(missing_apt)}` (Debian/Ubuntu; "
+                "PostgreSQL is looked for under /usr/lib/postgresql/*/bin), or let CI run these tests"
+            )
         started = time.monotonic()
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         log(f"apt-get install {' '.join(missing_apt)}")
-        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+        subprocess.run([*apt, "apt-get", "update", "-qq"], check=True, env=env)
         subprocess.run(
-            ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing_apt],
+            [*apt, "apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing_apt],
             check=True,
             env=env,
             stdout=subprocess.DEVNULL,

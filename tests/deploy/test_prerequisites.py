@@ -1,0 +1,62 @@
+"""`make test` for a contributor who is not root: the e2e tests' system prerequisites.
+
+Redis, Chromium (with chromedriver) and PostgreSQL's server binaries are installed with apt-get
+when they are missing and the machine allows it (root, or passwordless sudo). When it does not,
+the tests that need them are skipped with one line saying what is missing and how to get it;
+under ``CI=true`` they fail instead, so CI never silently runs less.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+E2E = Path(__file__).resolve().parents[1] / "e2e"
+
+
+@pytest.fixture
+def stack_module(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.syspath_prepend(str(E2E))
+    import run_celery_stack
+
+    # a machine with nothing installed and no way to install it
+    monkeypatch.setattr(run_celery_stack.shutil, "which", lambda name: None)
+    monkeypatch.setattr(run_celery_stack, "_pg_bin", lambda: None)
+    monkeypatch.setattr(run_celery_stack, "_importable", lambda module: True)
+    return run_celery_stack
+
+
+def e2e_conftest():
+    spec = importlib.util.spec_from_file_location("e2e_conftest_under_test", E2E / "conftest.py")
+    assert spec
+    assert spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_missing_packages_that_cannot_be_installed_are_named_in_one_line(stack_module) -> None:
+    with pytest.raises(stack_module.MissingPrerequisite) as missing:
+        stack_module.ensure_prerequisites()
+    message = str(missing.value)
+    assert "\n" not in message
+    for package in ["redis-server", "chromium", "chromium-driver", "postgresql"]:
+        assert package in message
+    assert "sudo apt-get install" in message
+
+
+def test_without_ci_the_test_is_skipped(stack_module, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CI", raising=False)
+    conftest = e2e_conftest()
+    with pytest.raises(pytest.skip.Exception) as skipped:
+        conftest.installed(stack_module.ensure_prerequisites)
+    assert str(skipped.value.msg).startswith("e2e: missing system packages")
+
+
+def test_under_ci_the_test_fails_instead(stack_module, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CI", "true")
+    conftest = e2e_conftest()
+    with pytest.raises(stack_module.MissingPrerequisite):
+        conftest.installed(stack_module.ensure_browser)
