@@ -1,0 +1,58 @@
+"""The tab's app in-process against the sandbox; Airflow's side (users, XComs, DAG) replaced by a fake.
+
+The real authentication and authorisation (Airflow's auth manager and JWTs) are tested through
+Airflow's own API server app in ``test_api_server_tab.py``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from ui_helpers import FakeAirflow
+
+from autoenhance_provider.ui.app import Backend, create_app
+from autoenhance_provider.ui.photos import PhotoSource
+from autoenhance_sandbox.testing import SandboxServer, run_sandbox
+
+
+@pytest.fixture(scope="session")
+def ui_sandbox() -> Iterator[SandboxServer]:
+    with run_sandbox(processing_seconds=0.2) as server:
+        yield server
+
+
+@pytest.fixture
+def sandbox(ui_sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> SandboxServer:
+    ui_sandbox.reset()
+    conn = {"conn_type": "autoenhance", "host": ui_sandbox.base_url, "password": ui_sandbox.api_key}
+    monkeypatch.setenv("AIRFLOW_CONN_AUTOENHANCE_DEFAULT", json.dumps(conn))
+    return ui_sandbox
+
+
+@pytest.fixture
+def fake_airflow() -> FakeAirflow:
+    return FakeAirflow()
+
+
+@pytest.fixture
+def photos() -> PhotoSource:
+    return PhotoSource()
+
+
+@pytest.fixture
+def client(fake_airflow: FakeAirflow, photos: PhotoSource) -> Iterator[Any]:
+    from fastapi.testclient import TestClient
+
+    backend = Backend(
+        authenticate=fake_airflow.authenticate,
+        authorize=fake_airflow.authorize,
+        run_exists=fake_airflow.run_exists,
+        task_info=fake_airflow.task_info,
+        order_refs=fake_airflow.order_refs,
+        photos=photos,
+    )
+    with TestClient(create_app(backend), base_url="http://127.0.0.1") as test_client:
+        yield test_client
