@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from autoenhance_provider.exceptions import AutoenhanceConfigError, register_secret
 from autoenhance_provider.get_provider_info import CONN_FIELDS, UI_FIELD_BEHAVIOUR
+from autoenhance_provider.ratelimit import DEFAULT_MAX_REQUESTS_PER_SECOND
 from autoenhance_provider.validation import to_bool, to_float
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,8 @@ class AutoenhanceConnectionConfig:
     request_deadline: float = DEFAULT_REQUEST_DEADLINE
     min_transfer_rate: float = DEFAULT_MIN_TRANSFER_RATE
     order_id_namespace: str | None = None
+    #: Requests per second this process sends to the API host (None: no limit); see ratelimit.py.
+    max_requests_per_second: float | None = DEFAULT_MAX_REQUESTS_PER_SECOND
 
     @classmethod
     def from_connection(cls, conn: Any) -> AutoenhanceConnectionConfig:
@@ -111,6 +114,12 @@ class AutoenhanceConnectionConfig:
             min_transfer_rate = to_float(
                 "min_transfer_rate", extras.get("min_transfer_rate", DEFAULT_MIN_TRANSFER_RATE), 1, 1e12
             )
+            max_rate = to_float(
+                "max_requests_per_second",
+                extras.get("max_requests_per_second", DEFAULT_MAX_REQUESTS_PER_SECOND),
+                0,
+                1e6,
+            )
         except ValueError as exc:
             raise AutoenhanceConfigError(f"Connection {conn_id!r}: invalid extra: {exc}") from None
         api_version = extras.get("api_version")
@@ -144,6 +153,7 @@ class AutoenhanceConnectionConfig:
             app_url=app_url,
             request_deadline=request_deadline,
             min_transfer_rate=min_transfer_rate,
+            max_requests_per_second=max_rate or None,
             order_id_namespace=str(extras["order_id_namespace"]).strip()
             if extras.get("order_id_namespace")
             else None,

@@ -63,6 +63,14 @@ CONN_FIELDS: dict[str, Any] = {
         ),
         "schema": {"type": ["number", "null"], "minimum": 1},
     },
+    "max_requests_per_second": {
+        "label": "Maximum API requests per second",
+        "description": (
+            "Requests per second this process may send to the API, all tasks and waits together "
+            "(default 200; the API allows 300 per IP address). 0 switches the limit off."
+        ),
+        "schema": {"type": ["number", "null"], "minimum": 0},
+    },
     "ca_bundle": {
         "label": "CA bundle path",
         "description": "PEM file of certificate authorities to trust (a private CA). Empty: the system's.",

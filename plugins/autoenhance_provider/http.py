@@ -52,6 +52,7 @@ from autoenhance_provider.exceptions import (
     register_secret,
     scrub,
 )
+from autoenhance_provider.ratelimit import limiter_for
 
 #: Block size of streamed uploads and downloads.
 CHUNK_SIZE = 1024 * 1024
@@ -586,6 +587,8 @@ class _Transport:
         self.log = log
         self.timeout = config.timeouts(timeout)
         self.conn_id = conn_id
+        #: The process-wide request budget for this API host (``max_requests_per_second``).
+        self.limiter = limiter_for(config.base_url, config.max_requests_per_second)
 
 
 class SyncTransport(_Transport):
@@ -670,8 +673,11 @@ class SyncTransport(_Transport):
         """
         for _ in range(MAX_REDIRECTS + 1):
             check_hop(url, method, self.config)
-            use_key = not keyless and self.config.same_origin(url)
+            api_host = self.config.same_origin(url)
+            use_key = not keyless and api_host
             session = self.session if use_key else self.storage_session
+            if api_host and self.limiter is not None:
+                self.limiter.acquire()  # one budget for every thread of this process
             # verify per request: a session's verify loses to REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE
             # (requests#3829), which silently replaced the connection's ca_bundle.
             response = session.request(
@@ -1040,6 +1046,8 @@ class AsyncTransport(_Transport):
         proxy = client.proxy
         for _ in range(MAX_REDIRECTS + 1):
             check_hop(url, "GET", self.config)
+            if self.limiter is not None:
+                await self.limiter.acquire_async()  # shared with every trigger of this triggerer
             request = client.session.get(
                 url, allow_redirects=False, proxy=proxy.url, proxy_headers=proxy.headers
             )

@@ -207,6 +207,7 @@ EXTRA_FIELDS = {
     "connect_timeout": ("Connect timeout (seconds)", "number", "default 10"),
     "request_deadline": ("Request deadline (seconds)", "number", "default 120"),
     "min_transfer_rate": ("Minimum transfer rate (bytes/s)", "number", "default 50000"),
+    "max_requests_per_second": ("Maximum API requests per second", "number", "default 200"),
     "ca_bundle": ("CA bundle path", "string", "certificate authorities"),
     "app_url": ("Web app URL (order links)", "string", "order pages"),
     "order_id_namespace": ("Order id namespace", "string", "unique to this Airflow deployment"),

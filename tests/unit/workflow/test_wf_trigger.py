@@ -592,8 +592,17 @@ async def test_named_webhook_reads_its_own_account_asset(wf_conn, httpx_handler,
     assert {name for name, _ in state_store.reads} == {"autoenhance/agency_b/order_finished"}
 
 
-async def test_many_waits_share_the_reads(wf_conn, httpx_handler, state_store):
+async def test_many_waits_share_the_reads(wf_conn, httpx_handler, state_store, monkeypatch):
     """One read per minute entry and check for all waits: not one read per waiting order."""
+    # Without the request-rate pacing (tests/unit/test_ratelimit.py): its few ms per poll would
+    # let the 10 ms checks run more often than the polls this test counts them against.
+    conn = {
+        "conn_type": "autoenhance",
+        "password": FAKE_KEY,
+        "host": BASE_URL,
+        "extra": {"max_requests_per_second": 0},
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_AUTOENHANCE_DEFAULT", json.dumps(conn))
     ids = [f"order-{i}" for i in range(40)]
     for order_id in ids:
         state_store.finish(order_id, at_check=2)
