@@ -47,7 +47,7 @@ def machine() -> str:
     from importlib.metadata import version
 
     return (
-        f"{os.cpu_count()} CPU ({cpu}){mem}, {platform.system()} {platform.release()}, "
+        f"{os.cpu_count()} CPU ({cpu}){mem}, {platform.system()}, "
         f"Python {platform.python_version()}, Airflow {version('apache-airflow')}, "
         f"aiohttp {version('aiohttp')}, requests {version('requests')}"
     )
