@@ -94,10 +94,10 @@ def create_app(backend: Backend | None = None) -> FastAPI:
     async def admit(request: Request, dag_id: str, run_id: str, entity: str) -> None:
         """Authenticate, authorise, then check the run exists: nothing is read before this."""
         user = await backend.authenticate(request)
-        if not dag_id or not run_id:
+        if not dag_id:
             raise HTTPException(status_code=404, detail="No such DAG run")
         await run_in_threadpool(backend.authorize, user, dag_id, (entity, "XCOM"))
-        if not await run_in_threadpool(backend.run_exists, dag_id, run_id):
+        if not run_id or not await run_in_threadpool(backend.run_exists, dag_id, run_id):
             raise HTTPException(status_code=404, detail="No such DAG run")
 
     async def refs_of(dag_id: str, run_id: str, **where: Any) -> list[OrderRef]:
