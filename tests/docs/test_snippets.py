@@ -190,3 +190,28 @@ def test_a_block_that_does_not_run_fails_the_check(tmp_path: Path) -> None:
         bag = DagBag(dag_folder=str(path), safe_mode=False, collect_dags=False)
         bag.process_file(str(path), safe_mode=False)
         assert bag.import_errors, broken
+
+
+INCLUDE = re.compile(r"^<!-- example: (?P<path>\S+) (?P<name>\w+) -->$")
+
+
+def test_every_include_from_dags_is_linked_beside_it() -> None:
+    """Read as plain Markdown (a code host, an editor), the include line is invisible: the line
+    above it links the file, relatively (an include right after another of the same file shares
+    that link)."""
+    includes = 0
+    problems = []
+    for page in sorted((REPO / "docs").glob("*.md")):
+        lines = [line for line in page.read_text(encoding="utf-8").splitlines() if line.strip()]
+        for i, line in enumerate(lines):
+            match = INCLUDE.match(line)
+            if not match:
+                continue
+            includes += 1
+            above = i - 1
+            while above >= 0 and lines[above].startswith(f"<!-- example: {match['path']} "):
+                above -= 1
+            if above < 0 or f"](../{match['path']})" not in lines[above]:
+                problems.append(f"{page.name}: no link to ../{match['path']} above its include")
+    assert includes >= 6
+    assert not problems, problems
