@@ -9,6 +9,7 @@ retries are exhausted, and stay retryable by Airflow.
 from __future__ import annotations
 
 import json
+import re
 import threading
 from typing import Any
 from urllib.parse import quote, quote_plus
@@ -226,6 +227,81 @@ class AutoenhanceOrderFailedError(AutoenhanceError, AirflowFailException):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.order_id, self.failed_images))
+
+
+class AutoenhanceDailyLimitError(AutoenhanceOrderFailedError):
+    """Images were refused by the account's daily enhancement limit (docs "Rate Limits").
+
+    Not retried by Airflow: the limit resets daily (or on a capacity upgrade), and the way
+    forward is to clear the wait in the *same* DAG run then, which processes only the refused
+    images of the same order (``resume`` says exactly how, see docs/limits.md).
+    """
+
+    def __init__(
+        self,
+        order_id: str,
+        failed_images: list[dict[str, Any]],
+        processed: int | None = None,
+        total: int | None = None,
+        resume: str | None = None,
+    ) -> None:
+        self.order_id = order_id
+        self.failed_images = failed_images
+        self.processed = processed
+        self.total = total
+        self.resume = resume
+        refused = [img for img in failed_images if refusal_kind(img.get("status_reason")) == "daily_limit"]
+        others = [img for img in failed_images if img not in refused]
+        reasons = sorted({str(img.get("status_reason")) for img in refused})
+        names = ", ".join(str(img.get("image_name") or img.get("image_id")) for img in refused[:10])
+        more = f" and {len(refused) - 10} more" if len(refused) > 10 else ""
+        done = f"{processed} of {total} processed; " if processed is not None and total is not None else ""
+        other = "; ".join(
+            f"{img.get('image_name') or img.get('image_id')}: {img.get('status_reason')}"
+            for img in others[:10]
+        )
+        if others:
+            other = f" {len(others)} other image(s) failed for a reason of their own: {other}."
+        said = truncate(" | ".join(reasons), 300)
+        AutoenhanceError.__init__(
+            self,
+            f"Autoenhance order {order_id}: {done}{len(refused)} image(s) were refused by the account's "
+            f"daily enhancement limit ({names}{more}; Autoenhance said: {said})."
+            f"{other} The limit resets daily (or when the account's capacity is upgraded). "
+            + (resume or DAILY_LIMIT_RESUME),
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.order_id, self.failed_images, self.processed, self.total, self.resume))
+
+
+#: How to resume after a daily-limit refusal, when the task's own ids are not known.
+DAILY_LIMIT_RESUME = (
+    "To resume after the reset without uploading or paying for anything twice: clear the failed wait "
+    "(OrderProcessedSensor) and its downstream tasks in the same DAG run; it sends only the refused "
+    "images of this order for processing again, waits for them, and the download fetches only what "
+    "is missing. Do not start a new DAG run: it would make a new order and upload and enhance every "
+    "image again."
+)
+
+
+class AutoenhanceDuplicateNameError(AutoenhanceTransientError):
+    """Registering an image kept being refused (429) by the limit on one file name per hour."""
+
+
+def refusal_kind(reason: Any) -> str | None:
+    """Which account limit an image's ``status_reason`` names, matched loosely (the API's wording
+    is unpublished): ``"daily_limit"``, ``"duplicate_name"`` or None (a failure of its own)."""
+    if not isinstance(reason, str) or not reason.strip():
+        return None
+    text = " ".join(reason.lower().split())
+    if re.search(r"duplicate|same (file ?)?name|file ?name.{0,40}(limit|too many|per hour)", text):
+        return "duplicate_name"
+    day = re.search(r"daily|per day|a day|each day|today|24 ?h", text)
+    limit = re.search(r"limit|quota|capacity|exceed|maximum|reached|too many", text)
+    if (day and limit) or re.search(r"(enhancement|hard) limit", text):
+        return "daily_limit"
+    return None
 
 
 class AutoenhanceTimeoutError(AutoenhanceError):

@@ -19,11 +19,13 @@ from typing import Any, NamedTuple
 from autoenhance_provider.exceptions import (
     AutoenhanceAPIError,
     AutoenhanceConnectionError,
+    AutoenhanceDailyLimitError,
     AutoenhanceError,
     AutoenhanceOrderFailedError,
     AutoenhanceTimeoutError,
     AutoenhanceTransientError,
     error_for_status,
+    refusal_kind,
 )
 
 log = logging.getLogger(__name__)
@@ -203,13 +205,20 @@ class WaitEvent(_WaitEventFields):
             conn_id=str(data["conn_id"]) if data.get("conn_id") is not None else None,
         )
 
-    def result(self, *, allow_partial: bool = False) -> dict[str, Any]:
-        """The wait's result, or raise what the task should fail with."""
+    def result(self, *, allow_partial: bool = False, resume: str | None = None) -> dict[str, Any]:
+        """The wait's result, or raise what the task should fail with (``resume``: how to resume
+        after images were refused by the daily limit, in the task's own words)."""
         progress = self.progress or {}
         if self.status == self.SUCCESS or (self.status == self.FAILED and allow_partial):
             return progress
         if self.status == self.FAILED:
-            raise AutoenhanceOrderFailedError(self.order_id, list(progress.get("failed") or []))
+            failed = list(progress.get("failed") or [])
+            if any(refusal_kind(img.get("status_reason")) == "daily_limit" for img in failed):
+                # Refused by the daily limit, not failed: say how to resume (docs/limits.md).
+                raise AutoenhanceDailyLimitError(
+                    self.order_id, failed, progress.get("processed"), progress.get("total"), resume
+                )
+            raise AutoenhanceOrderFailedError(self.order_id, failed)
         if self.status == self.TIMEOUT:
             raise AutoenhanceTimeoutError(self.message or f"Timed out waiting for order {self.order_id}")
         if self.status_code:

@@ -8,6 +8,7 @@ to make every call safe to repeat.
 
 from __future__ import annotations
 
+import io
 import json
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -31,10 +32,13 @@ from autoenhance_provider.exceptions import (
     AutoenhanceClientError,
     AutoenhanceConflictError,
     AutoenhanceDownloadError,
+    AutoenhanceDuplicateNameError,
     AutoenhanceError,
     AutoenhanceNotFoundError,
     AutoenhanceStorageError,
+    AutoenhanceTransientError,
     AutoenhanceValidationError,
+    refusal_kind,
     scrub,
 )
 from autoenhance_provider.files import (
@@ -394,7 +398,14 @@ class AutoenhanceHook(BaseHook):
         recover = (
             (lambda: self._discard_unuploaded(body["order_id"], {str(image_name)})) if order_id else None
         )
-        created = self._api("POST", "/v3/images/", json=body, recover=recover, idempotent=False, expect=dict)
+        try:
+            created = self._api(
+                "POST", "/v3/images/", json=body, recover=recover, idempotent=False, expect=dict
+            )
+        except AutoenhanceTransientError as exc:
+            if exc.status_code != 429:
+                raise
+            raise _duplicate_name_error(str(image_name), exc) from None
         return _with_upload_url(created, "image", "image_id")
 
     def _discard_unuploaded(self, order_id: str, names: set[str]) -> None:
@@ -610,6 +621,100 @@ class AutoenhanceHook(BaseHook):
             if exc.status_code != 405:
                 raise
         return self._api_object("PATCH", path, json=body, idempotent=False)  # re-enhancing is not free
+
+    def resubmit_refused(self, order_id: str, *, max_concurrency: int = 8) -> dict[str, list[str]]:
+        """Send the images of ``order_id`` that the daily enhancement limit refused for processing
+        again; nothing else in the order is touched (no upload, no enhancement is repeated).
+
+        Whether the API lets a refused image be processed again or wants the file registered
+        again is undocumented (docs/contract.md). Each refused image is first reprocessed
+        (``POST /v3/images/{id}/process``); if the API refuses that (a 4xx other than 401/403/404/
+        429), its original is fetched from the API and registered again under the same name in
+        the same order, and the refused image is deleted. Returns the image names per outcome:
+        ``reprocessed``, ``reregistered``, ``refused_again`` (still over the limit) and ``failed``.
+        """
+        order_id = require_id("order_id", order_id)
+        order = self.get_order(order_id)
+        refused = [
+            img
+            for img in order.get("images") or []
+            if isinstance(img, dict)
+            and ImageStatus.parse(img.get("status")) is ImageStatus.ERROR
+            and refusal_kind(img.get("status_reason")) == "daily_limit"
+        ]
+        outcome: dict[str, list[str]] = {
+            "reprocessed": [],
+            "reregistered": [],
+            "refused_again": [],
+            "failed": [],
+        }
+        if not refused:
+            return outcome
+        self.log.info(
+            "Order %s: sending %d image(s) refused by the daily enhancement limit for processing again",
+            order_id,
+            len(refused),
+        )
+
+        def resubmit(image: dict[str, Any]) -> tuple[str, str]:
+            name = str(image.get("image_name") or image.get("image_id"))
+            try:
+                answer = self.reprocess_image(str(image["image_id"]))
+            except (AutoenhanceAuthError, AutoenhanceNotFoundError):
+                raise
+            except AutoenhanceClientError as exc:
+                self.log.info("Reprocessing %s was refused (%s); registering its file again", name, exc)
+                self._register_again(order_id, image)
+                return "reregistered", name
+            if refusal_kind(answer.get("status_reason")) == "daily_limit":
+                return "refused_again", name
+            return "reprocessed", name
+
+        done, failed = self._transfer(refused, resubmit, "resubmitt", max_concurrency)
+        for _, (kind, name) in done:
+            outcome[kind].append(name)
+        outcome["failed"] = [str(img.get("image_name") or img.get("image_id")) for img, _ in failed]
+        raise_for_failures(
+            failed,
+            total=len(refused),
+            succeeded=len(done),
+            what="resubmit",
+            name=lambda img: str(img.get("image_name") or img.get("image_id")),
+        )
+        self.log.info(
+            "Order %s: %d reprocessed, %d registered again, %d refused again",
+            order_id,
+            len(outcome["reprocessed"]),
+            len(outcome["reregistered"]),
+            len(outcome["refused_again"]),
+        )
+        return outcome
+
+    def _register_again(self, order_id: str, image: dict[str, Any]) -> dict[str, Any]:
+        """Register a refused image's original again in the same order, then delete the refused one.
+
+        The original comes from the API (``/original``): the source files are not needed. Its
+        enhancement settings are carried over where this provider can check them.
+        """
+        image_id = str(image["image_id"])
+        response = self.transport.attempts("GET", f"/v3/images/{path_segment('image_id', image_id)}/original")
+        with self.transport.deadline(), response:
+            data = b"".join(iter_body(response, MAX_IMAGE_BYTES, "GET", "original"))
+            content_type = (
+                (response.headers.get("Content-Type") or BRACKET_CONTENT_TYPE).split(";")[0].strip()
+            )
+        carried = {key: image[key] for key in _CARRIED_SETTINGS if image.get(key) is not None}
+        try:
+            checked = validate_settings(
+                carried, api_version=self.config.api_version, context="register again"
+            )
+        except AutoenhanceValidationError:
+            checked = validate_settings({}, api_version=self.config.api_version, context="register again")
+        name = str(image.get("image_name") or image_id)
+        created = self._register_image(name, order_id, content_type, checked)
+        self.upload_file(created["upload_url"], io.BytesIO(data), content_type, size=len(data))
+        self.delete_image(image_id, missing_ok=True)
+        return created
 
     def delete_image(self, image_id: str, *, missing_ok: bool = False) -> None:
         path = f"/v3/images/{path_segment('image_id', image_id)}"
@@ -943,6 +1048,43 @@ class AutoenhanceHook(BaseHook):
 
 
 # ---------------------------------------------------------------------- rules as functions
+def _duplicate_name_error(name: str, exc: AutoenhanceTransientError) -> AutoenhanceDuplicateNameError:
+    """A registration refused with 429 through every retry: most likely the limit on one file name
+    per hour (the request-rate limit clears within seconds), so say the name, the limit and the fix."""
+    said = exc.api_message or exc.body or "no reason given"
+    return AutoenhanceDuplicateNameError(
+        429,
+        exc.method,
+        exc.path,
+        exc.body,
+        message=(
+            f"registering the image {name!r} was refused with HTTP 429 through every retry (Autoenhance "
+            f"said: {said}). Autoenhance accepts at most {DUPLICATE_NAMES_PER_HOUR} images with exactly "
+            "the same file name per hour, across the account. Fix: give each file a name unique to its "
+            "listing or order (for example prefix it with the listing id), or wait an hour and clear "
+            "this task: images already in the order are not uploaded again"
+        ),
+        conn_id=exc.conn_id,
+    )
+
+
+#: The documented limit on registrations of one file name (docs "Rate Limits").
+DUPLICATE_NAMES_PER_HOUR = 30
+
+#: Settings of a refused image carried over when it has to be registered again.
+_CARRIED_SETTINGS = (
+    "enhance",
+    "enhance_type",
+    "sky_replacement",
+    "cloud_type",
+    "vertical_correction",
+    "lens_correction",
+    "window_pull",
+    "privacy",
+    "upscale",
+)
+
+
 def _processing_has_started(order: dict[str, Any]) -> bool:
     """Grouping or enhancement of an order's brackets has begun (so starting it again is wrong)."""
     return bool(order.get("is_merging") or order.get("images"))

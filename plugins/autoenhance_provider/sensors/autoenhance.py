@@ -39,6 +39,8 @@ from autoenhance_provider.waiting import (
 )
 
 FAILED_IMAGES_KEY = "failed_images"
+#: The try that already sent the images refused by the daily limit again (one resubmission a try).
+RESUBMITTED_STATE_KEY = "autoenhance_resubmitted_try"
 #: Transient poll failures in a row, kept across reschedules (Airflow 3.3+ task state store).
 ERRORS_STATE_KEY = "autoenhance_poll_errors"
 
@@ -71,6 +73,11 @@ class OrderProcessedSensor(AutoenhanceTaskMixin, BaseSensorOperator):
         asset exists and the receiver keeps notes even if no DAG schedules on it. Ignored in
         poke and reschedule modes; before Airflow 3.3 the wait polls as without it.
     :param webhook_check_interval: seconds between two reads of the note (default 15).
+    :param resume_refused: on a later try of the task (it was cleared, or retried), first send the
+        order's images that the account's daily enhancement limit refused for processing again,
+        and only those (default True). A wait that ends with such images fails with a message
+        saying how many, that the limit resets daily, and how to resume: clear this task and its
+        downstream tasks in the same DAG run after the reset (docs/limits.md).
     """
 
     template_fields: Sequence[str] = ("order_id", "autoenhance_conn_id")
@@ -90,6 +97,7 @@ class OrderProcessedSensor(AutoenhanceTaskMixin, BaseSensorOperator):
         hook_params: dict[str, Any] | None = None,
         webhook: str | None = None,
         webhook_check_interval: float = DEFAULT_WEBHOOK_CHECK_INTERVAL,
+        resume_refused: bool = True,
         # A signature default (not kwargs.setdefault) so that .partial() / mapped tasks get it.
         map_index_template: str | None = DEFAULT_MAP_INDEX_TEMPLATE,
         **kwargs: Any,
@@ -114,6 +122,7 @@ class OrderProcessedSensor(AutoenhanceTaskMixin, BaseSensorOperator):
         self.hook_params = hook_params or {}
         self.webhook = webhook
         self.webhook_check_interval = float(webhook_check_interval)
+        self.resume_refused = bool(resume_refused)
         self._wait: OrderWait | None = None
         self._deadline: float | None = None
 
@@ -123,11 +132,53 @@ class OrderProcessedSensor(AutoenhanceTaskMixin, BaseSensorOperator):
         self.set_label(context, order_id)
         self.publish_order(context, order_id)
         self._deadline = time.time() + self.timeout
+        if self.resume_refused:
+            self._resubmit_refused(context, order_id)
         try:
             return super().execute(context)
         except AirflowSensorTimeout as exc:
             state = self._wait.timeout_message() if self._wait else ""
             raise AirflowSensorTimeout(f"{exc} {state}".strip()) from None
+
+    def _resubmit_refused(self, context: Context, order_id: str) -> None:
+        """On a later try (a clear after the daily limit's reset), send the images the limit
+        refused for processing again — once per try, never anything else (docs/limits.md)."""
+        ti = context["ti"]
+        try_number = getattr(ti, "try_number", 1) or 1
+        if try_number <= 1 or task_state_get(context, RESUBMITTED_STATE_KEY) == try_number:
+            return
+        outcome = self.hook.resubmit_refused(order_id)
+        task_state_set(context, RESUBMITTED_STATE_KEY, try_number)
+        if any(outcome.values()):
+            self.log.info(
+                "Resuming order %s: %d image(s) refused by the daily limit sent again (%d reprocessed, "
+                "%d registered again, %d refused again); images already processed are not touched",
+                order_id,
+                sum(len(v) for v in outcome.values()),
+                len(outcome["reprocessed"]),
+                len(outcome["reregistered"]),
+                len(outcome["refused_again"]),
+            )
+
+    def resume_hint(self, context: Context, order_id: str) -> str:
+        """Exactly how to resume this task after images were refused by the daily limit."""
+        ti = context["ti"]
+        dag_id = getattr(ti, "dag_id", None) or "<dag_id>"
+        run_id = getattr(ti, "run_id", None) or "<run_id>"
+        map_index = getattr(ti, "map_index", -1)
+        mapped = isinstance(map_index, int) and map_index >= 0
+        task = f"'{self.task_id}'" + (f" (map index {map_index})" if mapped else "")
+        task_ids = f'[["{self.task_id}", {map_index}]]' if mapped else f'["{self.task_id}"]'
+        return (
+            f"To resume after the reset without uploading or paying for anything twice: clear task "
+            f"{task} and its downstream tasks in the same DAG run '{run_id}' of DAG '{dag_id}' (UI: the "
+            "failed task > Clear > Downstream; REST API: POST "
+            f'/api/v2/dags/{dag_id}/clearTaskInstances {{"dag_run_id": "{run_id}", "task_ids": '
+            f'{task_ids}, "include_downstream": true, "only_failed": false, "dry_run": false}}). '
+            f"The task then sends only the refused images of order {order_id} for processing again, "
+            "waits for them, and the download fetches only the images it does not have yet. Do not "
+            "start a new DAG run: it would make a new order and upload and enhance every image again."
+        )
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
         order_id = require_id("order_id", self.order_id)
@@ -208,7 +259,9 @@ class OrderProcessedSensor(AutoenhanceTaskMixin, BaseSensorOperator):
 
     def _finish(self, context: Context, event: WaitEvent) -> dict[str, Any]:
         try:
-            result = event.result(allow_partial=self.allow_partial)
+            result = event.result(
+                allow_partial=self.allow_partial, resume=self.resume_hint(context, event.order_id)
+            )
         except AutoenhanceTimeoutError as exc:
             raise AirflowSensorTimeout(str(exc)) from None
         failed = result.get("failed") or []
