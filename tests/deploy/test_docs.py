@@ -61,7 +61,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_strict_build_succeeds(site: Path) -> None:
     for page in ["index", "installation", "connection", "operators", "errors", "security", "contract"]:
         assert (site / ("index.html" if page == "index" else f"{page}/index.html")).is_file(), page
-    for page in ["sandbox", "deployment", "benchmarks", "compatibility", "development", "changelog"]:
+    more = ["sandbox", "deployment", "benchmarks", "compatibility", "development", "changelog", "reference"]
+    for page in more:
         assert (site / page / "index.html").is_file(), page
     assert not (site / "hooks").exists(), "build code is not published"
 
