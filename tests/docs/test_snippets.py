@@ -173,7 +173,9 @@ def test_every_pip_extra_in_the_docs_exists() -> None:
     assert {"sandbox", "test", "docs", "release", "openlineage"} <= extras
     named = []
     for page in pages():
-        named += re.findall(r"\[([a-z][\w,-]*)\]\"", page.read_text(encoding="utf-8"))
+        # ".[extra]" (a checkout), airflow-provider-autoenhance[extra], "$(ls dist/*.whl)[extra]"
+        pattern = r"(?:\.|-autoenhance|\))\[([a-z][\w,-]*)\]"
+        named += re.findall(pattern, page.read_text(encoding="utf-8"))
     named = [extra for group in named for extra in group.split(",")]
     named = [extra for extra in named if extra not in {"s3fs"}]  # apache-airflow-providers-amazon's extra
     assert len(named) >= 5
@@ -215,3 +217,11 @@ def test_every_include_from_dags_is_linked_beside_it() -> None:
                 problems.append(f"{page.name}: no link to ../{match['path']} above its include")
     assert includes >= 6
     assert not problems, problems
+
+
+def test_every_flag_on_the_sandbox_page_is_one_the_sandbox_knows() -> None:
+    known = help_text(sys.executable, "-m", "autoenhance_sandbox")
+    named = set(re.findall(r"`(--[a-z][\w-]*)", (REPO / "docs" / "sandbox.md").read_text(encoding="utf-8")))
+    assert len(named) >= 10
+    unknown = sorted(flag for flag in named if not re.search(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", known))
+    assert not unknown, f"docs/sandbox.md names options autoenhance-sandbox --help does not list: {unknown}"
