@@ -7,6 +7,10 @@ come from the triggering asset events' extra; each order goes to its own folder
 ``<output_folder>/<order id>``. Several events can trigger one run (they are queued until it
 starts) and the same order can be reported twice (a duplicate delivery): each order is downloaded
 once per run, and ``if_exists="skip"`` makes a second download of an order a no-op.
+
+An order id in an asset event comes from outside (a webhook delivery): it is data, never a
+template. ``finished_order_ids`` keeps only ids by the provider's id rule, and each mapped value is
+passed wrapped in ``literal()``, so Airflow does not render it (docs/security.md).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pendulum
-from airflow.sdk import DAG, Param, task
+from airflow.sdk import DAG, Param, literal, task
 
 from autoenhance_provider.operators.download import DownloadImagesOperator
 from autoenhance_provider.webhooks import finished_order_ids, order_finished_asset
@@ -49,11 +53,15 @@ with DAG(
             for order_id in finished_order_ids(events)
         ]
 
+    def as_data(kwargs: dict[str, str]) -> dict[str, Any]:
+        """Values from another task are data: ``literal()`` keeps Airflow from rendering them."""
+        return {name: literal(value) for name, value in kwargs.items()}
+
     DownloadImagesOperator.partial(
         task_id="download_order",
         format="jpeg",
         quality=90,
         preview="{{ not params.full_size }}",
         if_exists="skip",
-    ).expand_kwargs(finished_orders())
+    ).expand_kwargs(finished_orders().map(as_data))
     # [END howto_webhook_finished_orders]

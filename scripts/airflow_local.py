@@ -62,7 +62,9 @@ class LocalAirflow:
     # -- set-up ------------------------------------------------------------------------------------
 
     def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+        # Airflow settings of the calling shell do not apply here, except webhook connections
+        # (AIRFLOW_CONN_AUTOENHANCE_WEBHOOK*), which the API server's receiver reads.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW") or _is_webhook_conn(k)}
         env.pop("AUTOENHANCE_API_KEY", None)  # tasks get the key through the connection only
         env.update(
             AIRFLOW_HOME=str(self.home),
@@ -264,6 +266,10 @@ def _raise_stop(signum: int, _frame: Any) -> None:
     raise Stop(signum)
 
 
+def _is_webhook_conn(name: str) -> bool:
+    return name.startswith("AIRFLOW_CONN_AUTOENHANCE_WEBHOOK")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=int(os.environ.get("AIRFLOW_PORT", "8080")))
@@ -272,6 +278,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if os.environ.get("AIRFLOW_CONN_AUTOENHANCE_DEFAULT"):
         print("Note: AIRFLOW_CONN_AUTOENHANCE_DEFAULT is ignored here; the connection lives in the DB.")
+    for name in sorted(filter(_is_webhook_conn, os.environ)):
+        print(f"Webhook connection {name} is passed to the API server.")
     local = LocalAirflow(args.home.resolve(), args.port, args.sandbox_port)
     signal.signal(signal.SIGINT, _raise_stop)
     signal.signal(signal.SIGTERM, _raise_stop)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 from urllib.parse import quote
@@ -184,8 +185,23 @@ def choice(name: str, value: Any, allowed: Iterable[str], case: str = "lower") -
     return text
 
 
+#: The one rule for ids, wherever they come from (the DAG, an API answer, a webhook body, an asset
+#: event, another task's XCom): Autoenhance's UUIDs and the client ids people choose. Letters,
+#: digits and ``_ - . : @ + ~``, starting with a letter, digit or ``_``, at most 200 characters. No
+#: braces, ``%``, ``#``, whitespace, ``/`` or ``\``: an id is one path segment and a folder name,
+#: and never reads as a Jinja template, a URL escape or a fragment.
+ID_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:@+~-]{0,199}")
+ID_RULE = "letters, digits and _ - . : @ + ~, starting with a letter, digit or _, at most 200 characters"
+
+
+def is_valid_id(value: Any) -> bool:
+    """Whether ``value`` is an id by :data:`ID_PATTERN`, as it stands (nothing stripped)."""
+    return isinstance(value, str) and ID_PATTERN.fullmatch(value) is not None
+
+
 def require_id(name: str, value: Any) -> str:
-    """An order/image/bracket id: one non-empty string that cannot change a URL path.
+    """An order/image/bracket id by :data:`ID_PATTERN` (surrounding whitespace of a rendered
+    template removed), or :class:`AutoenhanceValidationError` naming the parameter.
 
     Checked before any request, so ``order_id=upload.output`` (a list) or a typo like ``"../x"``
     fails with the parameter's name instead of a 404 from a mangled path.
@@ -193,16 +209,19 @@ def require_id(name: str, value: Any) -> str:
     if not isinstance(value, str):
         hint = " (a task's whole output? pick one value)" if isinstance(value, (list, tuple, dict)) else ""
         raise AutoenhanceValidationError(
-            f"{name} must be a string, got {type(value).__name__} {value!r}{hint}"
+            f"{name} must be a string, got {type(value).__name__} {_shorten(value)}{hint}"
         )
     text = value.strip()
     if not text:
         raise AutoenhanceValidationError(f"{name} must not be empty")
-    if text in (".", "..") or "/" in text or "\\" in text or any(ord(ch) < 32 for ch in text):
-        raise AutoenhanceValidationError(
-            f"{name} {text!r} is not a valid id: no '/', '\\', control characters, '.' or '..'"
-        )
+    if not is_valid_id(text):
+        raise AutoenhanceValidationError(f"{name} {_shorten(text)} is not a valid id: use {ID_RULE}")
     return text
+
+
+def _shorten(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 5]}...{text[-1]}"
 
 
 def path_segment(name: str, value: Any) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -22,6 +23,10 @@ def test_make_airflow_starts_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     home = tmp_path / "airflow_home"
     port, sandbox_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "AUTOENHANCE"))}
+    # A webhook connection exported in the shell reaches the API server's receiver.
+    env["AIRFLOW_CONN_AUTOENHANCE_WEBHOOK_AGENCY_B"] = json.dumps(
+        {"conn_type": "generic", "password": "b-token"}
+    )
     process = subprocess.Popen(
         [sys.executable, str(REPO / "scripts" / "airflow_local.py"), "--home", str(home),
          "--port", str(port), "--sandbox-port", str(sandbox_port)],
@@ -58,6 +63,16 @@ def test_make_airflow_starts_and_stops_on_ctrl_c(tmp_path: Path) -> None:
         assert conn["host"] == f"http://127.0.0.1:{sandbox_port}"
         health = requests.get(f"http://127.0.0.1:{sandbox_port}/_sandbox/health", timeout=5)
         assert health.status_code == 200
+        assert "Webhook connection AIRFLOW_CONN_AUTOENHANCE_WEBHOOK_AGENCY_B is passed" in banner
+        event = {"event": "image_processed", "order_id": "o-1", "order_is_processing": False}
+        delivery = requests.post(
+            f"http://127.0.0.1:{port}/autoenhance/webhook/agency_b",
+            json=event,
+            headers={"Authorization": "Bearer b-token"},
+            timeout=10,
+        )
+        assert delivery.status_code == 200, delivery.text  # no DAG schedules on agency_b: 0 events
+        assert delivery.json() == {"status": "recorded", "event": "image_processed", "asset_events": 0}
     finally:
         # What Ctrl-C in a terminal does: SIGINT to the foreground process group.
         os.killpg(process.pid, signal.SIGINT)

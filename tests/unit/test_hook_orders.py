@@ -104,11 +104,11 @@ def test_get_order_path_has_no_trailing_slash(hook, requests_mock):
 
 
 def test_get_order_quotes_the_id_as_one_path_segment(hook, requests_mock):
-    requests_mock.get(api("/v3/orders/a%3Fb%23c%20d"), json=order("a?b#c d"))
+    requests_mock.get(api("/v3/orders/crm%3A4711%40x%2By~z"), json=order("crm:4711@x+y~z"))
 
-    hook.get_order("a?b#c d")
+    hook.get_order("crm:4711@x+y~z")
 
-    assert requests_mock.last_request.url == api("/v3/orders/a%3Fb%23c%20d")
+    assert requests_mock.last_request.url == api("/v3/orders/crm%3A4711%40x%2By~z")
 
 
 @pytest.mark.parametrize(
@@ -119,6 +119,9 @@ def test_get_order_quotes_the_id_as_one_path_segment(hook, requests_mock):
         (".", "is not a valid id"),
         ("..", "is not a valid id"),
         ("a/../b", "is not a valid id"),
+        ("a?b#c d", "is not a valid id"),
+        ("{{ conn.autoenhance_default.password }}", "is not a valid id"),
+        ("50%2F", "is not a valid id"),
         ("a\\b", "is not a valid id"),
         ("a\nb", "is not a valid id"),
         (["o-1"], "order_id must be a string, got list"),

@@ -25,7 +25,9 @@ class Recorder:
 
     def __call__(self, webhook: str, event: WebhookEvent) -> int:
         if self.fail:
-            raise RuntimeError("database is locked")
+            from sqlalchemy.exc import OperationalError
+
+            raise OperationalError("INSERT INTO asset_event", {}, Exception("database is locked"))
         self.events.append((webhook, event))
         return 1
 
@@ -52,14 +54,18 @@ def secrets() -> Secrets:
     return Secrets()
 
 
+def make_app(secrets: Any, recorder: Any, *, names: tuple[str, ...] = (), **options: Any) -> Any:
+    """The receiver with fake seams: ``names`` stands in for the webhook connections listed."""
+    from autoenhance_provider.webhooks.app import create_app
+
+    return create_app(lookup=secrets, record=recorder, list_names=lambda: names, **options)
+
+
 @pytest.fixture
 def client(recorder: Recorder, secrets: Secrets) -> Iterator[Any]:
     from fastapi.testclient import TestClient
 
-    from autoenhance_provider.webhooks.app import create_app
-
-    app = create_app(lookup=secrets, record=recorder)
-    with TestClient(app, base_url="http://127.0.0.1") as test_client:
+    with TestClient(make_app(secrets, recorder), base_url="http://127.0.0.1") as test_client:
         yield test_client
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -41,13 +42,96 @@ def test_finished_order_is_an_asset_event_that_queues_the_dag(webhook_dag):
     assert queued_dag_ids() == [DAG_ID]
 
 
-def test_duplicate_delivery_is_a_second_event_for_the_same_queued_run(webhook_dag):
-    from autoenhance_provider.webhooks.app import record_order_finished
+def test_repeats_of_one_finish_are_one_event_and_a_later_finish_is_another(webhook_dag, monkeypatch):
+    from datetime import timedelta
 
-    record_order_finished("default", finished())
-    record_order_finished("default", finished())
-    assert [extra["order_id"] for extra in asset_events(FINISHED.uri)] == ["order-1", "order-1"]
-    assert queued_dag_ids() == [DAG_ID]  # still one run to start, which reads both events
+    from autoenhance_provider.webhooks import app
+
+    assert app.record_order_finished("default", finished()) == 1
+    assert app.record_order_finished("default", finished()) == app.DUPLICATE
+    assert app.record_order_finished("default", finished("order-2")) == 1  # another order is not a repeat
+    assert [extra["order_id"] for extra in asset_events(FINISHED.uri)] == ["order-1", "order-2"]
+    assert queued_dag_ids() == [DAG_ID]
+    monkeypatch.setattr(app, "DUPLICATE_WINDOW", timedelta(0))  # the window has passed: a new finish
+    assert app.record_order_finished("default", finished()) == 1
+    assert [extra["order_id"] for extra in asset_events(FINISHED.uri)] == ["order-1", "order-2", "order-1"]
+
+
+def test_two_hundred_identical_deliveries_make_one_asset_event(webhook_dag, monkeypatch):
+    """Over HTTP, with the real seams, and concurrently (as a sender that retries fast would)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from fastapi.testclient import TestClient
+
+    from autoenhance_provider.webhooks.app import create_app
+
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_AUTOENHANCE_WEBHOOK", json.dumps({"conn_type": "generic", "password": SECRET})
+    )
+    body = json.dumps(finished("order-9").as_extra("ignored") | {"event": "image_processed"})
+    headers = {"Authorization": f"Bearer {SECRET}"}
+    with TestClient(create_app()) as client, ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: client.post("/webhook", content=body, headers=headers), range(200)))
+    statuses = sorted(answer.json()["status"] for answer in answers)
+    assert {answer.status_code for answer in answers} == {200}
+    assert statuses == ["duplicate"] * 199 + ["recorded"]
+    assert [extra["order_id"] for extra in asset_events(FINISHED.uri)] == ["order-9"]
+    assert queued_dag_ids() == [DAG_ID]
+
+
+def test_a_flood_of_random_names_over_http_never_locks_out_a_named_webhook(airflow_db, monkeypatch):
+    """The real connection seams after a restart: agency_b's connection exists (as an environment
+    variable) but was never looked up; three clients flood random names from the same address."""
+    import threading
+    import uuid
+    from collections import Counter
+
+    import requests
+
+    from autoenhance_provider.webhooks.app import create_app
+
+    from .conftest import Recorder, UvicornServer
+
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_AUTOENHANCE_WEBHOOK_AGENCY_B",
+        json.dumps({"conn_type": "generic", "password": "b-secret"}),
+    )
+    recorder, refused, stop = Recorder(), Counter(), threading.Event()
+    with UvicornServer(create_app(record=recorder)) as server:
+
+        def flood() -> None:
+            with requests.Session() as session:
+                for _ in range(400):
+                    if stop.is_set():
+                        return
+                    name = f"random{uuid.uuid4().hex[:12]}"
+                    refused[
+                        session.post(f"{server.base_url}/webhook/{name}", data=b"{}", timeout=10).status_code
+                    ] += 1
+
+        threads = [threading.Thread(target=flood) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        while sum(refused.values()) < 60:  # past the budget for unknown names before the first delivery
+            time.sleep(0.01)
+        statuses = []
+        with requests.Session() as session:
+            for number in range(20):
+                body = finished(f"order-{number}").as_extra("ignored") | {"event": "image_processed"}
+                response = session.post(
+                    f"{server.base_url}/webhook/agency_b",
+                    json=body,
+                    headers={"Authorization": "Bearer b-secret"},
+                    timeout=10,
+                )
+                statuses.append(response.status_code)
+        stop.set()
+        for thread in threads:
+            thread.join()
+    assert statuses == [200] * 20
+    assert refused[404] >= 60
+    assert set(refused) == {404}
+    assert len(recorder.events) == 20
 
 
 def test_declared_order_asset_gets_the_event_too(webhook_dag):

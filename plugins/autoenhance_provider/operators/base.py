@@ -6,10 +6,11 @@ the API lives in the hook, every check of input in :mod:`autoenhance_provider.va
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from functools import cached_property
 from typing import Any
 
-from airflow.sdk import BaseOperator, BaseOperatorLink, Context
+from airflow.sdk import BaseOperator, BaseOperatorLink, Context, literal
 
 from autoenhance_provider.compat import label_mapped_partial
 from autoenhance_provider.connection import DEFAULT_CONN_ID
@@ -20,6 +21,8 @@ from autoenhance_provider.validation import check_settings_for_some_version, is_
 #: Mapped tasks are labelled with what each instance works on (set during execute).
 LABEL_KEY = "autoenhance_label"
 DEFAULT_MAP_INDEX_TEMPLATE = "{{ autoenhance_label | default('', true) }}"
+#: What ``airflow.sdk.literal()`` wraps a value in (its class is not public).
+_LITERAL = type(literal(None))
 
 
 class AutoenhanceTaskMixin:
@@ -45,10 +48,49 @@ class AutoenhanceTaskMixin:
         if isinstance(map_index, int) and map_index >= 0:
             context[LABEL_KEY] = str(label)  # type: ignore[literal-required]
 
+    def _do_render_template_fields(
+        self,
+        parent: Any,
+        template_fields: Iterable[str],
+        context: Context,
+        jinja_env: Any,
+        seen_oids: set[int],
+    ) -> None:
+        """Render only what the DAG author wrote: a mapped value is data, never a template.
+
+        Airflow renders the values of ``expand_kwargs()`` (strings from another task's XCom, e.g.
+        an order id from a webhook) as Jinja templates, so ``"{{ conn.x.password }}"`` arriving
+        as data would be evaluated. For a mapped task's own fields, only those given to
+        ``.partial()`` are rendered; the rest are used as they arrived (and checked as ids), with
+        a ``literal()`` around them taken off.
+        """
+        if parent is self:
+            author_fields = _partial_fields(self)
+            if author_fields is not None:
+                template_fields = list(template_fields)
+                for name in template_fields:
+                    value = getattr(self, name, None)
+                    if name not in author_fields and isinstance(value, _LITERAL):
+                        setattr(self, name, value.value)  # literal() around data is data too
+                template_fields = [name for name in template_fields if name in author_fields]
+        super()._do_render_template_fields(  # type: ignore[misc]
+            parent, template_fields, context, jinja_env, seen_oids
+        )
+
     @classmethod
     def partial(cls, **kwargs: Any) -> Any:
         """``BaseOperator.partial()``, with the label template as the mapped task's default."""
         return label_mapped_partial(super().partial(**kwargs), kwargs, DEFAULT_MAP_INDEX_TEMPLATE)  # type: ignore[misc]
+
+
+def _partial_fields(task: Any) -> set[str] | None:
+    """The fields given to ``.partial()`` if ``task`` was unmapped from a mapped task, else ``None``."""
+    dag = getattr(task, "dag", None)
+    original = dag.task_dict.get(task.task_id) if dag is not None else None
+    partial_kwargs = getattr(original, "partial_kwargs", None)
+    if original is task or not isinstance(partial_kwargs, Mapping):
+        return None
+    return set(partial_kwargs)
 
 
 class AutoenhanceBaseOperator(AutoenhanceTaskMixin, BaseOperator):

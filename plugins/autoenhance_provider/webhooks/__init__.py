@@ -18,6 +18,8 @@ from urllib.parse import quote
 
 from airflow.sdk import Asset
 
+from autoenhance_provider.validation import ID_RULE, is_valid_id
+
 __all__ = [
     "DEFAULT_WEBHOOK",
     "EVENT_IMAGE_PROCESSED",
@@ -31,6 +33,7 @@ __all__ = [
     "order_finished_asset",
     "parse_event",
     "webhook_conn_id",
+    "webhook_name",
 ]
 
 #: The webhook served at ``POST /autoenhance/webhook``; named ones at ``/autoenhance/webhook/<name>``.
@@ -41,9 +44,8 @@ CONN_ID_PREFIX = "autoenhance_webhook"
 WEBHOOK_NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 #: The largest body accepted; an Autoenhance event is about 200 bytes.
 MAX_BODY_BYTES = 64 * 1024
-#: Ids are opaque strings (UUIDs, or the caller's own order_id): bounded, no control characters, and
-#: (as the hook requires) usable as one path segment, so an id can name a folder safely.
-_ID_PATTERN = re.compile(r"[^\x00-\x1f\x7f/\\]{1,200}")
+#: An event name: what Autoenhance sends (``image_processed``, ``webhook_updated``, ...), bounded.
+EVENT_NAME_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
 
 EVENT_IMAGE_PROCESSED = "image_processed"
 EVENT_WEBHOOK_UPDATED = "webhook_updated"
@@ -61,6 +63,17 @@ def webhook_conn_id(webhook: str = DEFAULT_WEBHOOK) -> str:
     """The connection whose password is the webhook's authentication value."""
     _check_name(webhook)
     return CONN_ID_PREFIX if webhook == DEFAULT_WEBHOOK else f"{CONN_ID_PREFIX}_{webhook}"
+
+
+def webhook_name(conn_id: str) -> str | None:
+    """The webhook a connection id serves (the inverse of :func:`webhook_conn_id`), or ``None``."""
+    conn_id = conn_id.lower()
+    if conn_id == CONN_ID_PREFIX:
+        return DEFAULT_WEBHOOK
+    name = conn_id.removeprefix(f"{CONN_ID_PREFIX}_")
+    if name in (conn_id, DEFAULT_WEBHOOK) or not WEBHOOK_NAME_PATTERN.fullmatch(name):
+        return None
+    return name
 
 
 def order_finished_asset(webhook: str = DEFAULT_WEBHOOK) -> Asset:
@@ -85,16 +98,6 @@ def order_asset(order_id: str) -> Asset:
         name=f"autoenhance/orders/{order_id}",
         uri=f"autoenhance://orders/{quote(order_id, safe='')}",
         group="autoenhance",
-    )
-
-
-def is_valid_id(value: Any) -> bool:
-    """An id that is one safe path segment: no ``/``, ``\\``, control characters, ``.`` or ``..``."""
-    return (
-        isinstance(value, str)
-        and value == value.strip()
-        and value not in (".", "..")
-        and _ID_PATTERN.fullmatch(value) is not None
     )
 
 
@@ -148,8 +151,8 @@ def parse_event(body: bytes) -> WebhookEvent | None:
     if not isinstance(payload, dict):
         raise InvalidWebhookBody("body is not a JSON object")
     event = payload.get("event")
-    if not isinstance(event, str) or not event or len(event) > 100:
-        raise InvalidWebhookBody("'event' must be a non-empty string")
+    if not isinstance(event, str) or not EVENT_NAME_PATTERN.fullmatch(event):
+        raise InvalidWebhookBody("'event' must be an event name: 1-100 letters, digits or _ . : -")
     if event != EVENT_IMAGE_PROCESSED:
         return WebhookEvent(event=event)
     return WebhookEvent(
@@ -170,9 +173,7 @@ def _id(payload: Mapping[str, Any], key: str, *, required: bool) -> str | None:
     if value is None and not required:
         return None
     if not is_valid_id(value):
-        raise InvalidWebhookBody(
-            f"{key!r} must be an id: 1-200 characters, no '/', '\\' or control characters"
-        )
+        raise InvalidWebhookBody(f"{key!r} must be an id: {ID_RULE}")
     return value
 
 

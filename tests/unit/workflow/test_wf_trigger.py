@@ -339,9 +339,9 @@ async def test_async_hook_quotes_ids_as_one_path_segment(wf_conn, httpx_handler)
     seen = httpx_handler(lambda request: httpx.Response(200, json={"order_id": "x"}))
 
     async with AutoenhanceAsyncHook(**FAST) as hook:
-        await hook.get_order("x?y=1#z")
+        await hook.get_order("crm:4711@x+y~z")
 
-    assert seen[0].url.raw_path == b"/v3/orders/x%3Fy%3D1%23z"
+    assert seen[0].url.raw_path == b"/v3/orders/crm%3A4711%40x%2By~z"
 
 
 async def test_async_hook_refuses_a_path_changing_id_before_any_request(wf_conn, httpx_handler):
