@@ -10,6 +10,7 @@ from ui_helpers import DAG_ID, RUN_ID, FakeAirflow, as_user
 
 from autoenhance_provider.ui.data import OrderRef
 from autoenhance_provider.ui.photos import PhotoSource
+from autoenhance_provider.ui.render import NEW_TAB_SCRIPT, SCRIPT_HASH
 from autoenhance_sandbox.testing import SandboxServer
 
 RUN = {"dag_id": DAG_ID, "run_id": RUN_ID}
@@ -55,8 +56,9 @@ def test_run_tab_shows_every_order_of_the_run_errors_first(
     assert "/_assets/" not in html
     assert "/v3/" not in html
     assert response.headers["cache-control"] == "no-store"
-    assert "script-src" not in response.headers["content-security-policy"]  # default-src 'none'
-    assert "<script" not in html
+    # One script, the page's own (opens the order's links in a new tab), allowed by its hash only.
+    assert f"script-src '{SCRIPT_HASH}';" in response.headers["content-security-policy"]
+    assert re.findall(r"<script>(.*?)</script>", html) == [NEW_TAB_SCRIPT]
 
 
 def test_photos_are_free_previews_proxied_and_cached(
@@ -223,6 +225,7 @@ def test_a_waiting_image_and_a_hostile_name_render_safely(
     fake_airflow.refs = [OrderRef(order["order_id"], "autoenhance_default", ("create_order",))]
     html = client.get("/run", params=RUN, headers=as_user("admin-jwt")).text
     assert "<script>alert" not in html
+    assert html.count("<script>") == 1
     assert "<img src=x" not in html
     assert "&lt;script&gt;" in html
     assert "not uploaded yet" in html

@@ -9,6 +9,8 @@ the ``airflow.plugins`` entry point (:mod:`autoenhance_provider.ui.plugin`). See
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 #: Where the API server mounts the app (not under ``/autoenhance``: that mount is the webhook
 #: receiver's, and a mount catches every path below its prefix).
 URL_PREFIX = "/autoenhance-ui"
@@ -20,4 +22,19 @@ TAB_NAME = "Autoenhance"
 THUMB_WIDTH = 320
 FULL_WIDTH = 1600
 
-__all__ = ["FULL_WIDTH", "RUN_TAB_ROUTE", "TAB_NAME", "TASK_TAB_ROUTE", "THUMB_WIDTH", "URL_PREFIX"]
+
+def run_tab_url(airflow_url: str, dag_id: str, run_id: str) -> str:
+    """The "Autoenhance" tab of a DAG run in the Airflow UI (3.1+), for links and logs."""
+    run = f"{airflow_url.rstrip('/')}/dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}"
+    return f"{run}/plugin/{RUN_TAB_ROUTE}"
+
+
+__all__ = [
+    "FULL_WIDTH",
+    "RUN_TAB_ROUTE",
+    "TAB_NAME",
+    "TASK_TAB_ROUTE",
+    "THUMB_WIDTH",
+    "URL_PREFIX",
+    "run_tab_url",
+]

@@ -26,7 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from autoenhance_provider.ui import access, data
 from autoenhance_provider.ui.data import OrderRef, TaskInfo
 from autoenhance_provider.ui.photos import KINDS, SIZES, BoundedCache, PhotoSource, order_view
-from autoenhance_provider.ui.render import OrderView, message_page, run_page, task_page
+from autoenhance_provider.ui.render import SCRIPT_HASH, OrderView, message_page, run_page, task_page
 from autoenhance_provider.validation import require_id
 
 log = logging.getLogger(__name__)
@@ -37,10 +37,11 @@ PAGE_HEADERS = {
     "Cache-Control": "no-store",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
-    # No script at all; photos only from this origin; shown only inside Airflow's own pages.
+    # No script but the page's own (by its hash); photos only from this origin; shown only inside
+    # Airflow's own pages.
     "Content-Security-Policy": (
-        "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; base-uri 'none'; "
-        "form-action 'none'; frame-ancestors 'self'"
+        f"default-src 'none'; script-src '{SCRIPT_HASH}'; img-src 'self'; style-src 'unsafe-inline'; "
+        "base-uri 'none'; form-action 'none'; frame-ancestors 'self'"
     ),
 }
 PHOTO_HEADERS = {

@@ -7,6 +7,8 @@ sized in the markup (no layout shift while they arrive).
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -78,6 +80,19 @@ _CSS = (
 STYLE = "".join(_CSS).replace("WIDTH", str(DISPLAY_WIDTH)).replace("HEIGHT", str(DISPLAY_HEIGHT))
 
 
+#: The page's only script. Airflow shows the tab in a frame sandboxed without ``allow-popups``, so a
+#: ``target="_blank"`` link in it does nothing; this opens such links from the Airflow page that
+#: holds the frame (same origin), on the user's click. Allowed by its hash in the page's CSP.
+NEW_TAB_SCRIPT = (
+    'document.addEventListener("click",function(e){'
+    'var l=e.target.closest&&e.target.closest("a[data-new-tab]");if(!l)return;'
+    'try{var d=window.parent.document,a=d.createElement("a");a.href=l.href;a.target="_blank";'
+    'a.rel="noopener noreferrer";d.body.appendChild(a);a.click();a.remove();e.preventDefault();}'
+    "catch(x){}});"
+)
+SCRIPT_HASH = "sha256-" + base64.b64encode(hashlib.sha256(NEW_TAB_SCRIPT.encode()).digest()).decode()
+
+
 def _e(value: object) -> str:
     return html.escape(str(value), quote=True)
 
@@ -96,7 +111,8 @@ def page(title: str, body: str) -> str:
     return (
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
-        f"<title>{_e(title)}</title><style>{STYLE}</style></head><body>{body}</body></html>\n"
+        f"<title>{_e(title)}</title><style>{STYLE}</style></head><body>{body}"
+        f"<script>{NEW_TAB_SCRIPT}</script></body></html>\n"
     )
 
 
@@ -121,7 +137,7 @@ def _image_row(image: ImageView, photo_url: PhotoURL) -> str:
     if image.status == ImageStatus.PROCESSED.value:
         full = photo_url(image.image_id, "enhanced", "full")
         links.append(
-            f'<a href="{_e(full)}" target="_blank" rel="noopener noreferrer">'
+            f'<a href="{_e(full)}" target="_blank" rel="noopener noreferrer" data-new-tab>'
             f"Full preview ({FULL_WIDTH} px)</a>"
         )
     return (
@@ -138,7 +154,7 @@ def order_card(order: OrderView, photo_url: PhotoURL) -> str:
     """One order: name, id, counts by status, links, and its images (errors first)."""
     title = order.name or order.order_id
     links = (
-        f' &middot; <a href="{_e(order.web_url)}" target="_blank" rel="noopener noreferrer">'
+        f' &middot; <a href="{_e(order.web_url)}" target="_blank" rel="noopener noreferrer" data-new-tab>'
         "Open in Autoenhance</a>"
         if order.web_url
         else ""
