@@ -5,17 +5,26 @@
   ``**kwargs`` (``autoenhance_conn_id``, ``source_conn_id``, the enhancement settings…); griffe
   cannot see those in the signature and warns, which ``mkdocs build --strict`` would turn into a
   failure.
+- Replaces a line ``<!-- cli-help: package.module:function -->`` with the ``--help`` text of the
+  argparse parser that ``function()`` builds, so the command's options are listed from the code.
 - Renders the Sphinx roles the docstrings use (``:class:`~a.b.C```, ``:func:``, ``:meth:``…) as
   the object's name in code, instead of showing the role's text.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
+import os
 import re
+import sys
+from pathlib import Path
 from typing import Any
 
+from mkdocs.exceptions import PluginError
+
 LOGGER = "mkdocs.plugins.griffe"
+CLI_HELP = re.compile(r"^<!-- cli-help: (?P<module>[\w.]+):(?P<function>\w+) -->$", re.MULTILINE)
 ROLE = re.compile(r":(?:class|func|meth|exc|attr|mod|data|obj|py:\w+):<code>~?(?P<target>[^<]+)</code>")
 
 
@@ -28,6 +37,29 @@ def on_startup(command: str, dirty: bool, **kwargs: Any) -> None:
     logger = logging.getLogger(LOGGER)
     if not any(isinstance(f, _DropUnmatchedParameters) for f in logger.filters):
         logger.addFilter(_DropUnmatchedParameters())
+
+
+def cli_help(module: str, function: str) -> str:
+    try:
+        parser = getattr(importlib.import_module(module), function)()
+    except (ImportError, AttributeError) as error:
+        raise PluginError(f"cli-help: cannot build {module}:{function}: {error}") from error
+    columns = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = "100"  # the same width on every machine
+    try:
+        return str(parser.format_help()).rstrip()
+    finally:
+        if columns is None:
+            os.environ.pop("COLUMNS", None)
+        else:
+            os.environ["COLUMNS"] = columns
+
+
+def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
+    plugins = str(Path(config["config_file_path"]).parent / "plugins")
+    if plugins not in sys.path:  # the packages, also where they are not installed
+        sys.path.append(plugins)
+    return CLI_HELP.sub(lambda m: f"```text\n{cli_help(m['module'], m['function'])}\n```", markdown)
 
 
 def on_page_content(html: str, page: Any, config: Any, files: Any) -> str:
