@@ -32,6 +32,7 @@ BENCHES = {
     "triggers": "bench_triggers.py",
     "webhooks": "bench_triggers.py --webhooks",
     "requests": "bench_requests.py",
+    "limits": "bench_limits.py",
     "import": "bench_import.py",
 }
 HERE = Path(__file__).resolve().parent
@@ -129,6 +130,10 @@ How to read this (see the docstring of each script in `bench/` for the method):
   through the Execution API) is measured on its own, on SQLite, with an entry as full as the run's.
 - **Request budget**: counts by the sandbox (`GET /_sandbox/stats`); order reads are attributed
   to their caller by wrapping the hooks' `get_order`.
+- **Rate limit**: the triggers' loop again (10,000 waits, 30 s polls, orders finishing 60 s after
+  seeding) against a sandbox refusing above 300 requests/s per IP (a bucket of one second), with
+  the connection's default `max_requests_per_second` and, for contrast, without it. 429s and the
+  peak requests in one second are the sandbox's counts; CPU is the triggers' process over the run.
 - **Import/parse**: fresh interpreters; parse = `DagBag.process_file` of one example file.
 """
 

@@ -68,14 +68,28 @@ class LimitCounters:
         self.buckets: dict[str, TokenBucket] = {}
         self.names: dict[tuple[int, str], int] = {}
         self.enhancements: dict[int, int] = {}
+        #: API requests (``/v3``) in the current wall-clock second, and the most seen in one second.
+        self._second = 0
+        self._in_second = 0
+        self.peak_per_second = 0
+
+    def note_request(self) -> None:
+        """Count one API request towards the peak rate (while a request-rate limit is on)."""
+        second = int(self._monotonic())
+        if second != self._second:
+            self._second, self._in_second = second, 0
+        self._in_second += 1
+        self.peak_per_second = max(self.peak_per_second, self._in_second)
 
     def reset(self) -> None:
         """Every window starts afresh (the "capacity upgraded" admin call, and ``reset``)."""
         self.buckets.clear()
         self.names.clear()
         self.enhancements.clear()
+        self.peak_per_second = 0
 
     def allow_request(self, client: str, rate: float, burst: float | None) -> bool:
+        self.note_request()
         now = self._monotonic()
         size = max(1.0, burst if burst is not None else rate)
         bucket = self.buckets.get(client)

@@ -53,6 +53,7 @@ class SnapshotsMixin(StateCore):
             return {
                 **self.config.limits(),
                 "enhancements_today": self.limit_counters.used_today(now),
+                "peak_requests_per_second": self.limit_counters.peak_per_second,
                 "refusals": dict(self.counters.limit_refusals),
             }
 
