@@ -9,8 +9,8 @@ starts) and the same order can be reported twice (a duplicate delivery): each or
 once per run, and ``if_exists="skip"`` makes a second download of an order a no-op.
 
 An order id in an asset event comes from outside (a webhook delivery): it is data, never a
-template. ``finished_order_ids`` keeps only ids by the provider's id rule, and each mapped value is
-passed wrapped in ``literal()``, so Airflow does not render it (docs/security.md).
+template. ``finished_order_ids`` keeps only ids by the provider's id rule, and ``as_data`` wraps
+each mapped value in Airflow's ``literal()``, so Airflow does not render it (docs/security.md).
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import pendulum
-from airflow.sdk import DAG, Param, literal, task
+from airflow.sdk import DAG, Param, task
 
 from autoenhance_provider.operators.download import DownloadImagesOperator
-from autoenhance_provider.webhooks import finished_order_ids, order_finished_asset
+from autoenhance_provider.webhooks import as_data, finished_order_ids, order_finished_asset
 
 HERE = Path(__file__).resolve().parent
 ORDER_FINISHED = order_finished_asset()
@@ -52,10 +52,6 @@ with DAG(
             {"order_id": order_id, "destination": f"{folder}/{order_id}"}
             for order_id in finished_order_ids(events)
         ]
-
-    def as_data(kwargs: dict[str, str]) -> dict[str, Any]:
-        """Values from another task are data: ``literal()`` keeps Airflow from rendering them."""
-        return {name: literal(value) for name, value in kwargs.items()}
 
     DownloadImagesOperator.partial(
         task_id="download_order",

@@ -100,6 +100,12 @@ def asset_state_reader(asset_name: str) -> Any:
     return AssetStateStoreAccessor(name=asset_name).aget
 
 
+try:
+    from airflow.sdk import literal
+except ImportError:  # Airflow 3.0 lists it in airflow.sdk.__all__ but cannot import it from there
+    from airflow.sdk.definitions.template import literal  # type: ignore[no-redef,unused-ignore]
+
+
 def label_mapped_partial(partial: Any, kwargs: dict[str, Any], template: str) -> Any:
     """Give a ``.partial()`` the label template as its default ``map_index_template``.
 
@@ -137,6 +143,7 @@ __all__ = [
     "asset_state_reader",
     "conf",
     "label_mapped_partial",
+    "literal",
     "mask_secret",
     "storage_conn_id",
     "task_state_get",

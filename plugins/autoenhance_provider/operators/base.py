@@ -10,9 +10,9 @@ from collections.abc import Iterable, Mapping
 from functools import cached_property
 from typing import Any
 
-from airflow.sdk import BaseOperator, BaseOperatorLink, Context, literal
+from airflow.sdk import BaseOperator, BaseOperatorLink, Context
 
-from autoenhance_provider.compat import label_mapped_partial
+from autoenhance_provider.compat import label_mapped_partial, literal
 from autoenhance_provider.connection import DEFAULT_CONN_ID
 from autoenhance_provider.hooks.autoenhance import AutoenhanceHook
 from autoenhance_provider.links.autoenhance import ORDER_ID_KEY, ORDER_URL_KEY, AutoenhanceOrderLink

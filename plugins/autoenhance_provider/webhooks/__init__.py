@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 from airflow.sdk import Asset
 
+from autoenhance_provider.compat import literal
 from autoenhance_provider.validation import ID_RULE, is_valid_id
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "MAX_BODY_BYTES",
     "InvalidWebhookBody",
     "WebhookEvent",
+    "as_data",
     "finished_order_ids",
     "is_valid_id",
     "order_asset",
@@ -184,6 +186,16 @@ def _bool(payload: Mapping[str, Any], key: str, *, required: bool) -> bool | Non
     if not isinstance(value, bool):
         raise InvalidWebhookBody(f"{key!r} must be true or false")
     return value
+
+
+def as_data(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """``kwargs`` with every value wrapped in Airflow's ``literal()``, so it is never rendered.
+
+    For ``.map()`` between a task whose values come from outside (a webhook, an API answer) and
+    ``expand_kwargs()``: ``upstream().map(as_data)``. Airflow renders mapped values of template
+    fields; a value in ``literal()`` is used as it is. Works on Airflow 3.0 to 3.3.
+    """
+    return {name: literal(value) for name, value in kwargs.items()}
 
 
 def finished_order_ids(events: Iterable[Any]) -> list[str]:
