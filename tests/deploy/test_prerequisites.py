@@ -60,3 +60,19 @@ def test_under_ci_the_test_fails_instead(stack_module, monkeypatch: pytest.Monke
     conftest = e2e_conftest()
     with pytest.raises(stack_module.MissingPrerequisite):
         conftest.installed(stack_module.ensure_browser)
+
+
+@pytest.mark.parametrize("hook", ["pytest_fixture_setup", "pytest_runtest_call"])
+@pytest.mark.parametrize("ci", ["", "true"])
+def test_the_rule_holds_where_a_test_or_fixture_calls_ensure_itself(
+    stack_module, monkeypatch: pytest.MonkeyPatch, hook: str, ci: str
+) -> None:
+    """tests/e2e/conftest.py wraps every fixture set-up and test call of the e2e folder."""
+    monkeypatch.setenv("CI", ci)
+    wrapper = getattr(e2e_conftest(), hook)
+    calls = wrapper(None, None) if hook == "pytest_fixture_setup" else wrapper(None)
+    next(calls)  # up to the yield: pytest runs the fixture or the test here
+    missing = stack_module.MissingPrerequisite("missing system packages redis-server")
+    expected = stack_module.MissingPrerequisite if ci else pytest.skip.Exception
+    with pytest.raises(expected):
+        calls.throw(missing)

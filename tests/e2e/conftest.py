@@ -32,16 +32,42 @@ from run_celery_stack import (
 TIMINGS: dict[str, float] = {}
 
 
+def skip_unless_ci(missing: MissingPrerequisite) -> None:
+    """Skip with the one line of ``missing`` (what is missing, how to get it); under ``CI=true``
+    re-raise it, so that CI always runs the whole suite."""
+    if os.environ.get("CI", "").lower() == "true":
+        raise missing
+    pytest.skip(f"e2e: {missing}")
+
+
 def installed(ensure: Any) -> dict[str, float]:
     """Run ``ensure_prerequisites``/``ensure_browser``. What is missing and cannot be installed
-    here (not root, no passwordless sudo) skips the test with one line saying what and how to get
-    it; under ``CI=true`` it fails instead, so CI always runs the whole suite."""
+    here (not root, no passwordless sudo) skips the test; under ``CI=true`` it fails instead."""
     try:
         return dict(ensure())
     except MissingPrerequisite as missing:
-        if os.environ.get("CI", "").lower() == "true":
-            raise
-        pytest.skip(f"e2e: {missing}")
+        skip_unless_ci(missing)
+        raise  # not reached: skip_unless_ci raises
+
+
+# The same rule wherever the e2e tests call ensure_prerequisites()/ensure_browser() themselves,
+# in a fixture or in a test.
+@pytest.hookimpl(wrapper=True)
+def pytest_fixture_setup(fixturedef: Any, request: Any) -> Any:
+    try:
+        return (yield)
+    except MissingPrerequisite as missing:
+        skip_unless_ci(missing)
+        raise
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: Any) -> Any:
+    try:
+        return (yield)
+    except MissingPrerequisite as missing:
+        skip_unless_ci(missing)
+        raise
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
