@@ -135,14 +135,67 @@ def image_failure(image: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def order_images(order: Any, path: str | None = None) -> list[dict[str, Any]]:
+    """An order's images, after checking the shape of the answer: the boundary for every reader.
+
+    The order must be a JSON object, its ``images`` a list (or absent), each image an object
+    with an ``image_id``. Anything else raises :class:`AutoenhanceAPIError` saying what was
+    wrong, instead of a wait that never ends or a request for ``/v3/images/None``.
+    """
+    if not isinstance(order, dict):
+        where = path or "/v3/orders/?"
+        raise AutoenhanceAPIError(
+            200, "GET", where, f"the answer is a JSON {_json_type(order)}, not an order"
+        )
+    where = path or f"/v3/orders/{order.get('order_id', '?')}"
+    images = order.get("images")
+    if images is None:
+        return []
+    if not isinstance(images, list):
+        raise AutoenhanceAPIError(
+            200, "GET", where, f"the order's 'images' is a JSON {_json_type(images)}, not a list of images"
+        )
+    for index, image in enumerate(images):
+        if not isinstance(image, dict):
+            raise AutoenhanceAPIError(
+                200,
+                "GET",
+                where,
+                f"the order's images must be objects; image {index} is a JSON {_json_type(image)}",
+            )
+        image_id = image.get("image_id")
+        if not isinstance(image_id, (str, int)) or isinstance(image_id, bool) or not str(image_id).strip():
+            name = image.get("image_name")
+            described = f" ({str(name)[:80]!r})" if isinstance(name, str) else ""
+            raise AutoenhanceAPIError(
+                200, "GET", where, f"image {index}{described} of the order has no image_id"
+            )
+    return images
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object" if isinstance(value, dict) else type(value).__name__
+
+
 def evaluate_order(order: dict[str, Any]) -> OrderProgress:
     """Decide whether an order is finished.
 
     Done means: not grouping brackets, not processing, at least one image, and every image in a
     terminal state. Unknown statuses count as still running, so a new API word can delay the
-    end of a wait but never end it early.
+    end of a wait but never end it early. A malformed order raises :class:`AutoenhanceAPIError`
+    (see :func:`order_images`).
     """
-    images = [img for img in order.get("images") or [] if isinstance(img, dict)]
+    images = order_images(order)
     statuses = [ImageStatus.parse(img.get("status")) for img in images]
     failed = [image_failure(img) for img, st in zip(images, statuses, strict=True) if st.is_failure]
     processed = sum(st is ImageStatus.PROCESSED for st in statuses)
@@ -290,7 +343,8 @@ class OrderWait:
             str(exc),
             status_code=api.status_code if api else None,
             path=api.path if api else None,
-            api_message=api.api_message if api else None,
+            # The reason travels with the event (a malformed answer has it in its body only).
+            api_message=(api.api_message or api.body or None) if api else None,
             conn_id=api.conn_id if api else None,
         )
 

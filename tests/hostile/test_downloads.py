@@ -97,8 +97,14 @@ class TestDownloadsVerified:
         assert isinstance(outcome.error, AutoenhanceError), describe(outcome)
 
     @pytest.mark.parametrize("damage", ["zero-byte", "truncated"])
-    def test_operator_repairs_a_damaged_file_on_retry(self, serve, connect, tmp_path, damage) -> None:
-        """A file left by an interrupted earlier try is not a finished download."""
+    @pytest.mark.parametrize("recorded", [False, True], ids=["unrecorded", "recorded"])
+    def test_operator_never_keeps_a_damaged_file(self, serve, connect, tmp_path, damage, recorded) -> None:
+        """A damaged file under an image's name is never taken as downloaded: by default the task
+        refuses to replace it (it cannot prove it wrote those bytes); ``overwrite`` repairs it."""
+        import shutil
+
+        from autoenhance_provider.exceptions import AutoenhanceValidationError
+        from autoenhance_provider.files import MANIFEST_NAME
         from autoenhance_provider.operators.download import DownloadImagesOperator
 
         image = jpeg_bytes()
@@ -112,27 +118,35 @@ class TestDownloadsVerified:
 
         conn = connect(serve(app))
 
-        def run(folder) -> list[str]:
+        def run(folder, **kwargs):
             operator = DownloadImagesOperator(
                 task_id="download",
                 order_id="o-1",
                 destination=str(folder),
                 autoenhance_conn_id=conn,
                 hook_params=dict(FAST),
+                **kwargs,
             )
             outcome = run_bounded(lambda: operator.execute(task_context()), GUARD)
             assert outcome.finished, describe(outcome)
-            assert outcome.error is None, describe(outcome)
-            return outcome.value
+            return outcome
 
         # A clean run tells which file name the image gets.
         clean = tmp_path / "clean"
-        run(clean)
+        assert run(clean).error is None
         (name,) = _files(clean)
 
         folder = tmp_path / "retry"
         folder.mkdir()
-        (folder / name).write_bytes(b"" if damage == "zero-byte" else image[:100])
-        run(folder)
+        if recorded:  # the manifest says this order wrote it: the bytes say otherwise
+            shutil.copyfile(clean / MANIFEST_NAME, folder / MANIFEST_NAME)
+        damaged = b"" if damage == "zero-byte" else image[:100]
+        (folder / name).write_bytes(damaged)
+        refused = run(folder)
+        assert isinstance(refused.error, AutoenhanceValidationError), describe(refused)
+        assert name in str(refused.error)
+        assert (folder / name).read_bytes() == damaged
+        repaired = run(folder, if_exists="overwrite")
+        assert repaired.error is None, describe(repaired)
         assert _files(folder) == [name]
-        assert (folder / name).read_bytes() == image, "the damaged file was skipped instead of repaired"
+        assert (folder / name).read_bytes() == image, "the damaged file was not repaired"

@@ -204,3 +204,47 @@ class TestUnsendableKeyIsAConfigError:
         assert server.seen() == []
         assert_no_marker("the exception", *exception_texts(outcome.error))
         assert_no_marker("the logs", logs.text())
+
+
+def test_aiohttp_debug_records_that_carry_the_key_are_redacted(serve, connect, logs) -> None:
+    """Not only that the filter is installed: records aiohttp's own loggers emit at DEBUG with the
+    key in them (a cookie name echoed by a server, an error repr naming a keyed URL) reach the
+    handlers without it, while the async hook talks to a server that echoes the key in cookies."""
+    import logging
+    from io import StringIO
+
+    from aiohttp import _cookie_helpers
+
+    from autoenhance_provider.hooks.autoenhance_async import AutoenhanceAsyncHook
+
+    def app(request: Request):
+        key = request.header("x-api-key")
+        return json_reply(200, {"order_id": "o-1", "images": []}, [("Set-Cookie", f'bad"{key}=1')])
+
+    server = serve(app)
+    conn = connect(server, key=KEY)
+    stream = StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setLevel(logging.DEBUG)
+    aiohttp_logger = logging.getLogger("aiohttp")
+    aiohttp_logger.addHandler(handler)
+    try:
+
+        async def once():
+            async with AutoenhanceAsyncHook(conn, **ONE_TRY) as hook:
+                return await hook.get_order("o-1")
+
+        outcome = run_bounded(lambda: asyncio.run(once()), GUARD)
+        assert outcome.error is None, describe(outcome)
+        # aiohttp's real DEBUG calls, with the key in their arguments:
+        _cookie_helpers.parse_cookie_header(f'ok=1; bad"{KEY}=2')  # aiohttp.internal
+        logging.getLogger("aiohttp.client").debug(
+            "Error while closing connector: %r", OSError(f"GET http://h/v3/orders?api_key={KEY}")
+        )
+    finally:
+        aiohttp_logger.removeHandler(handler)
+    text = stream.getvalue()
+    assert "Illegal cookie names" in text, text  # the records were emitted and formatted
+    assert "Error while closing connector" in text, text
+    assert_no_marker("aiohttp's DEBUG output", text)
+    _check_outcome(outcome, logs)

@@ -17,7 +17,7 @@ from autoenhance_provider.exceptions import (
     AutoenhanceValidationError,
 )
 
-JPEG = b"\xff\xd8\xff\xe0" + b"J" * 2000
+JPEG = b"\xff\xd8\xff\xe0" + b"J" * 2000 + b"\xff\xd9"  # ends with the EOI marker: complete
 CDN = "https://assets.autoenhance-cdn.test/render/i-1.jpg"
 SIGNED_CDN = f"{CDN}?X-Amz-Signature=abc123sig&X-Amz-Expires=300"
 

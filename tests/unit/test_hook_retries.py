@@ -445,7 +445,7 @@ def test_uploads_and_downloads_use_the_same_timeouts(make_hook, requests_mock, t
     requests_mock.get(
         api("/v3/images/i-1/enhanced"), status_code=302, headers={"Location": "https://cdn.test/x"}
     )
-    requests_mock.get("https://cdn.test/x", content=b"\xff\xd8\xff\xe0img")
+    requests_mock.get("https://cdn.test/x", content=b"\xff\xd8\xff\xe0img\xff\xd9")
 
     hook.upload_file(UPLOAD_URL, src, "image/jpeg")
     hook.download_image("i-1", io.BytesIO())

@@ -91,7 +91,7 @@ def test_key_never_logged_or_raised_across_many_calls(hook, requests_mock, tmp_p
         status_code=302,
         headers={"Location": "https://cdn.test/i-1.jpg?sig=1"},
     )
-    requests_mock.get("https://cdn.test/i-1.jpg", content=b"\xff\xd8\xff")
+    requests_mock.get("https://cdn.test/i-1.jpg", content=b"\xff\xd8\xff\xd9")
     requests_mock.get(api("/v3/images/i-2/enhanced"), status_code=429, headers={"Retry-After": "0"})
 
     attempt(lambda: hook.create_order(name="n"))

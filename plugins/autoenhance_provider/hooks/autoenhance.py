@@ -46,10 +46,13 @@ from autoenhance_provider.files import (
     DownloadTarget,
     Manifest,
     SourceFile,
+    TempToken,
+    declared_checksum,
     extension_for,
     open_source,
     safe_stem,
     seekable,
+    sweep_temp_files,
     write_verified,
 )
 from autoenhance_provider.http import (
@@ -90,6 +93,7 @@ from autoenhance_provider.waiting import (
     ImageStatus,
     OrderWait,
     evaluate_order,
+    order_images,
 )
 
 TEST_CONNECTION_POLICY = RetryPolicy(max_attempts=2, initial_delay=0.5, max_delay=2.0, max_elapsed=15.0)
@@ -239,7 +243,12 @@ class AutoenhanceHook(BaseHook):
         return Recovered(order) if order is not None else None
 
     def get_order(self, order_id: str) -> dict[str, Any]:
-        return self._api_object("GET", f"/v3/orders/{path_segment('order_id', order_id)}")
+        """The order; a malformed answer (images not objects, an image without id) raises
+        :class:`AutoenhanceAPIError` saying what was wrong."""
+        path = f"/v3/orders/{path_segment('order_id', order_id)}"
+        order = self._api_object("GET", path)
+        order_images(order, path)
+        return order
 
     def get_order_or_none(self, order_id: str) -> dict[str, Any] | None:
         """The order, or None if it does not exist (or was deleted)."""
@@ -839,6 +848,7 @@ class AutoenhanceHook(BaseHook):
                         iter_body(response, MAX_IMAGE_BYTES, "GET", path),
                         content_type=response.headers.get("Content-Type"),
                         declared_length=_declared_length(response),
+                        checksum=declared_checksum(response.headers),
                     )
                     return {
                         "image_id": image_id,
@@ -886,14 +896,25 @@ class AutoenhanceHook(BaseHook):
         request: DownloadRequest | None = None,
         if_exists: str = "skip",
         max_concurrency: int = 8,
+        temp_token: TempToken | None = None,
     ) -> list[str]:
         """Write an order's images into ``folder`` (an ``ObjectStoragePath``); return their URIs.
 
         Which file holds which image is recorded in ``.autoenhance-manifest.json`` in the folder
-        (order and image id, rendering, size, SHA-256). ``if_exists``: ``skip`` keeps only files
-        the manifest proves to be this image and downloads the rest again, ``overwrite``
-        downloads everything, ``fail`` refuses to replace a file not proven to be this image.
-        The result lists only files written now or verified.
+        (order and image id, rendering, size, SHA-256), each file as it lands: a retry after a
+        kill downloads again at most the files that were in flight. ``if_exists``:
+
+        - ``skip`` (default) keeps files the manifest proves to be this image and downloads the
+          rest; it replaces only files it can prove this order wrote (an earlier rendering). Any
+          other file in the way — a user's file, a symlink, another order's image, a file changed
+          since it was written — fails the task before anything is written, naming them;
+        - ``fail`` also refuses to replace this order's own files of another rendering;
+        - ``overwrite`` downloads everything and replaces whatever has the name (a symlink
+          itself, never its target).
+
+        ``temp_token`` names the temporary files (``.autoenhance-<token>-<name>.part``); those
+        an earlier try of the same task left are removed first. The result lists only files
+        written now or proven.
         """
         order_id = require_id("order_id", order_id)
         request = request or validate_download_params("enhanced", {})
@@ -901,6 +922,7 @@ class AutoenhanceHook(BaseHook):
             raise AutoenhanceValidationError(
                 f"if_exists must be one of {', '.join(IF_EXISTS)}, got {if_exists!r}"
             )
+        token = temp_token or TempToken.random()
         order = self.get_order(order_id)
         progress = evaluate_order(order)
         if request.kind != "original" and not progress.done:
@@ -909,6 +931,7 @@ class AutoenhanceHook(BaseHook):
                 "Wait for it first (OrderProcessedSensor); a retry of this task downloads once it is done."
             )
         plan = plan_download(order, request, log=self.log)
+        sweep_temp_files(folder, token, log=self.log)
         manifest = Manifest.load(folder)
 
         def identity(item: PlannedFile) -> dict[str, Any]:
@@ -919,33 +942,58 @@ class AutoenhanceHook(BaseHook):
                 "query": request.query,
             }
 
-        kept = [
-            p for p in plan if if_exists != "overwrite" and manifest.verifies(folder, p.filename, identity(p))
-        ]
-        todo = [p for p in plan if p not in kept]
-        if if_exists == "fail":
-            foreign = [p.filename for p in todo if (folder / p.filename).exists()]
-            if foreign:
-                raise AutoenhanceValidationError(
-                    f"{len(foreign)} file(s) in {folder} are not proven to be this order's images and "
-                    f"if_exists='fail': {', '.join(foreign[:10])}. Use a folder per order, or "
-                    "if_exists='skip' (replace them) or 'overwrite'."
-                )
+        kept: list[PlannedFile] = []
+        todo: list[PlannedFile] = []
+        priors: dict[str, dict[str, Any]] = {}
+        refused: list[str] = []
+        for item in plan:
+            if if_exists == "overwrite":
+                todo.append(item)
+                continue
+            proof = manifest.examine(folder, item.filename)
+            if proof.state == "absent":
+                todo.append(item)
+            elif proof.state == "proven" and proof.current and proof.identity == identity(item):
+                kept.append(item)
+            elif (
+                proof.state == "proven"
+                and if_exists == "skip"
+                and (proof.identity or {}).get("order_id") == order_id
+            ):
+                todo.append(item)  # this order's file, another rendering (or an unfinished rename)
+                entry = manifest.entry(item.filename) or {}
+                prior = entry if proof.current else entry.get("prior") or {}
+                priors[item.filename] = {"bytes": prior.get("bytes"), "sha256": prior.get("sha256")}
+            else:
+                refused.append(f"{item.filename} ({_refusal_reason(proof, order_id)})")
+        if refused:
+            raise AutoenhanceValidationError(
+                f"Not downloading order {order_id} into {folder}: {len(refused)} file(s) there are not "
+                f"proven to be this order's and would be replaced: {', '.join(refused[:10])}"
+                + (f" and {len(refused) - 10} more" if len(refused) > 10 else "")
+                + ". Nothing was written. Download each order into its own folder, or pass "
+                "if_exists='overwrite' to replace them."
+            )
         if kept:
             self.log.info("%d verified file(s) of order %s kept in %s", len(kept), order_id, folder)
         if request.buys_full_size and any(p.image.get("downloaded") for p in todo):
             self.log.info("Images bought earlier are fetched again at no charge")
 
         def download_one(item: PlannedFile) -> tuple[int, str]:
+            def before_rename(size: int, digest: str) -> None:
+                # Write-ahead: recorded (and saved) before the file gets its name, so a kill at
+                # any moment leaves every landed file provable.
+                manifest.record(item.filename, identity(item), size, digest, priors.get(item.filename))
+                manifest.save(folder, token)
+
             return write_verified(
-                folder / item.filename, lambda target: self._download(item.image_id, target, request)
+                folder / item.filename,
+                lambda target: self._download(item.image_id, target, request),
+                token=token,
+                before_rename=before_rename,
             )
 
         done, failed = self._transfer(todo, download_one, "download", max_concurrency, size=lambda r: r[0])
-        for item, (size, digest) in done:
-            manifest.record(item.filename, identity(item), size, digest)
-        if done:
-            manifest.save(folder)
         self._raise_for(failed, len(todo), len(done), "download")
         written = {item.filename for item, _ in done} | {item.filename for item in kept}
         return [str(folder / item.filename) for item in plan if item.filename in written]
@@ -1126,6 +1174,20 @@ def plan_download(order: dict[str, Any], request: DownloadRequest, *, log: Any =
     if not plan and log is not None:
         log.warning("Order %s has no image ready to download", order.get("order_id"))
     return plan
+
+
+def _refusal_reason(proof: Any, order_id: str) -> str:
+    """Why a file in the way of a download is not this order's to replace."""
+    if proof.state == "symlink":
+        return "a symlink"
+    if proof.state == "changed":
+        return "changed since it was downloaded"
+    owner = (proof.identity or {}).get("order_id")
+    if proof.state == "proven" and owner != order_id:
+        return f"order {owner}'s image"
+    if proof.state == "proven":
+        return "this order's file of another rendering; if_exists='fail'"
+    return "not written by this provider"
 
 
 def _declared_length(response: requests.Response) -> int | None:

@@ -16,6 +16,7 @@ from autoenhance_provider.connection import DEFAULT_CONN_ID, AutoenhanceConnecti
 from autoenhance_provider.exceptions import AutoenhanceAPIError
 from autoenhance_provider.http import AsyncTransport, RetryPolicy
 from autoenhance_provider.validation import path_segment
+from autoenhance_provider.waiting import order_images
 
 
 class AutoenhanceAsyncHook(BaseHook):
@@ -74,7 +75,8 @@ class AutoenhanceAsyncHook(BaseHook):
     async def get_order(self, order_id: str) -> dict[str, Any]:
         path = f"/v3/orders/{path_segment('order_id', order_id)}"
         order = await (await self._get_transport()).get_json(path)
-        if not isinstance(order, dict):
+        order_images(order, path)  # not an object, malformed images: raises saying what was wrong
+        if not isinstance(order, dict):  # (order_images has refused it already)
             raise AutoenhanceAPIError(200, "GET", path, "the answer is not an order")
         return order
 

@@ -10,7 +10,7 @@ from typing import Any
 from airflow.sdk import Asset, AssetAlias, Context, ObjectStoragePath
 
 from autoenhance_provider.exceptions import AutoenhanceValidationError
-from autoenhance_provider.files import prepare_destination, to_storage_path
+from autoenhance_provider.files import TempToken, prepare_destination, to_storage_path
 from autoenhance_provider.hooks.autoenhance import IF_EXISTS
 from autoenhance_provider.lineage import MAX_EVENT_FILES, TransferRecord, operator_lineage, storage_uri
 from autoenhance_provider.operators.base import AutoenhanceBaseOperator
@@ -28,11 +28,17 @@ class DownloadImagesOperator(AutoenhanceBaseOperator):
     Files are named after the image names (made safe: no name can leave the folder) with the
     extension of the rendered format. Each file is verified (a complete image) before it gets
     its name, and recorded in ``.autoenhance-manifest.json`` in the folder with its image id,
-    size and checksum. ``if_exists="skip"`` (default) keeps only files the manifest proves to be
-    this order's image and downloads the rest again — so a retry never downloads (or buys) an
-    image twice, and a second run into the same folder never mistakes another order's photos
-    for its own. ``"overwrite"`` downloads everything; ``"fail"`` refuses to replace a file that
-    is not proven to be this image. On ``/enhanced`` the API returns a preview unless
+    size and checksum as it lands — so a retry, even after the worker was killed, downloads (or
+    buys) again at most the images that were in flight. Temporary files are named
+    ``.autoenhance-<task token>-<name>.part``; a later try removes those an earlier one left.
+
+    ``if_exists="skip"`` (default) keeps the files the manifest proves to be this order's images
+    and downloads the rest, and never replaces a file it cannot prove this order wrote: a file of
+    your own, a symlink, another order's image or a file changed since it was downloaded fails
+    the task before anything is written, naming the files (use a folder per order, or
+    ``"overwrite"``). ``"fail"`` also refuses to replace this order's files of another rendering;
+    ``"overwrite"`` downloads everything and replaces whatever has the name (a symlink itself,
+    never the file it points to). On ``/enhanced`` the API returns a preview unless
     ``preview=False``, which buys the full-size image (free with the connection's ``dev_mode``).
 
     Returns the URIs of the files written or verified. Every successful run emits an asset event
@@ -135,6 +141,7 @@ class DownloadImagesOperator(AutoenhanceBaseOperator):
             request=request,
             if_exists=self.if_exists,
             max_concurrency=self.max_concurrency,
+            temp_token=_temp_token(context),
         )
         self.lineage_record = TransferRecord(
             operation="download",
@@ -188,6 +195,17 @@ def _alias_extras_are_json() -> bool:
     except ImportError:  # pragma: no cover - a worker without airflow-core: assume a current server
         return True
     return Version(__version__).release >= (3, 2)
+
+
+def _temp_token(context: Context) -> TempToken | None:
+    """Names this try's temporary files, so a later try of the task recognises (and removes) them."""
+    ti: Any = context.get("ti")
+    try:
+        return TempToken.for_task(
+            str(ti.dag_id), str(ti.task_id), str(ti.run_id), int(ti.map_index), int(ti.try_number)
+        )
+    except (AttributeError, TypeError, ValueError):  # outside a task run: a random token
+        return None
 
 
 def _fixed_asset(destination: Any) -> Asset | None:

@@ -37,8 +37,9 @@ IMAGES = [
     image("44444444-dddd-4ddd-8ddd-000000000004", "expired", "later.jpg"),
 ]
 
-#: Downloads are verified as images: fake bodies start like a JPEG.
+#: Downloads are verified as images: fake bodies start like a JPEG and end with its EOI marker.
 JPEG_MAGIC = b"\xff\xd8\xff\xe0"
+JPEG_END = b"\xff\xd9"
 
 
 def listing(folder):
@@ -54,7 +55,8 @@ class FakeDownloads:
         self.asset_status = 200
         requests_mock.get(api(f"/v3/orders/{ORDER_ID}"), json=order(images, status="processed"))
         requests_mock.get(re.compile(re.escape(api("/v3/images/")) + r"[^/]+/\w+"), text=self._redirect)
-        requests_mock.get(re.compile(re.escape(ASSET_HOST) + r"/.*"), content=self._asset)
+        self.asset_url_pattern = re.compile(re.escape(ASSET_HOST) + r"/.*")
+        requests_mock.get(self.asset_url_pattern, content=self._asset)
 
     @staticmethod
     def _redirect(request, context) -> str:
@@ -69,7 +71,7 @@ class FakeDownloads:
         if self.asset_status >= 400:
             return b"<Error><Code>SlowDown</Code></Error>"
         context.headers["Content-Type"] = "image/jpeg"
-        return JPEG_MAGIC + f"IMAGE:{path_of(request.url).rsplit('/', 1)[-1]}".encode()
+        return JPEG_MAGIC + f"IMAGE:{path_of(request.url).rsplit('/', 1)[-1]}".encode() + JPEG_END
 
     def api_downloads(self) -> list:
         return [r for r in self.mock.request_history if r.url.startswith(BASE_URL) and "/v3/images/" in r.url]
@@ -82,7 +84,7 @@ class FakeDownloads:
 
 
 def content_of(image_id: str) -> bytes:
-    return JPEG_MAGIC + f"IMAGE:{image_id}".encode()
+    return JPEG_MAGIC + f"IMAGE:{image_id}".encode() + JPEG_END
 
 
 @pytest.fixture
@@ -209,17 +211,33 @@ def test_returned_uris_do_not_depend_on_the_api_listing_order(wf_conn, requests_
 
 
 # ------------------------------------------------------------------------------ never twice
-def test_a_file_with_the_right_name_but_not_proven_is_downloaded_again(downloads, tmp_path):
+def test_a_file_with_the_right_name_but_not_proven_is_refused_before_writing(downloads, tmp_path):
     (tmp_path / "Kitchen.jpg").write_bytes(b"somebody else's photo")
 
-    uris = download_op(str(tmp_path), preview=False).execute(make_context())
+    with pytest.raises(AutoenhanceValidationError) as err:
+        download_op(str(tmp_path), preview=False).execute(make_context())
+
+    message = str(err.value)
+    assert "Kitchen.jpg (not written by this provider)" in message
+    assert "its own folder" in message
+    assert "if_exists='overwrite'" in message
+    assert "Nothing was written" in message
+    assert downloads.api_downloads() == []  # failed before writing (or buying) anything
+    assert (tmp_path / "Kitchen.jpg").read_bytes() == b"somebody else's photo"
+    assert sorted(p.name for p in listing(tmp_path)) == ["Kitchen.jpg"]
+
+
+def test_a_file_not_proven_is_replaced_with_overwrite(downloads, tmp_path):
+    (tmp_path / "Kitchen.jpg").write_bytes(b"somebody else's photo")
+
+    uris = download_op(str(tmp_path), preview=False, if_exists="overwrite").execute(make_context())
 
     assert sorted(downloads.downloaded_ids()) == [IMAGES[0]["image_id"], IMAGES[1]["image_id"]]
     assert (tmp_path / "Kitchen.jpg").read_bytes() == content_of(IMAGES[0]["image_id"])
     assert uris == [f"file://{tmp_path}/Kitchen.jpg", f"file://{tmp_path}/Living Room.jpg"]
 
 
-def test_second_order_into_the_same_folder_never_claims_the_first_orders_files(
+def test_second_order_into_the_same_folder_never_replaces_the_first_orders_files(
     downloads, tmp_path, requests_mock
 ):
     download_op(str(tmp_path), preview=False).execute(make_context())
@@ -232,25 +250,40 @@ def test_second_order_into_the_same_folder_never_claims_the_first_orders_files(
     ]
     requests_mock.get(api(f"/v3/orders/{other}"), json=order(second, order_id=other, status="processed"))
 
-    uris = download_op(str(tmp_path), order_id=other, preview=False).execute(make_context())
+    with pytest.raises(AutoenhanceValidationError) as err:
+        download_op(str(tmp_path), order_id=other, preview=False).execute(make_context())
 
-    assert sorted(downloads.downloaded_ids()[-2:]) == sorted(i["image_id"] for i in second)
-    assert (tmp_path / "Kitchen.jpg").read_bytes() == content_of(second[0]["image_id"])
-    assert (tmp_path / "Kitchen.jpg").read_bytes() != first["Kitchen.jpg"]
-    assert len(uris) == 2
+    assert f"Kitchen.jpg (order {ORDER_ID}'s image)" in str(err.value)
+    assert f"Living Room.jpg (order {ORDER_ID}'s image)" in str(err.value)
+    assert len(downloads.downloaded_ids()) == 2  # only the first order's
+    assert {p.name: p.read_bytes() for p in listing(tmp_path)} == first
     manifest = json.loads((tmp_path / MANIFEST_NAME).read_text())
-    assert manifest["files"]["Kitchen.jpg"]["identity"]["order_id"] == other
+    assert manifest["files"]["Kitchen.jpg"]["identity"]["order_id"] == ORDER_ID
 
 
-def test_a_verified_file_that_was_changed_afterwards_is_repaired(downloads, tmp_path):
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param(lambda data: b"", id="emptied"),
+        # Same size, other bytes: only the SHA-256 tells them apart.
+        pytest.param(lambda data: data[:-3] + bytes(b ^ 0xFF for b in data[-3:]), id="same-size"),
+    ],
+)
+def test_a_verified_file_that_was_changed_afterwards_is_not_replaced_by_default(downloads, tmp_path, change):
     download_op(str(tmp_path), preview=False).execute(make_context())
-    (tmp_path / "Kitchen.jpg").write_bytes(b"")  # e.g. a storage backend left a zero-byte object
+    kitchen = tmp_path / "Kitchen.jpg"
+    kitchen.write_bytes(change(kitchen.read_bytes()))
+    changed = kitchen.read_bytes()
 
-    download_op(str(tmp_path), preview=False).execute(make_context())
+    with pytest.raises(AutoenhanceValidationError, match=r"Kitchen\.jpg \(changed since it was downloaded\)"):
+        download_op(str(tmp_path), preview=False).execute(make_context())
+    assert kitchen.read_bytes() == changed
+    assert len(downloads.downloaded_ids()) == 2
 
-    assert downloads.downloaded_ids().count(IMAGES[0]["image_id"]) == 2
-    assert downloads.downloaded_ids().count(IMAGES[1]["image_id"]) == 1
-    assert (tmp_path / "Kitchen.jpg").read_bytes() == content_of(IMAGES[0]["image_id"])
+    uris = download_op(str(tmp_path), preview=False, if_exists="overwrite").execute(make_context())
+
+    assert kitchen.read_bytes() == content_of(IMAGES[0]["image_id"])
+    assert len(uris) == 2
 
 
 def test_other_rendering_is_not_a_verified_copy(downloads, tmp_path):
@@ -263,7 +296,7 @@ def test_other_rendering_is_not_a_verified_copy(downloads, tmp_path):
 def test_if_exists_fail_refuses_unproven_files_before_downloading(downloads, tmp_path):
     (tmp_path / "Kitchen.jpg").write_bytes(b"somebody else's photo")
 
-    with pytest.raises(AutoenhanceValidationError, match=r"if_exists='fail': Kitchen\.jpg"):
+    with pytest.raises(AutoenhanceValidationError, match=r"Kitchen\.jpg \(not written by this provider\)"):
         download_op(str(tmp_path), if_exists="fail").execute(make_context())
 
     assert downloads.api_downloads() == []

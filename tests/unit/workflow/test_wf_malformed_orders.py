@@ -1,0 +1,81 @@
+"""Malformed order answers raise AutoenhanceAPIError at the boundary, saying what was wrong:
+in the hook, in the sensor's poke, in the trigger, and before any download request."""
+
+from __future__ import annotations
+
+import pytest
+from test_wf_sensor import MODES, api, run_sensor  # noqa: F401 - the api fixture
+from wf_helpers import ORDER_ID, done_order, image, order
+
+from autoenhance_provider.exceptions import AutoenhanceAPIError
+from autoenhance_provider.waiting import evaluate_order, order_images
+
+STRINGS = order(["img-1", "img-2"], status="processed")
+NO_ID = order([{**image("img-1", "processed", "kitchen.jpg"), "image_id": None}], status="processed")
+IMAGES_NOT_A_LIST = {**done_order(), "images": {"img-1": "processed"}}
+
+
+@pytest.mark.parametrize(
+    ("answer", "reason"),
+    [
+        (STRINGS, "the order's images must be objects; image 0 is a JSON string"),
+        (NO_ID, "image 0 ('kitchen.jpg') of the order has no image_id"),
+        (IMAGES_NOT_A_LIST, "the order's 'images' is a JSON object, not a list of images"),
+        ([done_order()], "the answer is a JSON array, not an order"),
+    ],
+)
+def test_order_images_says_what_is_wrong(answer, reason):
+    with pytest.raises(AutoenhanceAPIError) as info:
+        order_images(answer, f"/v3/orders/{ORDER_ID}")
+    assert reason in str(info.value)
+    assert f"/v3/orders/{ORDER_ID}" in str(info.value)
+
+
+def test_evaluate_order_refuses_images_that_are_not_objects():
+    with pytest.raises(AutoenhanceAPIError, match="image 0 is a JSON string"):
+        evaluate_order(STRINGS)
+    assert evaluate_order(done_order()).done
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(
+    ("answer", "reason"),
+    [(STRINGS, "image 0 is a JSON string"), (NO_ID, "has no image_id")],
+    ids=["strings", "no-image-id"],
+)
+def test_sensor_fails_at_once_on_malformed_images_instead_of_waiting(api, mode, answer, reason):  # noqa: F811
+    script = api(answer)
+
+    with pytest.raises(AutoenhanceAPIError, match=reason):
+        run_sensor(mode)
+
+    assert script.count == 1  # not polled again until the timeout
+
+
+@pytest.mark.parametrize("mode", ["poke", "deferrable"])  # reschedule: the budget needs the task state store
+def test_a_sensor_that_gives_up_on_malformed_answers_keeps_the_reason(api, mode):  # noqa: F811
+    api([1, 2, 3])  # a JSON array where the order should be, every time
+
+    with pytest.raises(AutoenhanceAPIError) as info:
+        run_sensor(mode)
+
+    message = str(info.value)
+    assert "returned HTTP 200: " in message, message
+    assert "array" in message or "list" in message, message
+
+
+@pytest.mark.parametrize("answer", [STRINGS, NO_ID], ids=["strings", "no-image-id"])
+def test_download_refuses_a_malformed_order_before_any_image_request(
+    wf_conn, requests_mock, tmp_path, answer
+):
+    from test_wf_download import download_op
+    from wf_helpers import api as api_url
+    from wf_helpers import make_context
+
+    requests_mock.get(api_url(f"/v3/orders/{ORDER_ID}"), json=answer)
+
+    with pytest.raises(AutoenhanceAPIError, match="image 0"):
+        download_op(str(tmp_path)).execute(make_context())
+
+    assert [r.path for r in requests_mock.request_history if "/v3/images/" in r.path] == []
+    assert list(tmp_path.iterdir()) == []
