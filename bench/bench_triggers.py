@@ -46,7 +46,7 @@ RSS_TARGET_MIB = 200
 
 # 10,000 waits: about 16 CPU-s of polling for the client and 9 for the sandbox (aiohttp).
 WEBHOOK_SIZES = (1000, 10_000)
-#: Sizes above the receiver's limit per minute entry (``webhooks.app.MAX_ORDERS_PER_MINUTE``) are
+#: Sizes above the receiver's limit per minute entry (``webhooks.notes.MAX_ORDERS_PER_MINUTE``) are
 #: seeded in batches of that many orders that finish ``BATCH_SPACING`` seconds apart.
 BATCH_SPACING = 60.0
 WEBHOOK_CHECK_INTERVAL = 15.0  # the sensor's default webhook_check_interval
@@ -72,14 +72,15 @@ def webhook_child(batches: list[list[str]], mode: str, finish_at: float, poll: f
     reads = 0
     from datetime import datetime, timezone
 
+    from autoenhance_provider.webhooks.notes import minute_key
+
     order_ids = [oid for batch in batches for oid in batch]
     # The receiver's minute entries, as it writes them ({order id: finished_at}), one per batch
     # (a batch finishes within one minute); each exists from the moment its orders finish.
     entries: dict[str, tuple[float, dict[str, str]]] = {}
     for k, batch in enumerate(batches):
         when = finish_at + BATCH_SPACING * k
-        minute = datetime.fromtimestamp(when, timezone.utc).strftime("%Y%m%dT%H%M")
-        entries[f"finished:{minute}"] = (
+        entries[minute_key(datetime.fromtimestamp(when, timezone.utc))] = (
             when,
             dict.fromkeys(batch, datetime.fromtimestamp(when, timezone.utc).isoformat()),
         )
@@ -207,7 +208,7 @@ def webhooks_main(args: Any) -> int:
         if args.tiny
         else (WEBHOOK_SIZES, POLL_INTERVAL, SAFETY_POLL, WEBHOOK_CHECK_INTERVAL, FINISH_AFTER)
     )
-    from autoenhance_provider.webhooks.app import MAX_ORDERS_PER_MINUTE as batch_orders
+    from autoenhance_provider.webhooks.notes import MAX_ORDERS_PER_MINUTE as batch_orders
 
     raise_fd_limit()
     rows: list[dict[str, Any]] = []

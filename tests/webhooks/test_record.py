@@ -188,78 +188,50 @@ def test_lookup_secret_reads_the_connection_password(airflow_db, monkeypatch):
     assert lookup_secret("missing") is None
 
 
-def test_finished_order_is_kept_in_the_asset_state_store_and_old_entries_pruned(webhook_dag, monkeypatch):
-    """What a deferred wait would read instead of polling Autoenhance (Airflow 3.3+)."""
-    from datetime import datetime, timedelta, timezone
-
-    from airflow.models.asset_state_store import AssetStateStoreModel
-    from airflow.utils.session import create_session
-    from sqlalchemy import update
-
-    from autoenhance_provider.webhooks import app as app_module
-
-    monkeypatch.setattr(app_module, "_last_prune", {})
-    app_module.record_order_finished("default", finished("order-old"))
-    with create_session() as session:
-        session.execute(
-            update(AssetStateStoreModel)
-            .where(AssetStateStoreModel.key == "order:order-old")
-            .values(updated_at=datetime.now(timezone.utc) - timedelta(days=8))
-        )
-    assert state_entry("order:order-old") is not None
-    assert state_entry("order:order-1") is None
-
-    monkeypatch.setattr(app_module, "_last_prune", {})  # as if an hour had passed
-    app_module.record_order_finished("default", finished("order-1", "img-9"))
-
-    entry = state_entry("order:order-1")
-    assert entry is not None
-    assert (entry["image_id"], entry["error"]) == ("img-9", False)
-    assert datetime.fromisoformat(entry["finished_at"]) <= datetime.now(timezone.utc)
-    assert state_entry("order:order-old") is None  # older than 7 days: pruned
-
-
 def test_state_store_failure_does_not_lose_the_asset_event(webhook_dag, monkeypatch, caplog):
     from autoenhance_provider.webhooks import app as app_module
 
     def broken(*_args, **_kwargs):
         raise RuntimeError("state backend down")
 
-    monkeypatch.setattr(app_module, "remember_finished_order", broken)
+    monkeypatch.setattr(app_module, "remember_finished_order", broken)  # as app.py imported it
     assert app_module.record_order_finished("default", finished("order-3")) == 1
     assert [e["order_id"] for e in asset_events(FINISHED.uri)] == ["order-3"]
     assert queued_dag_ids() == [DAG_ID]
     assert "could not keep order order-3 in the state store" in caplog.text
 
 
-def test_a_triggerer_can_read_the_finished_order(webhook_dag):
-    """The read a deferred wait would make: the triggerer's own Execution API client (in-process,
-    as ``TriggerRunnerSupervisor.make_client`` builds it) gets the entry by asset name and key."""
+def test_a_triggerer_can_read_the_finished_order(webhook_dag, clock):
+    """The read a deferred wait makes: the triggerer's own Execution API client (in-process, as
+    ``TriggerRunnerSupervisor.make_client`` builds it) gets the minute's entry by asset name and key,
+    and the trigger's reader finds the order in it."""
     from airflow.jobs.triggerer_job_runner import in_process_api_server
     from airflow.sdk.api.client import Client
     from airflow.sdk.api.datamodels._generated import AssetStateStoreResponse
 
     from autoenhance_provider.webhooks.app import record_order_finished
+    from autoenhance_provider.webhooks.notes import orders_in
 
     record_order_finished("default", finished("order-4", "img-4"))
     client = Client(base_url=None, token="", dry_run=True, transport=in_process_api_server().transport)
     client.base_url = "http://in-process.invalid./"
-    found = client.asset_state_store.get("order:order-4", name=FINISHED.name)
+    found = client.asset_state_store.get(clock.minute_key, name=FINISHED.name)
     assert isinstance(found, AssetStateStoreResponse), found
-    assert found.value["image_id"] == "img-4"
-    missing = client.asset_state_store.get("order:order-404", name=FINISHED.name)
-    assert not isinstance(missing, AssetStateStoreResponse)  # not finished (yet): keep waiting
+    assert list(orders_in(found.value)) == ["order-4"]
+    earlier = client.asset_state_store.get(
+        clock.minute_key.replace("finished:2", "finished:1"), name=FINISHED.name
+    )
+    assert not isinstance(earlier, AssetStateStoreResponse)  # no orders then: nothing to wake
 
 
 class FrozenClock:
-    """The receiver's clock, stopped (every delivery lands in the same minute) until moved."""
+    """The notes' clock, stopped (every delivery lands in the same minute) until moved."""
 
     def __init__(self, monkeypatch) -> None:
         from datetime import datetime, timezone
 
-        from autoenhance_provider.webhooks import app as app_module
+        from autoenhance_provider.webhooks import notes
 
-        self.module = app_module
         self.now = datetime.now(timezone.utc)
         clock = self
 
@@ -268,12 +240,14 @@ class FrozenClock:
             def now(cls, tz=None):
                 return clock.now if tz is not None else clock.now.replace(tzinfo=None)
 
-        monkeypatch.setattr(app_module, "datetime", Frozen)
-        monkeypatch.setattr(app_module, "_last_prune", {})
+        monkeypatch.setattr(notes, "datetime", Frozen)
+        monkeypatch.setattr(notes, "_last_prune", {})
 
     @property
     def minute_key(self) -> str:
-        return "finished:" + self.now.strftime(self.module.FINISHED_MINUTE_FORMAT)
+        from autoenhance_provider.webhooks.notes import minute_key
+
+        return minute_key(self.now)
 
 
 @pytest.fixture
@@ -281,27 +255,28 @@ def clock(monkeypatch) -> FrozenClock:
     return FrozenClock(monkeypatch)
 
 
-def test_finished_orders_are_also_kept_per_minute_for_deferred_waits(webhook_dag, clock, monkeypatch):
+def test_finished_orders_are_kept_per_minute_for_deferred_waits(webhook_dag, clock, monkeypatch):
     """One entry per minute lists every order finished in it: all waits of a triggerer read it
-    (one or two keys per check) instead of one key per waiting order."""
-    from datetime import timedelta
+    (one or two keys per check) instead of one key per waiting order; entries go after an hour."""
+    from datetime import datetime, timedelta, timezone
 
     from airflow.models.asset_state_store import AssetStateStoreModel
     from airflow.utils.session import create_session
     from sqlalchemy import update
 
     from autoenhance_provider.webhooks import app as app_module
+    from autoenhance_provider.webhooks import notes
 
     app_module.record_order_finished("default", finished("order-a"))
     app_module.record_order_finished("default", finished("order-b"))
-    app_module.record_order_finished("default", finished("order-a"))  # a duplicate: still one entry
+    app_module.record_order_finished("default", finished("order-a"))  # a repeat: still one entry
     first_minute = clock.minute_key
     entry = state_entry(first_minute)
     assert sorted(entry) == ["order-a", "order-b"]
-    assert entry["order-b"] == state_entry("order:order-b")["finished_at"]
+    assert datetime.fromisoformat(entry["order-b"]) <= datetime.now(timezone.utc)
 
     # An entry two hours old, a delivery in a later minute and the hourly prune due: the old
-    # minute's entry goes, order notes stay.
+    # minute's entry goes.
     with create_session() as session:
         session.execute(
             update(AssetStateStoreModel)
@@ -309,18 +284,26 @@ def test_finished_orders_are_also_kept_per_minute_for_deferred_waits(webhook_dag
             .values(updated_at=clock.now - timedelta(hours=2))
         )
     clock.now += timedelta(minutes=2)
-    monkeypatch.setattr(app_module, "_last_prune", {})
+    monkeypatch.setattr(notes, "_last_prune", {})
     app_module.record_order_finished("default", finished("order-c"))
     assert state_entry(first_minute) is None
     assert sorted(state_entry(clock.minute_key)) == ["order-c"]
-    assert state_entry("order:order-a") is not None  # kept 7 days
 
 
 def test_a_full_minute_entry_is_left_alone(webhook_dag, clock, monkeypatch):
     from autoenhance_provider.webhooks import app as app_module
+    from autoenhance_provider.webhooks import notes
 
-    monkeypatch.setattr(app_module, "MAX_ORDERS_PER_MINUTE", 1)
-    app_module.record_order_finished("default", finished("order-1"))
-    app_module.record_order_finished("default", finished("order-2"))
+    monkeypatch.setattr(notes, "MAX_ORDERS_PER_MINUTE", 1)
+    assert app_module.record_order_finished("default", finished("order-1")) == 1
+    assert app_module.record_order_finished("default", finished("order-2")) == 1  # the event still counts
     assert sorted(state_entry(clock.minute_key)) == ["order-1"]
-    assert state_entry("order:order-2") is not None  # its own note is still written
+
+
+def test_notes_read_back_whatever_form_the_client_hands_over():
+    from autoenhance_provider.webhooks.notes import orders_in
+
+    assert orders_in('{"o-1": "2026-12-07T10:00:00+00:00"}') == {"o-1": "2026-12-07T10:00:00+00:00"}
+    assert orders_in({"o-1": "t"}) == {"o-1": "t"}
+    for damaged in (None, "", "not json", "[1]", 7, {"o-1": 5}):
+        assert orders_in(damaged) == {}

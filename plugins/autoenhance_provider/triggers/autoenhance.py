@@ -8,7 +8,6 @@ a slow safety net. The poll through :class:`OrderWait` always decides the outcom
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 import weakref
@@ -39,9 +38,6 @@ DEFAULT_WEBHOOK_CHECK_INTERVAL = 15.0
 WEBHOOK_CLOCK_SKEW = 60.0
 #: Extra polls, one check interval apart, when the API does not yet agree with a fresh note.
 WEBHOOK_FOLLOW_UPS = 2
-#: The receiver's state-store entry of the orders finished in one UTC minute (webhooks.app).
-FINISHED_MINUTE_KEY = "finished:{minute}"
-FINISHED_MINUTE_FORMAT = "%Y%m%dT%H%M"
 #: How far back a triggerer's first read looks (a wait resumed after a restart finds a recent note).
 WATCH_BACKFILL = timedelta(minutes=5)
 
@@ -337,21 +333,17 @@ class _AccountWatcher:
 
     async def _read(self) -> None:
         """Read the minute entries since the last read (and the minute before: late writes)."""
+        from autoenhance_provider.webhooks.notes import minute_key, orders_in
+
         assert self.reader is not None
         now = datetime.now(timezone.utc)
         minute = max(self.read_from, now - WATCH_BACKFILL).replace(second=0, microsecond=0)
         while minute <= now:
             self.reads += 1
-            value = await self.reader(
-                FINISHED_MINUTE_KEY.format(minute=minute.strftime(FINISHED_MINUTE_FORMAT))
-            )
-            if isinstance(value, str):
-                with contextlib.suppress(ValueError):
-                    value = json.loads(value)
-            if isinstance(value, dict):
-                for order_id in value.keys() & self.waiters.keys():
-                    for signal in list(self.waiters.get(order_id, ())):
-                        signal.notify(value[order_id])
+            orders = orders_in(await self.reader(minute_key(minute)))
+            for order_id in orders.keys() & self.waiters.keys():
+                for signal in list(self.waiters.get(order_id, ())):
+                    signal.notify(orders[order_id])
             minute += timedelta(minutes=1)
         self.read_from = now - timedelta(minutes=1)
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import logging
 import threading
 import time
@@ -43,6 +42,7 @@ from autoenhance_provider.webhooks import (
     webhook_conn_id,
     webhook_name,
 )
+from autoenhance_provider.webhooks.notes import remember_finished_order
 
 log = logging.getLogger(__name__)
 
@@ -282,7 +282,7 @@ def record_order_finished(webhook: str, event: WebhookEvent) -> int:
         # deferred wait its safety poll, so a failure here is logged, not answered 503.
         try:
             with create_session(scoped=False) as session:
-                remember_finished_order(session, account_asset_id, event)
+                remember_finished_order(session, account_asset_id, event.order_id)
         except Exception:
             log.exception(
                 "Autoenhance webhook %s: could not keep order %s in the state store", webhook, event.order_id
@@ -316,73 +316,6 @@ DUPLICATE_WINDOW = timedelta(minutes=10)
 DUPLICATE = -1
 #: Recording is serialised within an API server, so concurrent repeats see each other's event.
 _record_lock = threading.Lock()
-#: Asset state store key of a finished order, on the account's asset (Airflow 3.3+).
-FINISHED_ORDER_KEY = "order:{order_id}"
-#: Finished-order entries older than this are deleted (at most once per ``PRUNE_INTERVAL`` per process).
-FINISHED_ORDER_RETENTION = timedelta(days=7)
-PRUNE_INTERVAL = 3600.0
-_last_prune: dict[int, float] = {}
-#: The orders that finished in one UTC minute, ``{order id: finished_at}``: what deferred waits read,
-#: one key per minute for all of them, rather than one key per waiting order.
-FINISHED_MINUTE_KEY = "finished:{minute}"
-FINISHED_MINUTE_FORMAT = "%Y%m%dT%H%M"
-#: A minute's entry holds at most this many orders (beyond, their waits rely on the safety poll).
-MAX_ORDERS_PER_MINUTE = 5000
-#: Minute entries older than this are deleted with the hourly prune.
-FINISHED_MINUTE_RETENTION = timedelta(hours=1)
-_minute_lock = threading.Lock()
-
-
-def remember_finished_order(session: Any, asset_id: int, event: WebhookEvent) -> bool:
-    """Keep ``order:<id>`` and the minute's ``finished:<minute>`` in the account asset's state
-    store; return whether it could.
-
-    A deferred wait can then learn that its order finished with one keyed read (the Execution API
-    serves asset state stores to triggers from Airflow 3.3) instead of asking Autoenhance. Entries
-    are pruned after ``FINISHED_ORDER_RETENTION``. Airflow before 3.3 has no asset state store:
-    nothing is kept, and waits keep polling.
-    """
-    try:
-        from airflow.models.asset_state_store import AssetStateStoreModel
-        from airflow.state import AssetScope, get_state_backend
-    except ImportError:
-        return False
-    value = {
-        "finished_at": datetime.now(timezone.utc).isoformat(),
-        "image_id": event.image_id,
-        "error": event.error,
-    }
-    key = FINISHED_ORDER_KEY.format(order_id=event.order_id)
-    backend, scope = get_state_backend(), AssetScope(asset_id=asset_id)
-    backend.set(scope, key, json.dumps(value), session=session)
-    minute = FINISHED_MINUTE_KEY.format(minute=datetime.now(timezone.utc).strftime(FINISHED_MINUTE_FORMAT))
-    # Read, add, write and commit under a lock, so that concurrent deliveries to this API server
-    # never drop each other's order. Across API servers a rare race can: that wait then ends on its
-    # safety poll (time, not correctness).
-    with _minute_lock:
-        stored = backend.get(scope, minute, session=session)
-        orders = json.loads(stored) if stored else {}
-        if isinstance(orders, dict) and len(orders) < MAX_ORDERS_PER_MINUTE:
-            orders[event.order_id] = value["finished_at"]
-            backend.set(scope, minute, json.dumps(orders, separators=(",", ":")), session=session)
-        session.commit()
-    now = time.monotonic()
-    if now - _last_prune.get(asset_id, -PRUNE_INTERVAL) >= PRUNE_INTERVAL:
-        _last_prune[asset_id] = now
-        from sqlalchemy import delete
-
-        for pattern, retention in (
-            ("order:%", FINISHED_ORDER_RETENTION),
-            ("finished:%", FINISHED_MINUTE_RETENTION),
-        ):
-            session.execute(
-                delete(AssetStateStoreModel).where(
-                    AssetStateStoreModel.asset_id == asset_id,
-                    AssetStateStoreModel.key.like(pattern),
-                    AssetStateStoreModel.updated_at < datetime.now(timezone.utc) - retention,
-                )
-            )
-    return True
 
 
 def create_app(
