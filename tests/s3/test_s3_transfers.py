@@ -8,6 +8,7 @@ file holds which image.
 from __future__ import annotations
 
 import io
+import json
 import os
 from typing import Any
 
@@ -16,8 +17,8 @@ from airflow.sdk import Asset, AssetAlias
 from PIL import Image
 from s3_helpers import S3, jpeg_bytes, make_context
 
-from autoenhance_provider.exceptions import AutoenhanceError
-from autoenhance_provider.files import MANIFEST_NAME
+from autoenhance_provider.exceptions import AutoenhanceError, AutoenhanceValidationError
+from autoenhance_provider.files import MANIFEST_NAME, TempToken
 from autoenhance_provider.hooks.autoenhance import AutoenhanceHook
 from autoenhance_provider.operators.download import DownloadImagesOperator
 from autoenhance_provider.operators.upload import UploadImagesOperator
@@ -157,7 +158,7 @@ def test_a_second_run_uploads_and_downloads_nothing_again(s3, sandbox):
     assert_no_leftovers(s3)
 
 
-def test_a_retry_keeps_verified_files_and_replaces_only_the_others(s3, sandbox):
+def test_a_retry_keeps_verified_files_and_downloads_only_the_lost_one(s3, sandbox):
     put_shoot(s3)
     order_id = new_order()
     upload(s3, order_id)
@@ -166,16 +167,60 @@ def test_a_retry_keeps_verified_files_and_replaces_only_the_others(s3, sandbox):
     before = s3.objects("enhanced/")
     downloads = sandbox.stats()["downloads"]["enhanced"]
     s3.client.delete_object(Bucket=s3.bucket, Key="enhanced/front.jpg")  # lost
-    s3.put("enhanced/kitchen.jpg", jpeg_bytes(99))  # someone else's file under the same name
 
     download_op(s3, order_id).execute(make_context())
 
-    assert sandbox.stats()["downloads"]["enhanced"] == downloads + 2
+    assert sandbox.stats()["downloads"]["enhanced"] == downloads + 1
     after = s3.objects("enhanced/")
-    assert after["enhanced/garden.jpg"] == before["enhanced/garden.jpg"]  # kept, not rewritten
-    assert s3.get("enhanced/kitchen.jpg") != jpeg_bytes(99)
+    for name in ("garden.jpg", "kitchen.jpg"):
+        assert after[f"enhanced/{name}"] == before[f"enhanced/{name}"]  # kept, not rewritten
     assert after["enhanced/front.jpg"]["size"] == before["enhanced/front.jpg"]["size"]
     assert_no_leftovers(s3)
+
+
+def test_someone_elses_object_is_refused_by_default_and_replaced_with_overwrite(s3, sandbox):
+    put_shoot(s3)
+    order_id = new_order()
+    upload(s3, order_id)
+    wait_processed(order_id)
+    download_op(s3, order_id).execute(make_context())
+    downloads = sandbox.stats()["downloads"]["enhanced"]
+    s3.put("enhanced/kitchen.jpg", jpeg_bytes(99))  # someone else's file under the same name
+
+    with pytest.raises(AutoenhanceValidationError, match=r"kitchen\.jpg \(changed since it was downloaded\)"):
+        download_op(s3, order_id).execute(make_context())
+    assert s3.get("enhanced/kitchen.jpg") == jpeg_bytes(99)
+    assert sandbox.stats()["downloads"]["enhanced"] == downloads  # nothing fetched
+
+    download_op(s3, order_id, if_exists="overwrite").execute(make_context())
+
+    assert s3.get("enhanced/kitchen.jpg") != jpeg_bytes(99)
+    assert_no_leftovers(s3)
+
+
+def test_a_later_try_sweeps_the_temporary_keys_of_an_earlier_one(s3, sandbox):
+    """A worker killed mid-download leaves its temporary key; the next try of the task removes it
+    (and no other task's), and the manifest, saved per file, spares the files that had landed."""
+    put_shoot(s3)
+    order_id = new_order()
+    upload(s3, order_id)
+    wait_processed(order_id)
+    ti = {"dag_id": "d", "task_id": "download", "run_id": "r", "map_index": -1}
+    earlier = TempToken.for_task(*ti.values(), 1)
+    other_task = TempToken.for_task("d", "another", "r", -1, 1)
+    s3.put(f"enhanced/{earlier.temp_name('front.jpg')}", b"\xff\xd8\xffhalf")
+    s3.put(f"enhanced/{other_task.temp_name('x.jpg')}", b"\xff\xd8\xffits own")
+    context = make_context()
+    for name, value in {**ti, "try_number": 2}.items():
+        setattr(context["ti"], name, value)
+
+    uris = download_op(s3, order_id).execute(context)
+
+    assert len(uris) == len(PHOTOS)
+    parts = sorted(k for k in s3.objects() if k.endswith(".part"))
+    assert parts == [f"enhanced/{other_task.temp_name('x.jpg')}"]
+    manifest = json.loads(s3.get(f"enhanced/{MANIFEST_NAME}"))
+    assert sorted(manifest["files"]) == sorted(PHOTOS)
 
 
 def test_a_body_that_breaks_off_never_lands_under_its_final_key(s3, sandbox):
