@@ -18,6 +18,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from autoenhance_provider.ui import run_tab_url
+
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 PORT = int(os.environ.get("SANDBOX_PORT", "8765"))
@@ -101,6 +103,10 @@ def main() -> int:
         print(f"\nDone in {time.monotonic() - started:.1f}s. {len(files)} enhanced photos in {folders[0]}:")
         for path in files:
             print(f"  {path.name}  ({path.stat().st_size / 1024:.0f} KiB)")
+        run_ids = re.findall(r"run_id=([^,\s]+)", run.stdout + run.stderr)
+        if run_ids:  # Airflow 3.1+, with the UI of this airflow_home running (`make airflow`)
+            tab = run_tab_url("http://127.0.0.1:8080", "example_autoenhance_pipeline", run_ids[-1])
+            print(f"\nAutoenhance tab of the run (`make airflow` shows it): {tab}")
         if sandbox is not None:
             print(
                 f"\nOrder page (originals, enhanced photos, statuses): http://127.0.0.1:{PORT}/orders/{order_id}"
