@@ -40,6 +40,11 @@ with DAG(
         ]
 
     # [START howto_mapped_task_group]
+    @task
+    def order_folder(destination: str, order_id: str) -> str:
+        """``<shoot folder>/<order id>``."""
+        return str(Path(destination) / order_id)
+
     @task_group
     def enhance_shoot(shoot: str, source: str, destination: str) -> None:
         order = CreateOrderOperator(task_id="create_order", name=shoot)
@@ -51,10 +56,13 @@ with DAG(
             poke_interval=POLL_INTERVAL,
             timeout=3600,
         )
-        # One folder per shoot. A later run of the same shoot is a new order: the manifest in
-        # the folder proves which files are its images, so none of the earlier ones is claimed.
+        # One folder per order, inside the shoot's folder: a later run of the same shoot is a
+        # new order and gets a folder of its own (a download never replaces another order's files).
         download = DownloadImagesOperator(
-            task_id="download", order_id=order.output, destination=destination, preview=False
+            task_id="download",
+            order_id=order.output,
+            destination=order_folder(destination, order.output),
+            preview=False,
         )
         upload >> wait >> download
 

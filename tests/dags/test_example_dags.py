@@ -187,7 +187,8 @@ def test_per_shoot_dag(airflow_db, sandbox, tmp_path):
     assert stats["orders_created"] == 2
     assert stats["images_created"] == 4
     for shoot in ("shoot-a", "shoot-b"):
-        assert [p.name for p in _valid_images(out / shoot)] == ["photo-1.jpg", "photo-2.jpg"]
+        (order_folder,) = (out / shoot).iterdir()  # one folder per order inside the shoot's
+        assert [p.name for p in _valid_images(order_folder)] == ["photo-1.jpg", "photo-2.jpg"]
     labels = {
         ti.rendered_map_index for ti in dagrun.get_task_instances() if ti.task_id.endswith("create_order")
     }
