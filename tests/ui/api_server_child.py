@@ -75,9 +75,13 @@ def main() -> int:
 
     thumbs = answers["run admin"]["thumbs"]
     queries = [dict(parse_qsl(html.unescape(src).split("?", 1)[1])) for src in thumbs]
-    # The broken upload's original (listed first: errors first) cannot be shown: no bytes, a 502.
+    # The broken upload's original (listed first: errors first) cannot be shown: a 502, drawn.
     broken = get("/photo", queries[0], "viewer")
-    answers["photo broken"] = {"status": broken.status_code, "type": broken.headers.get("content-type", "")}
+    answers["photo broken"] = {
+        "status": broken.status_code,
+        "type": broken.headers.get("content-type", ""),
+        "jpeg": broken.content.startswith(b"\xff\xd8\xff"),
+    }
     photo_params = next(q for q in queries if q["kind"] == "enhanced")
     for who in ("viewer", "outsider", None):
         name = who or "anonymous"

@@ -50,6 +50,11 @@ PHOTO_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; sandbox",
 }
 MAX_ERROR_TEXT = 300
+NO_PREVIEW_SVG = (
+    '<svg xmlns="http://www.w3.org/2000/svg" width="320" height="240" viewBox="0 0 320 240">'
+    '<rect width="320" height="240" fill="#f6f8fa"/><text x="160" y="126" font-family="sans-serif" '
+    'font-size="20" fill="#8c959f" text-anchor="middle">no preview</text></svg>'
+)
 
 
 @dataclass
@@ -180,10 +185,9 @@ def create_app(backend: Backend | None = None) -> FastAPI:
             photo = await run_in_threadpool(backend.photos.photo, conn_id, image_id, kind, size)
         except Exception as exc:
             log.warning("Autoenhance tab: no %s photo of image %s: %s", kind, image_id, _error_text(exc))
-            return Response(
-                "No preview of this image.", status_code=502, media_type="text/plain",
-                headers={"Cache-Control": "no-store"},
-            )  # fmt: skip
+            # A drawn "no preview" box (the same for every image: nothing from the API in it).
+            headers = {**PHOTO_HEADERS, "Cache-Control": "no-store"}
+            return Response(NO_PREVIEW_SVG, status_code=502, media_type="image/svg+xml", headers=headers)
         return Response(photo.data, media_type=photo.content_type, headers=PHOTO_HEADERS)
 
     return app
