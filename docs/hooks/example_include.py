@@ -40,6 +40,31 @@ def extract(path: Path, name: str) -> str:
 #: ``[dags/example_autoenhance_pipeline.py](../dags/example_autoenhance_pipeline.py)`` beside an
 #: include: it works where the page is read as plain Markdown (a code host, an editor).
 OUTSIDE_LINK = re.compile(r"\[(?P<text>[^\]\n]+)\]\(\.\./(?P<path>[^)#\s]+)\)")
+#: ``--8<-- "CHANGELOG.md:versions"``: a named section of a Markdown file at the repository root,
+#: included here (not by pymdownx.snippets) so that its relative links can be rebased: a link
+#: written for the root (``docs/limits.md``) must work from docs/ (``limits.md``) too.
+ROOT_SECTION = re.compile(r'^--8<-- "(?P<file>[\w.-]+\.md):(?P<section>[A-Za-z_]\w*)"$', re.MULTILINE)
+RELATIVE_LINK = re.compile(r"\]\((?!https?:|mailto:|#|/)(?P<target>[^)\s]+)\)")
+
+
+def root_section(root: Path, name: str, section: str) -> str:
+    """The lines after ``--8<-- [start:section]`` (up to ``[end:section]``) of ``root/name``,
+    with relative links rebased from the repository root to docs/."""
+    path = root / name
+    if not path.is_file():
+        raise PluginError(f"include: {path} does not exist")
+    lines = path.read_text(encoding="utf-8").splitlines()
+    starts = [i for i, line in enumerate(lines) if f"--8<-- [start:{section}]" in line]
+    if len(starts) != 1:
+        raise PluginError(f"include: {path} needs exactly one '--8<-- [start:{section}]'")
+    ends = [i for i, line in enumerate(lines) if f"--8<-- [end:{section}]" in line and i > starts[0]]
+    text = "\n".join(lines[starts[0] + 1 : ends[0] if ends else len(lines)])
+
+    def rebase(match: re.Match[str]) -> str:
+        target = match["target"]
+        return f"]({target.removeprefix('docs/')})" if target.startswith("docs/") else f"](../{target})"
+
+    return RELATIVE_LINK.sub(rebase, text)
 
 
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
@@ -61,4 +86,5 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
             return match[0]
         return match["text"]
 
+    markdown = ROOT_SECTION.sub(lambda m: root_section(root, m["file"], m["section"]), markdown)
     return OUTSIDE_LINK.sub(unlink, DIRECTIVE.sub(replace, markdown))
