@@ -31,12 +31,12 @@ def request_token(request: Request) -> str | None:
 
 async def authenticate(request: Request) -> Any:
     """The Airflow user of this request, or 401 (no or expired token) / 403 (invalid token)."""
-    from airflow.api_fastapi.app import get_auth_manager
-    from jwt import ExpiredSignatureError, InvalidTokenError
-
     token = request_token(request)
     if not token:
         raise HTTPException(status_code=401, detail="Not authenticated")
+    from airflow.api_fastapi.app import get_auth_manager
+    from jwt import ExpiredSignatureError, InvalidTokenError
+
     try:
         user: Any = get_auth_manager().get_user_from_token(token)
         if inspect.isawaitable(user):  # async since Airflow 3.1
