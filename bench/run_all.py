@@ -34,6 +34,7 @@ BENCHES = {
     "requests": "bench_requests.py",
     "limits": "bench_limits.py",
     "import": "bench_import.py",
+    "ui": "bench_ui.py",
 }
 HERE = Path(__file__).resolve().parent
 
@@ -135,6 +136,9 @@ How to read this (see the docstring of each script in `bench/` for the method):
   the connection's default `max_requests_per_second` and, for contrast, without it. 429s and the
   peak requests in one second are the sandbox's counts; CPU is the triggers' process over the run.
 - **Import/parse**: fresh interpreters; parse = `DagBag.process_file` of one example file.
+- **UI tab**: Airflow's API server app (uvicorn, its own process) serving a real run's tab with 50
+  images; the client gets the page and its 100 thumbnails six at a time, as a browser does, each
+  request authenticated and authorised. Cached = served from the tab's photo cache.
 """
 
 

@@ -21,6 +21,7 @@ EXPECTED_ROWS = {
     "bench_triggers.py --webhooks": "API requests per order",
     "bench_requests.py": "purchases per image (none bought twice)",
     "bench_import.py": "then all provider operator/sensor/trigger/hook modules",
+    "bench_ui.py": "thumbnails, 6 at a time, cached",
 }
 
 
