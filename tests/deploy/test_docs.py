@@ -148,6 +148,20 @@ def test_readme_links_to_pages_that_exist() -> None:
             assert target.removeprefix("docs/") in nav, f"{target} is not in the mkdocs nav"
 
 
+def slug(heading: str) -> str:
+    """The anchor a code host and MkDocs give a heading (lower case, punctuation dropped)."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return re.sub(r"\s", "-", text)
+
+
+def test_readme_and_changelog_anchors_exist() -> None:
+    for source in [README, REPO / "CHANGELOG.md"]:
+        links = re.findall(r"\]\((docs/[^)#\s]+)#([^)\s]+)\)", source.read_text(encoding="utf-8"))
+        for target, anchor in links:
+            headings = re.findall(r"^#+ (.+)$", (REPO / target).read_text(encoding="utf-8"), re.MULTILINE)
+            assert anchor in {slug(h) for h in headings}, f"{source.name}: {target}#{anchor}"
+
+
 def test_readme_install_lines_name_what_works_today() -> None:
     section = readme_section("Install")
     assert "pip install .  " in section
