@@ -459,8 +459,9 @@ class CeleryStack:
                 str(self.processing_seconds),
                 "--webhook-url",
                 self.webhook_url,
-                "--webhook-token",
-                self.webhook_token,
+                # One argument with "=": a token_urlsafe() secret may start with "-", which argparse
+                # would take for an option ("--webhook-token: expected one argument").
+                f"--webhook-token={self.webhook_token}",
                 "--log-level",
                 "warning",
             ],
