@@ -250,3 +250,13 @@ def test_photo_cache_is_bounded_by_bytes_and_age():
     assert cache.get("huge") is None
     time.sleep(0.25)
     assert cache.get("d") is None
+
+
+def test_an_evicted_hook_is_closed():
+    from autoenhance_provider.ui.photos import BoundedCache
+
+    closed: list[str] = []
+    cache: BoundedCache[str, str] = BoundedCache(ttl=60, max_entries=1, on_evict=closed.append)
+    cache.put("a", "hook a")
+    cache.put("b", "hook b")
+    assert closed == ["hook a"]

@@ -11,6 +11,7 @@ few seconds (a page and its thumbnails share one read of the order).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import threading
 import time
@@ -49,7 +50,9 @@ class BoundedCache(Generic[K, V]):
     """A thread-safe LRU cache bounded by entry count and by total size, with an age limit."""
 
     def __init__(self, ttl: float, max_entries: int, max_size: int | None = None,
-                 size_of: Callable[[V], int] = lambda _v: 1) -> None:  # fmt: skip
+                 size_of: Callable[[V], int] = lambda _v: 1,
+                 on_evict: Callable[[V], Any] | None = None) -> None:  # fmt: skip
+        self.on_evict = on_evict
         self.ttl = ttl
         self.max_entries = max_entries
         self.max_size = max_size
@@ -87,6 +90,10 @@ class BoundedCache(Generic[K, V]):
     def _drop(self, key: K) -> None:
         _expires, value = self._items.pop(key)
         self.size -= self.size_of(value)
+        if self.on_evict is not None:
+            # closing an old hook's sessions must not fail a request
+            with contextlib.suppress(Exception):
+                self.on_evict(value)
 
     def __len__(self) -> int:
         return len(self._items)
@@ -140,7 +147,7 @@ class PhotoSource:
         order_ttl: float = ORDER_TTL,
     ) -> None:
         self.hook_factory = hook_factory or default_hook
-        self.hooks: BoundedCache[str, Any] = BoundedCache(HOOK_TTL, 64)
+        self.hooks: BoundedCache[str, Any] = BoundedCache(HOOK_TTL, 64, on_evict=lambda hook: hook.close())
         self.orders: BoundedCache[tuple[str, str], dict[str, Any]] = BoundedCache(order_ttl, 1024)
         self.photos: BoundedCache[tuple[str, str, str, str], Photo] = BoundedCache(
             photo_ttl, 100_000, photo_cache_bytes, size_of=lambda p: len(p.data)
