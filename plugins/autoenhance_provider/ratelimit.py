@@ -4,10 +4,9 @@ Autoenhance answers 429 above 300 requests per second from one IP address, on al
 (docs "Rate Limits"). A worker's concurrent transfers, a task's own calls and every wait of a
 triggerer all draw from the same :class:`RequestRateLimiter` here, so one process never sends
 more than ``max_requests_per_second`` (connection extra, default
-:data:`DEFAULT_MAX_REQUESTS_PER_SECOND`) to the API host. Each request reserves the next free
-slot, ``1/rate`` seconds after the previous one (a virtual-clock pacer, no burst): in any
-second there are at most ``rate + 1`` requests. Presigned uploads and asset downloads go to
-other hosts and are not counted.
+:data:`DEFAULT_MAX_REQUESTS_PER_SECOND`) to the API host in any window of one second (a sliding
+window: a request waits until the one ``rate`` requests before it is a second old). Presigned
+uploads and asset downloads go to other hosts and are not counted.
 
 Several processes (Celery workers, a triggerer, on one host or behind one NAT address) each have
 their own budget: the docs' "Limits" page says how to keep their sum below the API's limit.
@@ -16,6 +15,7 @@ their own budget: the docs' "Limits" page says how to keep their sum below the A
 from __future__ import annotations
 
 import asyncio
+import collections
 import threading
 import time
 from collections.abc import Callable
@@ -32,31 +32,52 @@ DEFAULT_MAX_REQUESTS_PER_SECOND = 200.0
 
 
 class RequestRateLimiter:
-    """Paces requests to ``rate`` per second across threads and event loops (thread-safe)."""
+    """At most ``rate`` requests in any window of one second, across threads and event loops.
+
+    A sliding window: a request may go when the one ``rate`` requests before it went at least a
+    second earlier. A process that was quiet can send a second's worth at once (a bulk upload is
+    not slowed below what it could do), and no second ever holds more than ``rate`` requests, so
+    a server's bucket of ``300`` a second is never emptied by a budget below it. (Thread-safe.)
+    """
 
     def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
         if not rate > 0:
             raise ValueError("rate must be > 0")
-        self.rate = float(rate)
         self._clock = clock
         self._lock = threading.Lock()
-        self._next = 0.0
+        self._sent: collections.deque[float] = collections.deque()
+        self._set_rate(float(rate))
         #: Requests paced, how many had to wait, and the longest wait (seconds).
         self.requests = 0
         self.delayed = 0
         self.longest_wait = 0.0
 
+    def _set_rate(self, rate: float) -> None:
+        self.rate = rate
+        # ``count`` requests per ``window`` seconds: one second, or longer for a rate below 1/s.
+        self.count = max(1, int(rate))
+        self.window = self.count / rate
+        while len(self._sent) > self.count:
+            self._sent.popleft()
+
     def lower_to(self, rate: float) -> None:
         """Connections in one process that ask for different rates share the lowest."""
         with self._lock:
-            self.rate = min(self.rate, float(rate))
+            if rate < self.rate:
+                self._set_rate(float(rate))
 
     def reserve(self) -> float:
         """Take the next free slot; returns the seconds to wait before sending."""
         with self._lock:
             now = self._clock()
-            slot = max(now, self._next)
-            self._next = slot + 1.0 / self.rate
+            sent = self._sent
+            slot = now
+            if sent:
+                slot = max(slot, sent[-1])  # slots never go back in time
+            if len(sent) >= self.count:
+                slot = max(slot, sent[0] + self.window)
+                sent.popleft()
+            sent.append(slot)
             delay = slot - now
             self.requests += 1
             if delay > 0:

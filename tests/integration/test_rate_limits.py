@@ -23,9 +23,9 @@ def _fresh_budgets():
 
 
 def test_threads_and_triggers_of_one_process_stay_under_the_rate(sandbox, sandbox_conn):
-    """A sandbox refusing above 60 requests/s (no burst) and a connection allowing 50: threads
-    (a worker's transfers) and coroutines (a triggerer's waits) at once, and not one 429."""
-    sandbox.set_limits(rate_limit_per_second=60, rate_limit_burst=3)
+    """A sandbox refusing above 60 requests/s and a connection allowing 50: threads (a worker's
+    transfers) and coroutines (a triggerer's waits) at once, and not one 429."""
+    sandbox.set_limits(rate_limit_per_second=60)
     sandbox_conn(max_requests_per_second=50)
     hook = AutoenhanceHook(retry_delay=0.01, retry_max_delay=0.05)
     order_id = hook.create_order(order_id=str(uuid.uuid4()))["order_id"]
