@@ -221,8 +221,18 @@ class AutoenhanceOrderFailedError(AutoenhanceError, AirflowFailException):
             for img in failed_images[:20]
         )
         more = f" and {len(failed_images) - 20} more" if len(failed_images) > 20 else ""
+        duplicates = sum(refusal_kind(img.get("status_reason")) == "duplicate_name" for img in failed_images)
+        hint = (
+            f". {duplicates} of them were refused by the limit on the same file name (at most 30 images "
+            "with exactly the same name per hour): give files names unique per listing, or an hour later "
+            "clear the upload task and its downstream tasks in the same DAG run; the upload registers only "
+            "the refused images again"
+            if duplicates
+            else ""
+        )
         super().__init__(
-            f"Autoenhance order {order_id}: {len(failed_images)} image(s) failed processing: {listed}{more}"
+            f"Autoenhance order {order_id}: {len(failed_images)} image(s) failed processing: "
+            f"{listed}{more}{hint}"
         )
 
     def __reduce__(self) -> tuple[Any, ...]:

@@ -116,3 +116,29 @@ def test_a_retried_upload_never_registers_a_name_twice_in_the_order(hook, photo,
     _upload(hook, photo, order_id, 4)  # the retry: everything is already there
     assert sandbox.stats()["images_created"] == 4
     assert sandbox.stats()["duplicate_image_names"] == {}
+
+
+def test_duplicate_names_in_the_error_reading_are_uploaded_again_by_a_retried_upload(hook, photo, sandbox):
+    """The older reading: the image is accepted, then enters ``error``. The wait names the limit
+    and the fix; an hour later the retried upload registers only the refused image again."""
+    from autoenhance_sandbox.limits import HOUR
+
+    sandbox.set_options(duplicate_name_reading="error")
+    sandbox.set_limits(duplicate_name_limit=1)
+    _upload(hook, photo, str(uuid.uuid4()), 1, prefix="front")
+    order_id = str(uuid.uuid4())
+    _upload(hook, photo, order_id, 1, prefix="front")
+    _upload(hook, photo, order_id, 1, prefix="back")
+    with pytest.raises(AutoenhanceOrderFailedError) as info:
+        hook.wait_for_order(order_id, poll_interval=0.05, timeout=30)
+    assert not isinstance(info.value, AutoenhanceDailyLimitError)
+    assert "refused by the limit on the same file name" in str(info.value)
+    assert "front00.jpg" in str(info.value)
+
+    sandbox.advance_clock(HOUR)
+    hook.upload_images(order_id, _files(photo, ["front00.jpg", "back00.jpg"]))
+    result = hook.wait_for_order(order_id, poll_interval=0.05, timeout=30)
+    assert (result["processed"], result["total"]) == (2, 2)
+    stats = sandbox.stats()
+    assert stats["images_created"] == 4  # front (other order), front (refused), back, front again
+    assert sorted(stats["enhancements_per_image"].values()) == [1, 1, 1]

@@ -535,9 +535,7 @@ class AutoenhanceHook(BaseHook):
         names = {f.name for f in files}
         self._discard_unuploaded_in(order, names)
         existing = {
-            img.get("image_name"): img
-            for img in order.get("images") or []
-            if ImageStatus.parse(img.get("status")) is not ImageStatus.WAITING
+            img.get("image_name"): img for img in order.get("images") or [] if not _to_upload_again(img)
         }
         results = {
             f.name: {"image_id": str(existing[f.name]["image_id"]), "image_name": f.name}
@@ -583,12 +581,13 @@ class AutoenhanceHook(BaseHook):
         self._raise_for(failed, len(todo), len(done), "upload")
 
     def _discard_unuploaded_in(self, order: dict[str, Any], names: set[str]) -> None:
-        """Remove images of ``names`` that were registered but never received their bytes."""
+        """Remove images of ``names`` that were registered but never received their bytes, and
+        images the duplicate-name limit refused (never enhanced): both are uploaded again."""
         for image in order.get("images") or []:
-            status = ImageStatus.parse(image.get("status"))
-            if image.get("image_name") in names and status is ImageStatus.WAITING:
+            if image.get("image_name") in names and _to_upload_again(image):
+                what = "half-done" if _status(image) is ImageStatus.WAITING else "refused (duplicate name)"
                 self.log.info(
-                    "Removing half-done image %s (%s)", image.get("image_id"), image.get("image_name")
+                    "Removing %s image %s (%s)", what, image.get("image_id"), image.get("image_name")
                 )
                 self.delete_image(image["image_id"], missing_ok=True)
 
@@ -1096,6 +1095,19 @@ class AutoenhanceHook(BaseHook):
 
 
 # ---------------------------------------------------------------------- rules as functions
+def _status(image: dict[str, Any]) -> ImageStatus:
+    return ImageStatus.parse(image.get("status"))
+
+
+def _to_upload_again(image: dict[str, Any]) -> bool:
+    """Registered but never uploaded, or refused by the duplicate-name limit (the API's ``error``
+    reading of it): nothing of it was enhanced, and a retried upload registers it again."""
+    status = _status(image)
+    return status is ImageStatus.WAITING or (
+        status is ImageStatus.ERROR and refusal_kind(image.get("status_reason")) == "duplicate_name"
+    )
+
+
 def _duplicate_name_error(name: str, exc: AutoenhanceTransientError) -> AutoenhanceDuplicateNameError:
     """A registration refused with 429 through every retry: most likely the limit on one file name
     per hour (the request-rate limit clears within seconds), so say the name, the limit and the fix."""
