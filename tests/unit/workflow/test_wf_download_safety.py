@@ -309,3 +309,41 @@ def test_result_lists_only_files_written_or_proven(downloads, tmp_path):
 
     assert [u.rsplit("/", 1)[-1] for u in uris] == ["Kitchen.jpg", "Living Room.jpg"]
     assert (tmp_path / "unrelated.jpg").read_bytes() == b"not an order image"
+
+
+def test_a_rename_that_never_happened_leaves_this_orders_earlier_file_replaceable(
+    downloads, tmp_path, monkeypatch, requests_mock
+):
+    """Previews, then full size: the full-size Kitchen.jpg is recorded, then its rename fails (as a
+    kill there would leave it). The entry keeps the preview's bytes as its ``prior``, so the file
+    is still provably this order's and the retry replaces it instead of refusing it."""
+    import autoenhance_provider.files as files_module
+
+    serve = downloads._asset
+
+    def preview_asset(request, context):  # a preview's bytes differ from the full-size image's
+        return serve(request, context)[:-2] + b"preview\xff\xd9"
+
+    requests_mock.get(downloads.asset_url_pattern, content=preview_asset)
+    download_op(str(tmp_path), preview=True).execute(make_context())
+    preview_bytes = (tmp_path / "Kitchen.jpg").read_bytes()
+    requests_mock.get(downloads.asset_url_pattern, content=serve)
+    real_replace = os.replace
+
+    def replace(src, dst):
+        if str(dst).endswith("Kitchen.jpg"):
+            raise OSError("killed before the rename")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(files_module.os, "replace", replace)
+    with pytest.raises(AutoenhanceError, match="1 of 2 download"):
+        download_op(str(tmp_path), preview=False).execute(make_context())
+    assert manifest_files(tmp_path)["Kitchen.jpg"]["identity"]["query"] == {"preview": "false"}
+    assert (tmp_path / "Kitchen.jpg").read_bytes() == preview_bytes  # the rename never happened
+    monkeypatch.setattr(files_module.os, "replace", real_replace)
+
+    uris = download_op(str(tmp_path), preview=False).execute(make_context(FakeTI(try_number=2)))
+
+    assert len(uris) == 2
+    assert manifest_files(tmp_path)["Kitchen.jpg"]["identity"]["query"] == {"preview": "false"}
+    assert (tmp_path / "Kitchen.jpg").read_bytes() == content_of(IMAGES[0]["image_id"])
