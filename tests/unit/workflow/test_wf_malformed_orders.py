@@ -79,3 +79,23 @@ def test_download_refuses_a_malformed_order_before_any_image_request(
 
     assert [r.path for r in requests_mock.request_history if "/v3/images/" in r.path] == []
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("answer", "reason"),
+    [(STRINGS, "image 0 is a JSON string"), (NO_ID, "has no image_id")],
+    ids=["strings", "no-image-id"],
+)
+def test_trigger_ends_at_once_with_the_reason_on_malformed_images(api, answer, reason):  # noqa: F811
+    """The async hook's boundary: the trigger's first poll ends the wait with an error event."""
+    import asyncio
+
+    from test_wf_trigger import all_events, make_trigger
+
+    script = api(answer)
+
+    events = asyncio.run(all_events(make_trigger()))
+
+    assert [e.payload["status"] for e in events] == ["error"]
+    assert reason in events[0].payload["message"]
+    assert script.count == 1
