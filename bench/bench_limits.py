@@ -93,10 +93,10 @@ def main(argv: list[str] | None = None) -> int:
                 ),
                 c.row(
                     section,
-                    "peak requests in one second (sandbox)",
+                    "peak requests in one second (sandbox; the budget allows bursts of 1.5x under a second)",
                     f"{data['peak_requests_per_second']:,}",
-                    f"<= {default_rate:g}",
-                    data["peak_requests_per_second"] <= default_rate + 1,
+                    f"<= {1.5 * default_rate:g}",
+                    data["peak_requests_per_second"] <= 1.5 * default_rate,
                 ),
                 c.row(
                     section,

@@ -3,10 +3,10 @@
 Autoenhance answers 429 above 300 requests per second from one IP address, on all endpoints
 (docs "Rate Limits"). A worker's concurrent transfers, a task's own calls and every wait of a
 triggerer all draw from the same :class:`RequestRateLimiter` here, so one process never sends
-more than ``max_requests_per_second`` (connection extra, default
-:data:`DEFAULT_MAX_REQUESTS_PER_SECOND`) to the API host in any window of one second (a sliding
-window: a request waits until the one ``rate`` requests before it is a second old). Presigned
-uploads and asset downloads go to other hosts and are not counted.
+more than ``max_requests_per_second`` a second (connection extra, default
+:data:`DEFAULT_MAX_REQUESTS_PER_SECOND`) to the API host, with bursts of under a second up to
+1.5 times that (see :class:`RequestRateLimiter`). Presigned uploads and asset downloads go to
+other hosts and are not counted.
 
 Several processes (Celery workers, a triggerer, on one host or behind one NAT address) each have
 their own budget: the docs' "Limits" page says how to keep their sum below the API's limit.
@@ -15,7 +15,6 @@ their own budget: the docs' "Limits" page says how to keep their sum below the A
 from __future__ import annotations
 
 import asyncio
-import collections
 import threading
 import time
 from collections.abc import Callable
@@ -27,17 +26,18 @@ _sleep = time.sleep
 _async_sleep = asyncio.sleep
 
 #: Requests per second one process sends to one API host unless the connection says otherwise:
-#: two thirds of the API's documented 300/s per IP, leaving room for a second process.
+#: two thirds of the API's documented 300/s per IP, so that even its bursts (1.5x) stay within it.
 DEFAULT_MAX_REQUESTS_PER_SECOND = 200.0
 
 
 class RequestRateLimiter:
-    """At most ``rate`` requests in any window of one second, across threads and event loops.
+    """``rate`` requests a second, and at most ``1.5 * rate`` in any one second (thread-safe).
 
-    A sliding window: a request may go when the one ``rate`` requests before it went at least a
-    second earlier. A process that was quiet can send a second's worth at once (a bulk upload is
-    not slowed below what it could do), and no second ever holds more than ``rate`` requests, so
-    a server's bucket of ``300`` a second is never emptied by a budget below it. (Thread-safe.)
+    A token bucket in its scheduling form (GCRA): each request takes the next slot ``1/rate``
+    after the previous one, but a process that was quiet may run up to half a second ahead of
+    that schedule. So a burst that lasts under a second (a bulk upload registering 200 images)
+    is not slowed, the sustained rate never exceeds ``rate``, and no second ever holds more than
+    ``1.5 * rate`` requests: 300, the API's limit, at the default 200.
     """
 
     def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
@@ -45,7 +45,7 @@ class RequestRateLimiter:
             raise ValueError("rate must be > 0")
         self._clock = clock
         self._lock = threading.Lock()
-        self._sent: collections.deque[float] = collections.deque()
+        self._tat = 0.0  # the theoretical time of the next request at exactly ``rate``
         self._set_rate(float(rate))
         #: Requests paced, how many had to wait, and the longest wait (seconds).
         self.requests = 0
@@ -54,11 +54,10 @@ class RequestRateLimiter:
 
     def _set_rate(self, rate: float) -> None:
         self.rate = rate
-        # ``count`` requests per ``window`` seconds: one second, or longer for a rate below 1/s.
-        self.count = max(1, int(rate))
-        self.window = self.count / rate
-        while len(self._sent) > self.count:
-            self._sent.popleft()
+        self.interval = 1.0 / rate
+        # Ahead of schedule by at most this much: ``rate/2 - 1`` requests, so that one second
+        # holds at most ``rate`` (scheduled) + ``rate/2 - 1`` (ahead) + 1 = ``1.5 * rate``.
+        self.tolerance = max(0.0, (rate / 2 - 1) * self.interval)
 
     def lower_to(self, rate: float) -> None:
         """Connections in one process that ask for different rates share the lowest."""
@@ -70,14 +69,9 @@ class RequestRateLimiter:
         """Take the next free slot; returns the seconds to wait before sending."""
         with self._lock:
             now = self._clock()
-            sent = self._sent
-            slot = now
-            if sent:
-                slot = max(slot, sent[-1])  # slots never go back in time
-            if len(sent) >= self.count:
-                slot = max(slot, sent[0] + self.window)
-                sent.popleft()
-            sent.append(slot)
+            tat = max(self._tat, now)
+            slot = max(now, tat - self.tolerance)
+            self._tat = tat + self.interval
             delay = slot - now
             self.requests += 1
             if delay > 0:

@@ -37,14 +37,14 @@ def _fresh_budgets():
     reset_limiters()
 
 
-def test_at_most_rate_requests_in_any_second():
+def test_rate_a_second_with_bursts_of_half_a_second_at_most():
     now = [100.0]
     limiter = RequestRateLimiter(10, clock=lambda: now[0])
-    delays = [round(limiter.reserve(), 3) for _ in range(25)]
-    assert delays == [0.0] * 10 + [1.0] * 10 + [2.0] * 5  # a second's worth at once, then waits
-    now[0] += 10.0  # quiet for a while: a second's worth at once again, never more
-    assert [round(limiter.reserve(), 3) for _ in range(11)] == [0.0] * 10 + [1.0]
-    assert limiter.stats()["delayed"] == 16
+    delays = [round(limiter.reserve(), 3) for _ in range(9)]
+    assert delays == [0.0] * 5 + [0.1, 0.2, 0.3, 0.4]  # a burst of 5 (1.5 x 10 in the first second)
+    now[0] += 10.0  # quiet for a while: the same burst again, never more
+    assert [round(limiter.reserve(), 3) for _ in range(6)] == [0.0] * 5 + [0.1]
+    assert limiter.stats()["delayed"] == 5
 
 
 def test_a_rate_below_one_per_second():
@@ -71,8 +71,8 @@ def test_threads_share_one_budget():
         thread.join()
     sent.sort()
     assert len(sent) == 120
-    assert sent[-1] - sent[0] >= 2.0 - 0.02  # 120 at 50 a second: two full seconds of waiting
-    assert max_in_any_second(sent) <= 50
+    assert sent[-1] - sent[0] >= 1.9 - 0.02  # a burst of 25, then 95 at 50 a second
+    assert max_in_any_second(sent) <= 75
 
 
 def test_tasks_of_one_loop_share_the_budget():
@@ -88,8 +88,8 @@ def test_tasks_of_one_loop_share_the_budget():
 
     asyncio.run(everything())
     sent.sort()
-    assert sent[-1] - sent[0] >= 2.0 - 0.02
-    assert max_in_any_second(sent) <= 50
+    assert sent[-1] - sent[0] >= 1.9 - 0.02
+    assert max_in_any_second(sent) <= 75
 
 
 def max_in_any_second(times: list[float], width: float = 0.9) -> int:
