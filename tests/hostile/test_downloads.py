@@ -13,6 +13,7 @@ from servers import (
     Request,
     describe,
     done_order,
+    head,
     jpeg_bytes,
     json_reply,
     reply,
@@ -150,3 +151,36 @@ class TestDownloadsVerified:
         assert repaired.error is None, describe(repaired)
         assert _files(folder) == [name]
         assert (folder / name).read_bytes() == image, "the damaged file was not repaired"
+
+
+class TestWithoutContentLength:
+    """A body delimited only by the connection's close: the image's own end decides."""
+
+    @staticmethod
+    def _close_delimited(body: bytes) -> list:
+        return [head(200, [("Content-Type", "image/jpeg")]) + body]
+
+    def test_a_body_cut_short_by_the_connection_closing_is_never_named(
+        self, serve, connect, tmp_path
+    ) -> None:
+        image = jpeg_bytes()
+        server = serve(lambda r: self._close_delimited(image[: len(image) // 2]))
+        folder = tmp_path / "out"
+        folder.mkdir()
+        outcome = run_bounded(
+            lambda: _hook(connect(server)).download_image("img-1", folder / "room.jpg"), GUARD
+        )
+        assert outcome.finished, describe(outcome)
+        assert isinstance(outcome.error, AutoenhanceError), describe(outcome)
+        assert "cut short" in str(outcome.error)
+        assert _files(folder) == [], f"something was written: {_files(folder)}"
+        assert len(server.seen()) >= 2, "a body cut short is retried"
+
+    def test_a_whole_body_without_length_is_written(self, serve, connect, tmp_path) -> None:
+        image = jpeg_bytes()
+        server = serve(lambda r: self._close_delimited(image))
+        outcome = run_bounded(
+            lambda: _hook(connect(server)).download_image("img-1", tmp_path / "room.jpg"), GUARD
+        )
+        assert outcome.error is None, describe(outcome)
+        assert (tmp_path / "room.jpg").read_bytes() == image
