@@ -84,7 +84,11 @@ def test_python_block_runs_and_its_dags_parse(block: Block, tmp_path: Path) -> N
     path.write_text(block.body, encoding="utf-8")
     bag = DagBag(dag_folder=str(path), safe_mode=False, collect_dags=False)
     bag.process_file(str(path), safe_mode=False)
-    assert not bag.import_errors, f"{block.id}: {next(iter(bag.import_errors.values()))}"
+    assert not bag.import_errors, (
+        f"{block.id}: {next(iter(bag.import_errors.values()))}\nMake the block run as written (its "
+        f"imports, names defined, tasks inside `with DAG(...)`), or, if it is only a piece of "
+        f"something larger, put the line {FRAGMENT} directly above its fence (docs/development.md)."
+    )
     if re.search(r"\bwith DAG\(|@dag\b", block.body):
         assert bag.dags, f"{block.id} defines a DAG, but the DagBag found none"
         for dag in bag.dags.values():
