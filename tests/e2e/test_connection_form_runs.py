@@ -59,6 +59,7 @@ def every_field_values(sandbox_url: str) -> dict[str, Any]:
         "connect_timeout": 5,
         "request_deadline": 60,
         "min_transfer_rate": 10000,
+        "max_requests_per_second": 50,
         "order_id_namespace": "e2e-form",
         "ca_bundle": certifi.where(),
         "app_url": sandbox_url,
