@@ -22,6 +22,7 @@ EXPECTED_ROWS = {
     "bench_requests.py": "purchases per image (none bought twice)",
     "bench_import.py": "then all provider operator/sensor/trigger/hook modules",
     "bench_ui.py": "thumbnails, 6 at a time, cached",
+    "bench_limits.py": "429s at the default max_requests_per_second",
 }
 
 
