@@ -201,8 +201,20 @@ class AutoenhanceTransientError(AutoenhanceAPIError):
     """429 or 5xx that persisted through every retry; Airflow may retry the task."""
 
 
+class RefusedURL(AutoenhanceAPIError):
+    """A URL the client will not contact (not http(s), or plain http to another machine)."""
+
+
+class BodyTooLarge(AutoenhanceAPIError):
+    """An answer larger than the provider will ever read."""
+
+
 class AutoenhanceStorageError(AutoenhanceError):
     """The presigned upload or the asset download failed at the storage host."""
+
+
+class SignedURLRefused(AutoenhanceStorageError):
+    """A storage or asset host answered 401/403 to a signed URL: expired, or signed for other headers."""
 
 
 class AutoenhanceDownloadError(AutoenhanceStorageError):

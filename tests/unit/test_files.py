@@ -19,7 +19,8 @@ from autoenhance_provider.files import (
     sniff_matches,
 )
 from autoenhance_provider.hooks.autoenhance import indirect_image_url
-from autoenhance_provider.http import storage_error_text, user_agent
+from autoenhance_provider.http.sync import storage_error_text
+from autoenhance_provider.http.transport import user_agent
 
 
 # ------------------------------------------------------------------------------ media

@@ -21,7 +21,7 @@ from autoenhance_provider.exceptions import (
     AutoenhanceStorageError,
     AutoenhanceTransientError,
 )
-from autoenhance_provider.http import redact_url, redact_urls_in
+from autoenhance_provider.http.redaction import redact_url, redact_urls_in
 
 UPLOAD_BASE = UPLOAD_URL.split("?")[0]
 
@@ -287,7 +287,7 @@ def test_urllib3_debug_lines_have_their_query_strings_redacted(hook, caplog):
 
 
 def test_log_filter_is_installed_once_on_each_http_library_logger(hook):
-    from autoenhance_provider.http import RedactQueryStrings, install_log_redaction
+    from autoenhance_provider.http.redaction import RedactQueryStrings, install_log_redaction
 
     install_log_redaction()
     install_log_redaction()
@@ -358,7 +358,7 @@ def test_test_connection_refused_for_real_on_loopback(set_connection, make_hook,
 
 def test_real_refused_connection_is_classified_as_never_sent(direct_loopback):
     # The mocked "refused" errors in the retry tests must look like what requests really raises.
-    from autoenhance_provider.http import _may_have_been_sent
+    from autoenhance_provider.http.sync import _may_have_been_sent
 
     port = closed_port()
     with pytest.raises(requests.exceptions.ConnectionError) as info:

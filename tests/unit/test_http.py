@@ -27,17 +27,17 @@ from autoenhance_provider.exceptions import (
     AutoenhanceTransientError,
     AutoenhanceUnprocessableError,
     AutoenhanceValidationError,
+    error_for_status,
     format_detail,
+    is_retryable_status,
     truncate,
 )
-from autoenhance_provider.http import (
+from autoenhance_provider.http.policy import (
     Failure,
     Retrier,
     RetryPolicy,
-    error_for_status,
     failure_for_exception,
     failure_for_status,
-    is_retryable_status,
     parse_retry_after,
 )
 
@@ -334,7 +334,7 @@ def test_tls_failures_are_not_retried_whatever_wraps_them():
     import httpx
     import requests
 
-    from autoenhance_provider.http import is_tls_failure
+    from autoenhance_provider.http.policy import is_tls_failure
 
     cert = ssl.SSLCertVerificationError(1, "certificate verify failed")
     wrapped_httpx = httpx.ConnectError("[SSL: CERTIFICATE_VERIFY_FAILED]")
@@ -348,7 +348,7 @@ def test_tls_failures_are_not_retried_whatever_wraps_them():
 
 # ------------------------------------------------------------------------------ proxy (async client)
 def test_the_async_proxy_is_read_from_the_environment_as_requests_reads_it(monkeypatch):
-    from autoenhance_provider.http import Proxy
+    from autoenhance_provider.http.aio import Proxy
 
     for name in (
         "HTTP_PROXY",

@@ -38,6 +38,7 @@ from autoenhance_provider.exceptions import (
     AutoenhanceStorageError,
     AutoenhanceTransientError,
     AutoenhanceValidationError,
+    SignedURLRefused,
     refusal_kind,
     scrub,
 )
@@ -63,7 +64,6 @@ from autoenhance_provider.http import (
     Recovered,
     Retrier,
     RetryPolicy,
-    SignedURLRefused,
     SyncTransport,
     Timeout,
     deadline_cap,

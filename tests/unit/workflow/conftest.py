@@ -29,7 +29,7 @@ def httpx_handler(monkeypatch: pytest.MonkeyPatch):
     for a refused connection or a read timeout. Nothing leaves the process; the real aiohttp
     path is exercised against real sockets by tests/hostile and tests/integration.
     """
-    import autoenhance_provider.http as http_module
+    import autoenhance_provider.http.aio as http_module
 
     seen: list[Any] = []
 

@@ -10,7 +10,7 @@ import pytest
 from wf_helpers import ORDER_ID, OrderScript, done_order, processing_order
 
 from autoenhance_provider.hooks.autoenhance_async import AutoenhanceAsyncHook
-from autoenhance_provider.http import _SHARED_CLIENTS
+from autoenhance_provider.http.aio import _SHARED_CLIENTS
 from autoenhance_provider.triggers.autoenhance import AutoenhanceOrderTrigger
 
 
@@ -144,7 +144,7 @@ async def test_many_triggers_share_one_client_and_all_finish(wf_conn, httpx_hand
 
     seen = httpx_handler(handler)
     # count the sessions the hook builds (the fixture replaced new_async_session already)
-    import autoenhance_provider.http as module
+    import autoenhance_provider.http.aio as module
 
     patched = module.new_async_session
 
