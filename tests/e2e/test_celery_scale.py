@@ -61,10 +61,8 @@ class ScaleStack(CeleryStack):
 def scale_stack(e2e_timings: dict[str, float]) -> Any:
     from run_celery_stack import ensure_prerequisites
 
-    from conftest import installed
-
     started = time.monotonic()
-    installed(ensure_prerequisites)
+    ensure_prerequisites()  # missing and not installable: skipped, or failed under CI (e2e conftest)
     stack = ScaleStack(processing_seconds=2, worker_concurrency=WORKER_CONCURRENCY)
     try:
         stack.start()
