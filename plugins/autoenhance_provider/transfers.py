@@ -1,4 +1,4 @@
-"""Concurrent transfers with progress lines, shared by the upload and download operators."""
+"""Concurrent transfers with progress lines, shared by uploads and downloads."""
 
 from __future__ import annotations
 
@@ -104,8 +104,51 @@ def run_concurrently(
     return done, failed
 
 
+def item_name(item: Any) -> str:
+    """How an item is named in progress lines and errors: its ``name``, or the item itself."""
+    return str(getattr(item, "name", item))
+
+
+def transfer(
+    items: list[Any],
+    work: Callable[[Any], Any],
+    what: str,
+    max_concurrency: int,
+    *,
+    log: Any,
+    keep_order: bool = False,
+    size: Callable[[Any], int] | None = None,
+) -> tuple[list[tuple[Any, Any]], list[tuple[Any, BaseException]]]:
+    """Run ``work`` on every item, ``max_concurrency`` at a time, with progress lines.
+
+    ``size`` gives the bytes moved from a result (default: the item's ``size``).
+    """
+    if not items:
+        return [], []
+    progress = Progress(len(items), f"{what}ed".replace("ee", "e"), log)
+
+    def counted(item: Any) -> Any:
+        result = work(item)
+        progress.add(size(result) if size else getattr(item, "size", 0))
+        return result
+
+    return run_concurrently(
+        items,
+        counted,
+        max_concurrency=max_concurrency,
+        describe=lambda item: f"{what.capitalize()} of {item_name(item)}",
+        log=log,
+        stop_on_any_failure=keep_order,
+    )
+
+
 def raise_for_failures(
-    failed: list[tuple[T, BaseException]], *, total: int, succeeded: int, what: str, name: Callable[[T], str]
+    failed: list[tuple[T, BaseException]],
+    *,
+    total: int,
+    succeeded: int,
+    what: str,
+    name: Callable[[T], str] = item_name,
 ) -> None:
     """One way to report failed transfers: the first permanent error as it is (no retry burnt on
     it), otherwise a summary that Airflow may retry — a retry redoes only the failed items."""

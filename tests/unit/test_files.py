@@ -7,6 +7,7 @@ import io
 import pytest
 
 from autoenhance_provider import __version__
+from autoenhance_provider.downloads import indirect_image_url
 from autoenhance_provider.exceptions import AutoenhanceSourceError
 from autoenhance_provider.files import (
     BRACKET_CONTENT_TYPE,
@@ -18,7 +19,6 @@ from autoenhance_provider.files import (
     safe_stem,
     sniff_matches,
 )
-from autoenhance_provider.hooks.autoenhance import indirect_image_url
 from autoenhance_provider.http.sync import storage_error_text
 from autoenhance_provider.http.transport import user_agent
 

@@ -1,23 +1,22 @@
 """AutoenhanceHook: the Autoenhance v3 API and every rule about orders, images, brackets and downloads.
 
 HTTP concerns (sessions, retries, redirects, redaction) live in :mod:`autoenhance_provider.http`;
-files in :mod:`autoenhance_provider.files`; the wait state machine in
-:mod:`autoenhance_provider.waiting`. This module says what to ask the API, in which order, and how
-to make every call safe to repeat.
+an order's download, end to end, in :mod:`autoenhance_provider.downloads`; files in
+:mod:`autoenhance_provider.files`; the wait state machine in :mod:`autoenhance_provider.waiting`.
+This module says what to ask the API, in which order, and how to make every call safe to repeat.
 """
 
 from __future__ import annotations
 
 import io
-import json
 import time
 from collections.abc import Callable, Iterator, Mapping
 from functools import cached_property
-from typing import IO, Any, NamedTuple
-from urllib.parse import urljoin
+from typing import IO, Any
 
 import requests
 
+from autoenhance_provider import downloads
 from autoenhance_provider.compat import BaseHook, mask_secret
 from autoenhance_provider.connection import (
     CONN_TYPE,
@@ -26,12 +25,11 @@ from autoenhance_provider.connection import (
     connection_form_widgets,
     ui_field_behaviour,
 )
+from autoenhance_provider.downloads import MAX_IMAGE_BYTES
 from autoenhance_provider.exceptions import (
     AutoenhanceAPIError,
     AutoenhanceAuthError,
     AutoenhanceClientError,
-    AutoenhanceConflictError,
-    AutoenhanceDownloadError,
     AutoenhanceDuplicateNameError,
     AutoenhanceError,
     AutoenhanceNotFoundError,
@@ -45,35 +43,25 @@ from autoenhance_provider.exceptions import (
 from autoenhance_provider.files import (
     BRACKET_CONTENT_TYPE,
     DownloadTarget,
-    Manifest,
     SourceFile,
     TempToken,
-    declared_checksum,
-    extension_for,
     open_source,
-    safe_stem,
     seekable,
-    sweep_temp_files,
-    write_verified,
 )
 from autoenhance_provider.http import (
     ERROR_BODY_BYTES,
     MAX_PAGES,
-    MAX_REDIRECTS,
-    Failure,
     Recovered,
-    Retrier,
     RetryPolicy,
     SyncTransport,
     Timeout,
     deadline_cap,
-    failure_for_requests_exception,
     iter_body,
     read_start,
     redact_url,
     storage_error_text,
 )
-from autoenhance_provider.transfers import Progress, raise_for_failures, run_concurrently
+from autoenhance_provider.transfers import raise_for_failures, transfer
 from autoenhance_provider.validation import (
     DownloadRequest,
     EnhancementSettings,
@@ -92,27 +80,12 @@ from autoenhance_provider.waiting import (
     FINAL_POLL_GRACE,
     ImageStatus,
     OrderWait,
-    evaluate_order,
     order_images,
 )
 
 TEST_CONNECTION_POLICY = RetryPolicy(max_attempts=2, initial_delay=0.5, max_delay=2.0, max_elapsed=15.0)
 #: How long to wait for the API to register finished uploads (``wait_for_upload``).
 UPLOAD_CONFIRM_TIMEOUT = 120.0
-IF_EXISTS = ("skip", "overwrite", "fail")
-#: The largest image the provider downloads (a 100-megapixel 16-bit TIFF is about 600 MB).
-MAX_IMAGE_BYTES = 2 * 1024 * 1024 * 1024
-
-
-class PlannedFile(NamedTuple):
-    """One image of an order and the file it goes to."""
-
-    image: dict[str, Any]
-    filename: str
-
-    @property
-    def image_id(self) -> str:
-        return str(self.image.get("image_id"))
 
 
 class AutoenhanceHook(BaseHook):
@@ -575,10 +548,12 @@ class AutoenhanceHook(BaseHook):
                 sum(f.size for f in todo) / 1e6,
                 max_concurrency,
             )
-        done, failed = self._transfer(todo, upload_one, "upload", max_concurrency, keep_order=keep_order)
+        done, failed = transfer(
+            todo, upload_one, "upload", max_concurrency, log=self.log, keep_order=keep_order
+        )
         for item, result in done:
             results[item.name] = result
-        self._raise_for(failed, len(todo), len(done), "upload")
+        raise_for_failures(failed, total=len(todo), succeeded=len(done), what="upload")
 
     def _discard_unuploaded_in(self, order: dict[str, Any], names: set[str]) -> None:
         """Remove images of ``names`` that were registered but never received their bytes, and
@@ -678,7 +653,7 @@ class AutoenhanceHook(BaseHook):
                 return "refused_again", name
             return "reprocessed", name
 
-        done, failed = self._transfer(refused, resubmit, "resubmitt", max_concurrency)
+        done, failed = transfer(refused, resubmit, "resubmitt", max_concurrency, log=self.log)
         for _, (kind, name) in done:
             outcome[kind].append(name)
         outcome["failed"] = [str(img.get("image_name") or img.get("image_id")) for img, _ in failed]
@@ -822,70 +797,7 @@ class AutoenhanceHook(BaseHook):
         unless ``preview=False``, which buys the full-size image (once per image).
         """
         request = validate_download_params(kind, params)
-        return self._download(image_id, DownloadTarget(destination), request)
-
-    def _download(self, image_id: str, target: DownloadTarget, request: DownloadRequest) -> dict[str, Any]:
-        if request.kind == "preview":
-            # The current spec serves previews as /enhanced?preview=true; older docs list /preview.
-            as_enhanced = DownloadRequest("enhanced", {**request.query, "preview": "true"})
-            try:
-                return {**self._download(image_id, target, as_enhanced), "kind": "preview"}
-            except AutoenhanceClientError as exc:
-                if exc.status_code not in (404, 405, 422):
-                    raise
-                self.log.info("Previews are not served by /enhanced?preview=true here; using /preview")
-        path = f"/v3/images/{path_segment('image_id', image_id)}/{request.kind}"
-        # For a body that breaks off or is not an image (each GET already retries on its own).
-        retrier = Retrier(self.retry_policy._replace(max_attempts=3), resend_safe=target.rewindable)
-        while True:
-            # One deadline for the request and its body, growing with the bytes received.
-            with self.transport.deadline():
-                response = self.transport.attempts("GET", path, params=request.query)
-                try:
-                    response = self._follow_indirect(response)
-                    written = target.write(
-                        iter_body(response, MAX_IMAGE_BYTES, "GET", path),
-                        content_type=response.headers.get("Content-Type"),
-                        declared_length=_declared_length(response),
-                        checksum=declared_checksum(response.headers),
-                    )
-                    return {
-                        "image_id": image_id,
-                        "kind": request.kind,
-                        "bytes": written,
-                        "content_type": response.headers.get("Content-Type"),
-                        "destination": target.describe(),
-                    }
-                except requests.RequestException as exc:
-                    failure = failure_for_requests_exception(exc, "GET", path)
-                except AutoenhanceDownloadError as exc:
-                    error = AutoenhanceDownloadError(f"Download of image {image_id} ({path}) failed: {exc}")
-                    failure = Failure(error=error, retryable=True, ambiguous=False, reason=str(exc))
-                finally:
-                    response.close()
-            delay = retrier.next_delay(failure)
-            self.log.warning("Download of %s failed (%s); retrying in %.1fs", image_id, failure.reason, delay)
-            time.sleep(delay)
-
-    def _follow_indirect(self, response: requests.Response) -> requests.Response:
-        """Follow a JSON or HTML body that names the image URL (older API behaviour)."""
-        for _ in range(MAX_REDIRECTS):
-            content_type = response.headers.get("Content-Type", "")
-            if not content_type.lower().startswith(("application/json", "text/html")):
-                return response
-            url = indirect_image_url(content_type, read_start(response, 64 * 1024))
-            if not url:
-                raise AutoenhanceAPIError(
-                    response.status_code,
-                    "GET",
-                    redact_url(response.url),
-                    "expected image bytes, got " + content_type,
-                )
-            response.close()
-            next_response = self.transport.attempts("GET", urljoin(response.url, url), keyless=True)
-            assert isinstance(next_response, requests.Response)
-            response = next_response
-        return response
+        return downloads.download_image(self, image_id, DownloadTarget(destination), request)
 
     def download_order(
         self,
@@ -915,121 +827,15 @@ class AutoenhanceHook(BaseHook):
         an earlier try of the same task left are removed first. The result lists only files
         written now or proven.
         """
-        order_id = require_id("order_id", order_id)
-        request = request or validate_download_params("enhanced", {})
-        if if_exists not in IF_EXISTS:
-            raise AutoenhanceValidationError(
-                f"if_exists must be one of {', '.join(IF_EXISTS)}, got {if_exists!r}"
-            )
-        token = temp_token or TempToken.random()
-        order = self.get_order(order_id)
-        progress = evaluate_order(order)
-        if request.kind != "original" and not progress.done:
-            raise AutoenhanceError(
-                f"Autoenhance {progress.describe()}: not finished, nothing downloaded yet. "
-                "Wait for it first (OrderProcessedSensor); a retry of this task downloads once it is done."
-            )
-        plan = plan_download(order, request, log=self.log)
-        sweep_temp_files(folder, token, log=self.log)
-        manifest = Manifest.load(folder)
-
-        def identity(item: PlannedFile) -> dict[str, Any]:
-            return {
-                "order_id": order_id,
-                "image_id": item.image_id,
-                "kind": request.kind,
-                "query": request.query,
-            }
-
-        kept: list[PlannedFile] = []
-        todo: list[PlannedFile] = []
-        priors: dict[str, dict[str, Any]] = {}
-        refused: list[str] = []
-        for item in plan:
-            if if_exists == "overwrite":
-                todo.append(item)
-                continue
-            proof = manifest.examine(folder, item.filename)
-            if proof.state == "absent":
-                todo.append(item)
-            elif proof.state == "proven" and proof.current and proof.identity == identity(item):
-                kept.append(item)
-            elif (
-                proof.state == "proven"
-                and if_exists == "skip"
-                and (proof.identity or {}).get("order_id") == order_id
-            ):
-                todo.append(item)  # this order's file, another rendering (or an unfinished rename)
-                entry = manifest.entry(item.filename) or {}
-                prior = entry if proof.current else entry.get("prior") or {}
-                priors[item.filename] = {"bytes": prior.get("bytes"), "sha256": prior.get("sha256")}
-            else:
-                refused.append(f"{item.filename} ({_refusal_reason(proof, order_id)})")
-        if refused:
-            raise AutoenhanceValidationError(
-                f"Not downloading order {order_id} into {folder}: {len(refused)} file(s) there are not "
-                f"proven to be this order's and would be replaced: {', '.join(refused[:10])}"
-                + (f" and {len(refused) - 10} more" if len(refused) > 10 else "")
-                + ". Nothing was written. Download each order into its own folder, or pass "
-                "if_exists='overwrite' to replace them."
-            )
-        if kept:
-            self.log.info("%d verified file(s) of order %s kept in %s", len(kept), order_id, folder)
-        if request.buys_full_size and any(p.image.get("downloaded") for p in todo):
-            self.log.info("Images bought earlier are fetched again at no charge")
-
-        def download_one(item: PlannedFile) -> tuple[int, str]:
-            def before_rename(size: int, digest: str) -> None:
-                # Write-ahead: recorded (and saved) before the file gets its name, so a kill at
-                # any moment leaves every landed file provable.
-                manifest.record(item.filename, identity(item), size, digest, priors.get(item.filename))
-                manifest.save(folder, token)
-
-            return write_verified(
-                folder / item.filename,
-                lambda target: self._download(item.image_id, target, request),
-                token=token,
-                before_rename=before_rename,
-            )
-
-        done, failed = self._transfer(todo, download_one, "download", max_concurrency, size=lambda r: r[0])
-        self._raise_for(failed, len(todo), len(done), "download")
-        written = {item.filename for item, _ in done} | {item.filename for item in kept}
-        return [str(folder / item.filename) for item in plan if item.filename in written]
-
-    # ------------------------------------------------------------------ concurrency
-    def _transfer(
-        self,
-        items: list[Any],
-        work: Callable[[Any], Any],
-        what: str,
-        max_concurrency: int,
-        *,
-        keep_order: bool = False,
-        size: Callable[[Any], int] | None = None,
-    ) -> tuple[list[tuple[Any, Any]], list[tuple[Any, BaseException]]]:
-        """Run ``work`` on every item, ``max_concurrency`` at a time, with progress lines."""
-        if not items:
-            return [], []
-        progress = Progress(len(items), f"{what}ed".replace("ee", "e"), self.log)
-
-        def counted(item: Any) -> Any:
-            result = work(item)
-            progress.add(size(result) if size else getattr(item, "size", 0))
-            return result
-
-        return run_concurrently(
-            items,
-            counted,
+        return downloads.download_order(
+            self,
+            order_id,
+            folder,
+            request=request,
+            if_exists=if_exists,
             max_concurrency=max_concurrency,
-            describe=lambda item: f"{what.capitalize()} of {_item_name(item)}",
-            log=self.log,
-            stop_on_any_failure=keep_order,
+            temp_token=temp_token,
         )
-
-    @staticmethod
-    def _raise_for(failed: list[tuple[Any, BaseException]], total: int, succeeded: int, what: str) -> None:
-        raise_for_failures(failed, total=total, succeeded=succeeded, what=what, name=_item_name)
 
     # ------------------------------------------------------------------ waiting
     def wait_for_order(
@@ -1150,74 +956,6 @@ def _processing_has_started(order: dict[str, Any]) -> bool:
     return bool(order.get("is_merging") or order.get("images"))
 
 
-def plan_download(order: dict[str, Any], request: DownloadRequest, *, log: Any = None) -> list[PlannedFile]:
-    """Which image goes to which file name; images that failed or are not ready are left out.
-
-    Sorted, so every retry maps every name to the same image whatever order the API lists them in.
-    """
-    ready = (
-        {ImageStatus.PROCESSED}
-        if request.kind != "original"
-        else {ImageStatus.PROCESSED, ImageStatus.PROCESSING, ImageStatus.ERROR}
-    )
-    plan: list[PlannedFile] = []
-    used: set[str] = set()
-    images = sorted(
-        (i for i in order.get("images") or [] if isinstance(i, dict)),
-        key=lambda i: (str(i.get("image_name")), str(i.get("image_id"))),
-    )
-    fmt = request.query.get("format")
-    for image in images:
-        name = image.get("image_name") or image.get("image_id")
-        if ImageStatus.parse(image.get("status")) not in ready:
-            if log is not None:
-                log.warning("Not downloading %s: its status is %s", name, image.get("status"))
-            continue
-        image_id = str(image.get("image_id"))
-        stem = safe_stem(str(name), image_id)
-        ext = extension_for(request.kind, fmt, str(name))
-        filename = f"{stem}{ext}"
-        n = 1
-        while filename.lower() in used:  # another image has that name already
-            filename = f"{stem}-{image_id[:8]}{ext}" if n == 1 else f"{stem}-{image_id[:8]}-{n}{ext}"
-            n += 1
-        used.add(filename.lower())
-        plan.append(PlannedFile(image, filename))
-    if not plan and log is not None:
-        log.warning("Order %s has no image ready to download", order.get("order_id"))
-    return plan
-
-
-def _refusal_reason(proof: Any, order_id: str) -> str:
-    """Why a file in the way of a download is not this order's to replace."""
-    if proof.state == "symlink":
-        return "a symlink"
-    if proof.state == "changed":
-        return "changed since it was downloaded"
-    owner = (proof.identity or {}).get("order_id")
-    if proof.state == "proven" and owner != order_id:
-        return f"order {owner}'s image"
-    if proof.state == "proven":
-        return "this order's file of another rendering; if_exists='fail'"
-    return "not written by this provider"
-
-
-def _declared_length(response: requests.Response) -> int | None:
-    """The Content-Length, when it describes the bytes we will read (no content encoding)."""
-    if response.headers.get("Content-Encoding", "identity").lower() not in ("", "identity"):
-        return None
-    try:
-        return int(response.headers["Content-Length"])
-    except (KeyError, ValueError):
-        return None
-
-
-def _item_name(item: Any) -> str:
-    if isinstance(item, PlannedFile):
-        return str(item.image.get("image_name") or item.image_id)
-    return str(getattr(item, "name", item))
-
-
 def _bracket_groups(groups: Any) -> list[dict[str, list[str]]]:
     if not isinstance(groups, list) or not groups:
         raise AutoenhanceValidationError("images must be a non-empty list of bracket groups")
@@ -1245,28 +983,4 @@ def _with_upload_url(created: Any, what: str, id_field: str) -> dict[str, Any]:
     return {**created, "upload_url": url}
 
 
-_HREF_KEYS = ("url", "image_url", "imageSource", "download_url", "downloadUrl")
-
-
-def indirect_image_url(content_type: str, body: bytes) -> str | None:
-    """Older API versions answer a download with JSON or a redirect page naming the image URL."""
-    import re
-
-    ct = content_type.split(";")[0].strip().lower()
-    if ct == "application/json":
-        try:
-            data = json.loads(body)
-        except ValueError:
-            return None
-        if isinstance(data, dict):
-            for key in _HREF_KEYS:
-                if isinstance(data.get(key), str):
-                    return str(data[key])
-        return None
-    if ct == "text/html":
-        match = re.search(r"""href=["']([^"']+)["']""", body.decode("utf-8", "replace"), re.IGNORECASE)
-        return match.group(1) if match else None
-    return None
-
-
-__all__ = ["AutoenhanceConflictError", "AutoenhanceHook", "PlannedFile", "Recovered"]
+__all__ = ["AutoenhanceHook"]
