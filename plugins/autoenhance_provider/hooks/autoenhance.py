@@ -1,7 +1,8 @@
-"""AutoenhanceHook: the Autoenhance v3 API and every rule about orders, images, brackets and downloads.
+"""AutoenhanceHook: the Autoenhance v3 endpoints, each safe to repeat, and the workflow entry points.
 
 HTTP concerns (sessions, retries, redirects, redaction) live in :mod:`autoenhance_provider.http`;
-an order's download, end to end, in :mod:`autoenhance_provider.downloads`; files in
+uploads and downloads, end to end, in :mod:`autoenhance_provider.uploads` and
+:mod:`autoenhance_provider.downloads`; files in
 :mod:`autoenhance_provider.files`; the wait state machine in :mod:`autoenhance_provider.waiting`.
 This module says what to ask the API, in which order, and how to make every call safe to repeat.
 """
@@ -10,13 +11,13 @@ from __future__ import annotations
 
 import io
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from functools import cached_property
 from typing import IO, Any
 
 import requests
 
-from autoenhance_provider import downloads
+from autoenhance_provider import downloads, uploads
 from autoenhance_provider.compat import BaseHook, mask_secret
 from autoenhance_provider.connection import (
     CONN_TYPE,
@@ -33,10 +34,8 @@ from autoenhance_provider.exceptions import (
     AutoenhanceDuplicateNameError,
     AutoenhanceError,
     AutoenhanceNotFoundError,
-    AutoenhanceStorageError,
     AutoenhanceTransientError,
     AutoenhanceValidationError,
-    SignedURLRefused,
     refusal_kind,
     scrub,
 )
@@ -45,11 +44,8 @@ from autoenhance_provider.files import (
     DownloadTarget,
     SourceFile,
     TempToken,
-    open_source,
-    seekable,
 )
 from autoenhance_provider.http import (
-    ERROR_BODY_BYTES,
     MAX_PAGES,
     Recovered,
     RetryPolicy,
@@ -57,9 +53,6 @@ from autoenhance_provider.http import (
     Timeout,
     deadline_cap,
     iter_body,
-    read_start,
-    redact_url,
-    storage_error_text,
 )
 from autoenhance_provider.transfers import raise_for_failures, transfer
 from autoenhance_provider.validation import (
@@ -84,8 +77,6 @@ from autoenhance_provider.waiting import (
 )
 
 TEST_CONNECTION_POLICY = RetryPolicy(max_attempts=2, initial_delay=0.5, max_delay=2.0, max_elapsed=15.0)
-#: How long to wait for the API to register finished uploads (``wait_for_upload``).
-UPLOAD_CONFIRM_TIMEOUT = 120.0
 
 
 class AutoenhanceHook(BaseHook):
@@ -391,7 +382,7 @@ class AutoenhanceHook(BaseHook):
         return _with_upload_url(created, "image", "image_id")
 
     def _discard_unuploaded(self, order_id: str, names: set[str]) -> None:
-        self._discard_unuploaded_in(self.get_order_or_none(order_id) or {}, names)
+        uploads.discard_unuploaded(self, self.get_order_or_none(order_id) or {}, names)
 
     def upload_file(
         self,
@@ -408,67 +399,7 @@ class AutoenhanceHook(BaseHook):
         image URLs for the type sent at creation or always for ``application/octet-stream``: when
         the storage host refuses the signature, the upload is tried once more as octet-stream.
         """
-        with open_source(source) as (fileobj, known_size):
-            length = size if size is not None else known_size
-            start = fileobj.tell() if seekable(fileobj) else None
-            try:
-                return self._put(upload_url, fileobj, content_type, length)
-            except SignedURLRefused as exc:
-                if content_type == BRACKET_CONTENT_TYPE or start is None:
-                    raise AutoenhanceStorageError(
-                        f"{exc} The Content-Type sent ({content_type}) must be the one the URL is signed for."
-                    ) from None
-                first = exc
-            self.log.info("The storage host refused %s; trying the octet-stream signature", content_type)
-            fileobj.seek(start or 0)
-            try:
-                return self._put(upload_url, fileobj, BRACKET_CONTENT_TYPE, length)
-            except AutoenhanceStorageError:
-                raise AutoenhanceStorageError(
-                    f"{first} Neither the Content-Type sent ({content_type}) nor {BRACKET_CONTENT_TYPE} "
-                    "matched the signature: the URL may have expired."
-                ) from None
-
-    def _put(
-        self, upload_url: str, fileobj: IO[bytes], content_type: str, length: int | None
-    ) -> dict[str, Any]:
-        headers = {"Content-Type": content_type}
-        if length is not None:
-            headers["Content-Length"] = str(length)
-        start = fileobj.tell() if seekable(fileobj) else None
-        policy = self.retry_policy if start is not None else self.retry_policy._replace(max_attempts=1)
-
-        def rewound() -> IO[bytes]:
-            if start is not None:
-                fileobj.seek(start)
-            return fileobj
-
-        def answer(response: requests.Response) -> tuple[int, str | None]:
-            # Read the (short) answer to the end: a connection dropped before it ends means the
-            # storage host may not have stored the file, and the PUT is sent again.
-            read_start(response, ERROR_BODY_BYTES)
-            return response.status_code, response.headers.get("ETag")
-
-        try:
-            sending: dict[str, Any] = {
-                "keyless": True,
-                "headers": headers,
-                "data_factory": rewound,
-                "policy": policy,
-            }
-            status, etag = self.transport.attempts("PUT", upload_url, size=length, parse=answer, **sending)
-        except AutoenhanceClientError as exc:
-            raise AutoenhanceStorageError(
-                f"Upload to {redact_url(upload_url)} was rejected with HTTP {exc.status_code}: "
-                f"{storage_error_text(exc.body)}."
-            ) from None
-        if not 200 <= status < 300:
-            # A redirect cannot be followed with a streamed body: nothing was stored.
-            raise AutoenhanceStorageError(
-                f"Upload to {redact_url(upload_url)} was not stored: the storage host answered "
-                f"HTTP {status} (redirects are not followed for uploads)."
-            )
-        return {"bytes": length, "etag": etag}
+        return uploads.upload_file(self, upload_url, source, content_type, size=size)
 
     def upload_images(
         self,
@@ -487,107 +418,15 @@ class AutoenhanceHook(BaseHook):
         does not exist is an error unless ``create_missing_order`` — the API would otherwise
         silently create a new order for a mistyped id.
         """
-        order_id = require_id("order_id", order_id)
-        checked = validate_settings(
-            settings or {}, api_version=self.config.api_version, context="upload_images"
+        return uploads.upload_images(
+            self,
+            order_id,
+            files,
+            settings=settings,
+            max_concurrency=max_concurrency,
+            wait_for_upload=wait_for_upload,
+            create_missing_order=create_missing_order,
         )
-        order = self.get_order_or_none(order_id)
-        if order is None:
-            if not create_missing_order:
-                raise AutoenhanceNotFoundError(
-                    404,
-                    "GET",
-                    f"/v3/orders/{order_id}",
-                    message=(
-                        f"order {order_id} does not exist. Create it first (CreateOrderOperator), check the "
-                        "order_id for a typo, or pass create_missing_order=True to let the upload create it"
-                    ),
-                    conn_id=self.autoenhance_conn_id,
-                )
-            order = {}
-        names = {f.name for f in files}
-        self._discard_unuploaded_in(order, names)
-        existing = {
-            img.get("image_name"): img for img in order.get("images") or [] if not _to_upload_again(img)
-        }
-        results = {
-            f.name: {"image_id": str(existing[f.name]["image_id"]), "image_name": f.name}
-            for f in files
-            if f.name in existing
-        }
-        if results:
-            self.log.info(
-                "%d image(s) are already in order %s; not uploading them again", len(results), order_id
-            )
-
-        def upload_one(item: SourceFile) -> dict[str, str]:
-            created = self._register_image(item.name, order_id, item.content_type, checked)
-            with item.open() as handle:
-                self.upload_file(created["upload_url"], handle, item.content_type, size=item.size)
-            return {"image_id": str(created["image_id"]), "image_name": item.name}
-
-        todo = [f for f in files if f.name not in results]
-        self._upload_all(todo, upload_one, max_concurrency, keep_order=False, results=results)
-        if wait_for_upload and todo:
-            self._confirm_registered(order_id, {results[f.name]["image_id"] for f in todo})
-        return [results[f.name] for f in files]
-
-    def _upload_all(
-        self,
-        todo: list[SourceFile],
-        upload_one: Callable[[SourceFile], dict[str, str]],
-        max_concurrency: int,
-        *,
-        keep_order: bool,
-        results: dict[str, dict[str, str]],
-    ) -> None:
-        if todo:
-            self.log.info(
-                "Uploading %d file(s), %.1f MB, %d at a time",
-                len(todo),
-                sum(f.size for f in todo) / 1e6,
-                max_concurrency,
-            )
-        done, failed = transfer(
-            todo, upload_one, "upload", max_concurrency, log=self.log, keep_order=keep_order
-        )
-        for item, result in done:
-            results[item.name] = result
-        raise_for_failures(failed, total=len(todo), succeeded=len(done), what="upload")
-
-    def _discard_unuploaded_in(self, order: dict[str, Any], names: set[str]) -> None:
-        """Remove images of ``names`` that were registered but never received their bytes, and
-        images the duplicate-name limit refused (never enhanced): both are uploaded again."""
-        for image in order.get("images") or []:
-            if image.get("image_name") in names and _to_upload_again(image):
-                what = "half-done" if _status(image) is ImageStatus.WAITING else "refused (duplicate name)"
-                self.log.info(
-                    "Removing %s image %s (%s)", what, image.get("image_id"), image.get("image_name")
-                )
-                self.delete_image(image["image_id"], missing_ok=True)
-
-    def _confirm_registered(self, order_id: str, image_ids: set[str]) -> None:
-        """Poll the order until no freshly uploaded image is still ``waiting`` (short backoff)."""
-        deadline = time.monotonic() + UPLOAD_CONFIRM_TIMEOUT
-        delay = 0.05
-        while True:
-            images = {img.get("image_id"): img for img in (self.get_order(order_id).get("images") or [])}
-            waiting = [
-                i
-                for i in image_ids
-                if i not in images or ImageStatus.parse(images[i].get("status")) is ImageStatus.WAITING
-            ]
-            if not waiting:
-                self.log.info("All %d upload(s) registered by Autoenhance", len(image_ids))
-                return
-            if time.monotonic() > deadline:
-                raise AutoenhanceError(
-                    f"{len(waiting)} upload(s) were not registered by Autoenhance within "
-                    f"{UPLOAD_CONFIRM_TIMEOUT:.0f}s: {', '.join(sorted(waiting)[:10])}; "
-                    "a retry uploads them again"
-                )
-            time.sleep(delay)
-            delay = min(delay * 2, 5.0)
 
     def get_image(self, image_id: str) -> dict[str, Any]:
         return self._api_object("GET", f"/v3/images/{path_segment('image_id', image_id)}")
@@ -762,25 +601,7 @@ class AutoenhanceHook(BaseHook):
         One at a time (the default) keeps the upload order, which ``number_of_brackets_per_image``
         groups by: the first failure stops the rest, so a retry continues in sequence.
         """
-        order_id = require_id("order_id", order_id)
-        uploaded = self.uploaded_brackets(order_id)  # an unknown order is a 404 here
-        results = {
-            f.name: {"bracket_id": str(uploaded[f.name]["bracket_id"]), "name": f.name}
-            for f in files
-            if f.name in uploaded
-        }
-        if results:
-            self.log.info("%d bracket(s) already uploaded to order %s; skipping them", len(results), order_id)
-
-        def upload_one(item: SourceFile) -> dict[str, str]:
-            created = self.create_bracket(order_id, item.name)
-            with item.open() as handle:
-                self.upload_file(created["upload_url"], handle, item.content_type, size=item.size)
-            return {"bracket_id": str(created["bracket_id"]), "name": item.name}
-
-        todo = [f for f in files if f.name not in results]
-        self._upload_all(todo, upload_one, max_concurrency, keep_order=max_concurrency == 1, results=results)
-        return [results[f.name] for f in files]
+        return uploads.upload_brackets(self, order_id, files, max_concurrency=max_concurrency)
 
     # ------------------------------------------------------------------ downloads
     def download_image(
@@ -901,19 +722,6 @@ class AutoenhanceHook(BaseHook):
 
 
 # ---------------------------------------------------------------------- rules as functions
-def _status(image: dict[str, Any]) -> ImageStatus:
-    return ImageStatus.parse(image.get("status"))
-
-
-def _to_upload_again(image: dict[str, Any]) -> bool:
-    """Registered but never uploaded, or refused by the duplicate-name limit (the API's ``error``
-    reading of it): nothing of it was enhanced, and a retried upload registers it again."""
-    status = _status(image)
-    return status is ImageStatus.WAITING or (
-        status is ImageStatus.ERROR and refusal_kind(image.get("status_reason")) == "duplicate_name"
-    )
-
-
 def _duplicate_name_error(name: str, exc: AutoenhanceTransientError) -> AutoenhanceDuplicateNameError:
     """A registration refused with 429 through every retry: most likely the limit on one file name
     per hour (the request-rate limit clears within seconds), so say the name, the limit and the fix."""

@@ -27,7 +27,7 @@ from wf_helpers import (
     write_image,
 )
 
-import autoenhance_provider.hooks.autoenhance as upload_module
+import autoenhance_provider.uploads as upload_module
 from autoenhance_provider.exceptions import (
     AutoenhanceAuthError,
     AutoenhanceError,

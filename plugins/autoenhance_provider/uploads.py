@@ -1,0 +1,257 @@
+"""Uploads, end to end: which files an order still needs, registering each image, its PUT, progress.
+
+An order's upload (:func:`upload_images`) keeps the images already in the order under the same
+name, removes half-done ones (registered, never uploaded, or refused by the duplicate-name limit),
+registers and PUTs the rest concurrently with progress lines, then waits until the API has
+registered every upload (:func:`_confirm_registered`). One file's PUT (:func:`upload_file`) goes
+to the presigned URL without the key and, when the storage host refuses the signature, once more
+as ``application/octet-stream``. HDR brackets (:func:`upload_brackets`) go one at a time by default.
+Registration itself (``POST /v3/images``) is the hook's endpoint; the hook's ``upload_file``,
+``upload_images`` and ``upload_brackets`` are the entry points.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import IO, TYPE_CHECKING, Any
+
+import requests
+
+from autoenhance_provider.exceptions import (
+    AutoenhanceClientError,
+    AutoenhanceError,
+    AutoenhanceNotFoundError,
+    AutoenhanceStorageError,
+    SignedURLRefused,
+    refusal_kind,
+)
+from autoenhance_provider.files import BRACKET_CONTENT_TYPE, SourceFile, open_source, seekable
+from autoenhance_provider.http import ERROR_BODY_BYTES, read_start, redact_url, storage_error_text
+from autoenhance_provider.transfers import raise_for_failures, transfer
+from autoenhance_provider.validation import require_id, validate_settings
+from autoenhance_provider.waiting import ImageStatus
+
+if TYPE_CHECKING:
+    from autoenhance_provider.hooks.autoenhance import AutoenhanceHook
+
+#: How long to wait for the API to register finished uploads (``wait_for_upload``).
+UPLOAD_CONFIRM_TIMEOUT = 120.0
+
+
+def upload_images(
+    hook: AutoenhanceHook,
+    order_id: str,
+    files: list[SourceFile],
+    *,
+    settings: Mapping[str, Any] | None = None,
+    max_concurrency: int = 8,
+    wait_for_upload: bool = True,
+    create_missing_order: bool = False,
+) -> list[dict[str, str]]:
+    """Files into an order as images, safe to repeat; see :meth:`AutoenhanceHook.upload_images`."""
+    order_id = require_id("order_id", order_id)
+    checked = validate_settings(settings or {}, api_version=hook.config.api_version, context="upload_images")
+    order = hook.get_order_or_none(order_id)
+    if order is None:
+        if not create_missing_order:
+            raise AutoenhanceNotFoundError(
+                404,
+                "GET",
+                f"/v3/orders/{order_id}",
+                message=(
+                    f"order {order_id} does not exist. Create it first (CreateOrderOperator), check the "
+                    "order_id for a typo, or pass create_missing_order=True to let the upload create it"
+                ),
+                conn_id=hook.autoenhance_conn_id,
+            )
+        order = {}
+    names = {f.name for f in files}
+    discard_unuploaded(hook, order, names)
+    existing = {img.get("image_name"): img for img in order.get("images") or [] if not _to_upload_again(img)}
+    results = {
+        f.name: {"image_id": str(existing[f.name]["image_id"]), "image_name": f.name}
+        for f in files
+        if f.name in existing
+    }
+    if results:
+        hook.log.info("%d image(s) are already in order %s; not uploading them again", len(results), order_id)
+
+    def upload_one(item: SourceFile) -> dict[str, str]:
+        created = hook._register_image(item.name, order_id, item.content_type, checked)
+        with item.open() as handle:
+            hook.upload_file(created["upload_url"], handle, item.content_type, size=item.size)
+        return {"image_id": str(created["image_id"]), "image_name": item.name}
+
+    todo = [f for f in files if f.name not in results]
+    _upload_all(hook, todo, upload_one, max_concurrency, keep_order=False, results=results)
+    if wait_for_upload and todo:
+        _confirm_registered(hook, order_id, {results[f.name]["image_id"] for f in todo})
+    return [results[f.name] for f in files]
+
+
+def _upload_all(
+    hook: AutoenhanceHook,
+    todo: list[SourceFile],
+    upload_one: Callable[[SourceFile], dict[str, str]],
+    max_concurrency: int,
+    *,
+    keep_order: bool,
+    results: dict[str, dict[str, str]],
+) -> None:
+    if todo:
+        hook.log.info(
+            "Uploading %d file(s), %.1f MB, %d at a time",
+            len(todo),
+            sum(f.size for f in todo) / 1e6,
+            max_concurrency,
+        )
+    done, failed = transfer(todo, upload_one, "upload", max_concurrency, log=hook.log, keep_order=keep_order)
+    for item, result in done:
+        results[item.name] = result
+    raise_for_failures(failed, total=len(todo), succeeded=len(done), what="upload")
+
+
+def discard_unuploaded(hook: AutoenhanceHook, order: dict[str, Any], names: set[str]) -> None:
+    """Remove images of ``names`` that were registered but never received their bytes, and
+    images the duplicate-name limit refused (never enhanced): both are uploaded again."""
+    for image in order.get("images") or []:
+        if image.get("image_name") in names and _to_upload_again(image):
+            what = "half-done" if _status(image) is ImageStatus.WAITING else "refused (duplicate name)"
+            hook.log.info("Removing %s image %s (%s)", what, image.get("image_id"), image.get("image_name"))
+            hook.delete_image(image["image_id"], missing_ok=True)
+
+
+def _confirm_registered(hook: AutoenhanceHook, order_id: str, image_ids: set[str]) -> None:
+    """Poll the order until no freshly uploaded image is still ``waiting`` (short backoff)."""
+    deadline = time.monotonic() + UPLOAD_CONFIRM_TIMEOUT
+    delay = 0.05
+    while True:
+        images = {img.get("image_id"): img for img in (hook.get_order(order_id).get("images") or [])}
+        waiting = [
+            i
+            for i in image_ids
+            if i not in images or ImageStatus.parse(images[i].get("status")) is ImageStatus.WAITING
+        ]
+        if not waiting:
+            hook.log.info("All %d upload(s) registered by Autoenhance", len(image_ids))
+            return
+        if time.monotonic() > deadline:
+            raise AutoenhanceError(
+                f"{len(waiting)} upload(s) were not registered by Autoenhance within "
+                f"{UPLOAD_CONFIRM_TIMEOUT:.0f}s: {', '.join(sorted(waiting)[:10])}; "
+                "a retry uploads them again"
+            )
+        time.sleep(delay)
+        delay = min(delay * 2, 5.0)
+
+
+def upload_file(
+    hook: AutoenhanceHook,
+    upload_url: str,
+    source: str | Any | IO[bytes],
+    content_type: str,
+    *,
+    size: int | None = None,
+) -> dict[str, Any]:
+    """PUT a file to a presigned URL, without the key; see :meth:`AutoenhanceHook.upload_file`."""
+    with open_source(source) as (fileobj, known_size):
+        length = size if size is not None else known_size
+        start = fileobj.tell() if seekable(fileobj) else None
+        try:
+            return _put(hook, upload_url, fileobj, content_type, length)
+        except SignedURLRefused as exc:
+            if content_type == BRACKET_CONTENT_TYPE or start is None:
+                raise AutoenhanceStorageError(
+                    f"{exc} The Content-Type sent ({content_type}) must be the one the URL is signed for."
+                ) from None
+            first = exc
+        hook.log.info("The storage host refused %s; trying the octet-stream signature", content_type)
+        fileobj.seek(start or 0)
+        try:
+            return _put(hook, upload_url, fileobj, BRACKET_CONTENT_TYPE, length)
+        except AutoenhanceStorageError:
+            raise AutoenhanceStorageError(
+                f"{first} Neither the Content-Type sent ({content_type}) nor {BRACKET_CONTENT_TYPE} "
+                "matched the signature: the URL may have expired."
+            ) from None
+
+
+def _put(
+    hook: AutoenhanceHook, upload_url: str, fileobj: IO[bytes], content_type: str, length: int | None
+) -> dict[str, Any]:
+    headers = {"Content-Type": content_type}
+    if length is not None:
+        headers["Content-Length"] = str(length)
+    start = fileobj.tell() if seekable(fileobj) else None
+    policy = hook.retry_policy if start is not None else hook.retry_policy._replace(max_attempts=1)
+
+    def rewound() -> IO[bytes]:
+        if start is not None:
+            fileobj.seek(start)
+        return fileobj
+
+    def answer(response: requests.Response) -> tuple[int, str | None]:
+        # Read the (short) answer to the end: a connection dropped before it ends means the
+        # storage host may not have stored the file, and the PUT is sent again.
+        read_start(response, ERROR_BODY_BYTES)
+        return response.status_code, response.headers.get("ETag")
+
+    try:
+        sending: dict[str, Any] = {
+            "keyless": True,
+            "headers": headers,
+            "data_factory": rewound,
+            "policy": policy,
+        }
+        status, etag = hook.transport.attempts("PUT", upload_url, size=length, parse=answer, **sending)
+    except AutoenhanceClientError as exc:
+        raise AutoenhanceStorageError(
+            f"Upload to {redact_url(upload_url)} was rejected with HTTP {exc.status_code}: "
+            f"{storage_error_text(exc.body)}."
+        ) from None
+    if not 200 <= status < 300:
+        # A redirect cannot be followed with a streamed body: nothing was stored.
+        raise AutoenhanceStorageError(
+            f"Upload to {redact_url(upload_url)} was not stored: the storage host answered "
+            f"HTTP {status} (redirects are not followed for uploads)."
+        )
+    return {"bytes": length, "etag": etag}
+
+
+def upload_brackets(
+    hook: AutoenhanceHook, order_id: str, files: list[SourceFile], *, max_concurrency: int = 1
+) -> list[dict[str, str]]:
+    """HDR brackets into an existing order; see :meth:`AutoenhanceHook.upload_brackets`."""
+    order_id = require_id("order_id", order_id)
+    uploaded = hook.uploaded_brackets(order_id)  # an unknown order is a 404 here
+    results = {
+        f.name: {"bracket_id": str(uploaded[f.name]["bracket_id"]), "name": f.name}
+        for f in files
+        if f.name in uploaded
+    }
+    if results:
+        hook.log.info("%d bracket(s) already uploaded to order %s; skipping them", len(results), order_id)
+
+    def upload_one(item: SourceFile) -> dict[str, str]:
+        created = hook.create_bracket(order_id, item.name)
+        with item.open() as handle:
+            hook.upload_file(created["upload_url"], handle, item.content_type, size=item.size)
+        return {"bracket_id": str(created["bracket_id"]), "name": item.name}
+
+    todo = [f for f in files if f.name not in results]
+    _upload_all(hook, todo, upload_one, max_concurrency, keep_order=max_concurrency == 1, results=results)
+    return [results[f.name] for f in files]
+
+
+def _status(image: dict[str, Any]) -> ImageStatus:
+    return ImageStatus.parse(image.get("status"))
+
+
+def _to_upload_again(image: dict[str, Any]) -> bool:
+    """Registered but never uploaded, or refused by the duplicate-name limit (the API's ``error``
+    reading of it): nothing of it was enhanced, and a retried upload registers it again."""
+    status = _status(image)
+    return status is ImageStatus.WAITING or (
+        status is ImageStatus.ERROR and refusal_kind(image.get("status_reason")) == "duplicate_name"
+    )
