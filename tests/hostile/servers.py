@@ -333,6 +333,13 @@ def gunzip_size(data: bytes) -> int:
 _JPEG: bytes | None = None
 
 
+def fast_hook(conn_id: str, **kwargs: Any) -> Any:
+    """The sync hook on ``conn_id`` with the fast retry settings (``FAST``), ``kwargs`` on top."""
+    from autoenhance_provider.hooks.autoenhance import AutoenhanceHook
+
+    return AutoenhanceHook(conn_id, **{**FAST, **kwargs})
+
+
 def jpeg_bytes() -> bytes:
     """A small real JPEG (starts with FF D8 FF, ends with FF D9)."""
     global _JPEG

@@ -22,6 +22,7 @@ from servers import (
     Request,
     describe,
     done_order,
+    fast_hook,
     gunzip_size,
     gzip_json_bomb,
     json_reply,
@@ -91,12 +92,6 @@ _CHILD = textwrap.dedent(
 )
 
 
-def _hook(conn_id: str, **kwargs):
-    from autoenhance_provider.hooks.autoenhance import AutoenhanceHook
-
-    return AutoenhanceHook(conn_id, **{**FAST, **kwargs})
-
-
 def _bomb_app(request: Request):
     if "warm" in request.path:
         return json_reply(200, done_order("warm"))
@@ -135,9 +130,9 @@ class TestBoundedBodies:
         server = serve(lambda r: streamed(500, ERROR_PAGE_BYTES))
         conn = connect(server)
         if call == "sync_get_order":
-            fn = lambda: _hook(conn, retry_limit=0).get_order("o-1")  # noqa: E731
+            fn = lambda: fast_hook(conn, retry_limit=0).get_order("o-1")  # noqa: E731
         elif call == "sync_download":
-            fn = lambda: _hook(conn, retry_limit=0).download_image("img-1", tmp_path / "x.jpg")  # noqa: E731
+            fn = lambda: fast_hook(conn, retry_limit=0).download_image("img-1", tmp_path / "x.jpg")  # noqa: E731
         else:
             from autoenhance_provider.hooks.autoenhance_async import AutoenhanceAsyncHook
 
@@ -165,7 +160,7 @@ class TestBoundedBodies:
         conn = connect(server)
         count = [0]
 
-        hook = _hook(conn)
+        hook = fast_hook(conn)
         explicit = "max_pages" in inspect.signature(hook.list_orders).parameters
         cap = EXPLICIT_CAP if explicit else PAGE_CAP
 

@@ -16,19 +16,13 @@ import asyncio
 import time
 
 import pytest
-from servers import FAST, Request, describe, run_bounded, slow_body, slow_headers, task_context
+from servers import FAST, Request, describe, fast_hook, run_bounded, slow_body, slow_headers, task_context
 
 from autoenhance_provider.exceptions import AutoenhanceError, AutoenhanceTimeoutError
 
 DEADLINE = 1.0
 #: Attempts of FAST (retry_limit=1) times the deadline, plus slack for a busy 2-core machine.
 GUARD = DEADLINE * 2 + 6
-
-
-def _hook(conn_id: str, **kwargs):
-    from autoenhance_provider.hooks.autoenhance import AutoenhanceHook
-
-    return AutoenhanceHook(conn_id, **{**FAST, **kwargs})
 
 
 def _assert_ended_with_autoenhance_error(outcome) -> None:
@@ -40,13 +34,13 @@ class TestTotalDeadline:
     def test_sync_hook_slow_headers(self, serve, connect) -> None:
         server = serve(lambda r: slow_headers())
         conn = connect(server, request_deadline=DEADLINE)
-        outcome = run_bounded(lambda: _hook(conn).get_order("o-1"), GUARD)
+        outcome = run_bounded(lambda: fast_hook(conn).get_order("o-1"), GUARD)
         _assert_ended_with_autoenhance_error(outcome)
 
     def test_sync_hook_slow_body(self, serve, connect) -> None:
         server = serve(lambda r: slow_body())
         conn = connect(server, request_deadline=DEADLINE)
-        outcome = run_bounded(lambda: _hook(conn).get_order("o-1"), GUARD)
+        outcome = run_bounded(lambda: fast_hook(conn).get_order("o-1"), GUARD)
         _assert_ended_with_autoenhance_error(outcome)
 
     def test_sensor_poke_slow_headers(self, serve, connect) -> None:
@@ -79,7 +73,7 @@ class TestTotalDeadline:
         conn = connect(server, request_deadline=DEADLINE, min_transfer_rate=10_000)
         target = tmp_path / "out.jpg"
         # retry_limit=0: one attempt per GET; the download's own body retries (3) remain.
-        hook = _hook(conn, retry_limit=0)
+        hook = fast_hook(conn, retry_limit=0)
         outcome = run_bounded(lambda: hook.download_image("img-1", target), 3 * (DEADLINE + 2) + 6)
         _assert_ended_with_autoenhance_error(outcome)
         assert list(tmp_path.iterdir()) == [], "a partial download was left at the destination"
@@ -133,7 +127,9 @@ class TestTotalDeadline:
     def test_wait_for_order_timeout_holds_mid_request(self, serve, connect, trickle) -> None:
         server = serve(lambda r: trickle())
         conn = connect(server)  # no request_deadline: the wait's own timeout must bound it
-        outcome = run_bounded(lambda: _hook(conn).wait_for_order("o-1", poll_interval=0.1, timeout=2), 2 + 6)
+        outcome = run_bounded(
+            lambda: fast_hook(conn).wait_for_order("o-1", poll_interval=0.1, timeout=2), 2 + 6
+        )
         assert outcome.finished, f"wait_for_order(timeout=2) overran: {describe(outcome)}"
         assert isinstance(outcome.error, AutoenhanceTimeoutError | AutoenhanceError), describe(outcome)
 
@@ -143,7 +139,7 @@ class TestTotalDeadline:
 
         server = serve(lambda r: json_reply(200, done_order()))
         conn = connect(server, request_deadline=DEADLINE, min_transfer_rate=10_000)
-        outcome = run_bounded(lambda: _hook(conn).get_order("o-1"), GUARD)
+        outcome = run_bounded(lambda: fast_hook(conn).get_order("o-1"), GUARD)
         assert outcome.finished, describe(outcome)
         assert outcome.error is None, describe(outcome)
         assert outcome.value["order_id"] == "o-1"

@@ -13,6 +13,7 @@ from servers import (
     Request,
     describe,
     done_order,
+    fast_hook,
     head,
     jpeg_bytes,
     json_reply,
@@ -38,12 +39,6 @@ NOT_AN_IMAGE = {
 }
 
 
-def _hook(conn_id: str, **kwargs):
-    from autoenhance_provider.hooks.autoenhance import AutoenhanceHook
-
-    return AutoenhanceHook(conn_id, **{**FAST, **kwargs})
-
-
 def _files(folder) -> list[str]:
     """Every file left in ``folder`` but the manifest that records the verified downloads."""
     from autoenhance_provider.files import MANIFEST_NAME
@@ -59,7 +54,7 @@ class TestDownloadsVerified:
         conn = connect(server)
         folder = tmp_path / "out"
         folder.mkdir()
-        outcome = run_bounded(lambda: _hook(conn).download_image("img-1", folder / "room.jpg"), GUARD)
+        outcome = run_bounded(lambda: fast_hook(conn).download_image("img-1", folder / "room.jpg"), GUARD)
         assert outcome.finished, describe(outcome)
         assert isinstance(outcome.error, AutoenhanceError), describe(outcome)
         assert _files(folder) == [], f"something was written: {_files(folder)}"
@@ -70,7 +65,7 @@ class TestDownloadsVerified:
         server = serve(lambda r: reply(200, image, content_type))
         conn = connect(server)
         target = tmp_path / "room.jpg"
-        outcome = run_bounded(lambda: _hook(conn).download_image("img-1", target), GUARD)
+        outcome = run_bounded(lambda: fast_hook(conn).download_image("img-1", target), GUARD)
         assert outcome.finished, describe(outcome)
         assert outcome.error is None, describe(outcome)
         assert target.read_bytes() == image
@@ -81,7 +76,7 @@ class TestDownloadsVerified:
         conn = connect(server)
         folder = tmp_path / "out"
         folder.mkdir()
-        outcome = run_bounded(lambda: _hook(conn).download_image("img-1", folder / "room.jpg"), GUARD)
+        outcome = run_bounded(lambda: fast_hook(conn).download_image("img-1", folder / "room.jpg"), GUARD)
         assert outcome.finished, describe(outcome)
         assert isinstance(outcome.error, AutoenhanceError), describe(outcome)
         assert _files(folder) == [], f"something was written: {_files(folder)}"
@@ -93,7 +88,7 @@ class TestDownloadsVerified:
         server = serve(lambda r: truncated(len(image) + 5000, image[:300]))
         conn = connect(server)
         sink = io.BytesIO()
-        outcome = run_bounded(lambda: _hook(conn).download_image("img-1", sink), GUARD)
+        outcome = run_bounded(lambda: fast_hook(conn).download_image("img-1", sink), GUARD)
         assert outcome.finished, describe(outcome)
         assert isinstance(outcome.error, AutoenhanceError), describe(outcome)
 
@@ -168,7 +163,7 @@ class TestWithoutContentLength:
         folder = tmp_path / "out"
         folder.mkdir()
         outcome = run_bounded(
-            lambda: _hook(connect(server)).download_image("img-1", folder / "room.jpg"), GUARD
+            lambda: fast_hook(connect(server)).download_image("img-1", folder / "room.jpg"), GUARD
         )
         assert outcome.finished, describe(outcome)
         assert isinstance(outcome.error, AutoenhanceError), describe(outcome)
@@ -180,7 +175,7 @@ class TestWithoutContentLength:
         image = jpeg_bytes()
         server = serve(lambda r: self._close_delimited(image))
         outcome = run_bounded(
-            lambda: _hook(connect(server)).download_image("img-1", tmp_path / "room.jpg"), GUARD
+            lambda: fast_hook(connect(server)).download_image("img-1", tmp_path / "room.jpg"), GUARD
         )
         assert outcome.error is None, describe(outcome)
         assert (tmp_path / "room.jpg").read_bytes() == image

@@ -11,18 +11,23 @@ import asyncio
 import io
 
 import pytest
-from servers import FAST, S3_ERROR_XML, Request, describe, head, jpeg_bytes, json_reply, reply, run_bounded
+from servers import (
+    FAST,
+    S3_ERROR_XML,
+    Request,
+    describe,
+    fast_hook,
+    head,
+    jpeg_bytes,
+    json_reply,
+    reply,
+    run_bounded,
+)
 
 from autoenhance_provider.exceptions import AutoenhanceAuthError, AutoenhanceError, AutoenhanceStorageError
 
 GUARD = 15
 OFF_MACHINE = ["http://example.invalid/asset/x.jpg", "http://10.255.255.1/asset/x.jpg"]
-
-
-def _hook(conn_id: str, **kwargs):
-    from autoenhance_provider.hooks.autoenhance import AutoenhanceHook
-
-    return AutoenhanceHook(conn_id, **{**FAST, **kwargs})
 
 
 def _redirect(location: str) -> list:
@@ -33,7 +38,7 @@ class TestPlainHttpOffMachineIsRefused:
     @pytest.mark.parametrize("location", OFF_MACHINE)
     def test_api_redirect_sync(self, serve, connect, outside, location) -> None:
         conn = connect(serve(lambda r: _redirect(location)))
-        outcome = run_bounded(lambda: _hook(conn).get_order("o-1"), GUARD)
+        outcome = run_bounded(lambda: fast_hook(conn).get_order("o-1"), GUARD)
         assert outcome.finished, describe(outcome)
         assert isinstance(outcome.error, AutoenhanceError), describe(outcome)
         assert outside == [], f"the provider tried to reach {outside}"
@@ -56,7 +61,7 @@ class TestPlainHttpOffMachineIsRefused:
     @pytest.mark.parametrize("location", OFF_MACHINE)
     def test_download_redirect(self, serve, connect, outside, tmp_path, location) -> None:
         conn = connect(serve(lambda r: _redirect(location)))
-        outcome = run_bounded(lambda: _hook(conn).download_image("img-1", tmp_path / "x.jpg"), GUARD)
+        outcome = run_bounded(lambda: fast_hook(conn).download_image("img-1", tmp_path / "x.jpg"), GUARD)
         assert outcome.finished, describe(outcome)
         assert isinstance(outcome.error, AutoenhanceError), describe(outcome)
         assert outside == [], f"the provider tried to reach {outside}"
@@ -65,7 +70,7 @@ class TestPlainHttpOffMachineIsRefused:
     @pytest.mark.parametrize("location", OFF_MACHINE)
     def test_download_indirect_url(self, serve, connect, outside, tmp_path, location) -> None:
         conn = connect(serve(lambda r: json_reply(200, {"url": location})))
-        outcome = run_bounded(lambda: _hook(conn).download_image("img-1", tmp_path / "x.jpg"), GUARD)
+        outcome = run_bounded(lambda: fast_hook(conn).download_image("img-1", tmp_path / "x.jpg"), GUARD)
         assert outcome.finished, describe(outcome)
         assert isinstance(outcome.error, AutoenhanceError), describe(outcome)
         assert outside == [], f"the provider tried to reach {outside}"
@@ -77,7 +82,7 @@ class TestPlainHttpOffMachineIsRefused:
     def test_upload_to_plain_http_off_machine(self, serve, connect, outside, url) -> None:
         conn = connect(serve(lambda r: json_reply(200, {})))
         outcome = run_bounded(
-            lambda: _hook(conn).upload_file(url, io.BytesIO(jpeg_bytes()), "image/jpeg"), GUARD
+            lambda: fast_hook(conn).upload_file(url, io.BytesIO(jpeg_bytes()), "image/jpeg"), GUARD
         )
         assert outcome.finished, describe(outcome)
         assert isinstance(outcome.error, AutoenhanceError), describe(outcome)
@@ -101,7 +106,9 @@ class TestStorageRefusalIsNotAnAuthError:
         conn = connect(serve(lambda r: json_reply(200, {})))
         url = storage.url("/bucket/key.jpg?X-Amz-Signature=abc")
         self._check(
-            run_bounded(lambda: _hook(conn).upload_file(url, io.BytesIO(jpeg_bytes()), "image/jpeg"), GUARD)
+            run_bounded(
+                lambda: fast_hook(conn).upload_file(url, io.BytesIO(jpeg_bytes()), "image/jpeg"), GUARD
+            )
         )
 
     @pytest.mark.parametrize("status", [401, 403])
@@ -109,7 +116,7 @@ class TestStorageRefusalIsNotAnAuthError:
         storage = serve(lambda r: reply(status, S3_ERROR_XML, "application/xml"))
         asset = storage.url("/bucket/img-1.jpg?X-Amz-Signature=abc")
         conn = connect(serve(lambda r: _redirect(asset)))
-        self._check(run_bounded(lambda: _hook(conn).download_image("img-1", tmp_path / "x.jpg"), GUARD))
+        self._check(run_bounded(lambda: fast_hook(conn).download_image("img-1", tmp_path / "x.jpg"), GUARD))
         assert list(tmp_path.iterdir()) == []
 
     @pytest.mark.parametrize("status", [401, 403])
@@ -117,7 +124,7 @@ class TestStorageRefusalIsNotAnAuthError:
         storage = serve(lambda r: reply(status, S3_ERROR_XML, "application/xml"))
         asset = storage.url("/bucket/img-1.jpg?X-Amz-Signature=abc")
         conn = connect(serve(lambda r: json_reply(200, {"url": asset})))
-        self._check(run_bounded(lambda: _hook(conn).download_image("img-1", tmp_path / "x.jpg"), GUARD))
+        self._check(run_bounded(lambda: fast_hook(conn).download_image("img-1", tmp_path / "x.jpg"), GUARD))
 
     def test_asset_host_serving_the_image_still_works(self, serve, connect, tmp_path) -> None:
         """Control: a redirect to a loopback asset host that answers is followed, without the key."""
@@ -129,7 +136,7 @@ class TestStorageRefusalIsNotAnAuthError:
         storage = serve(asset_app)
         conn = connect(serve(lambda r: _redirect(storage.url("/bucket/img-1.jpg"))))
         target = tmp_path / "x.jpg"
-        outcome = run_bounded(lambda: _hook(conn).download_image("img-1", target), GUARD)
+        outcome = run_bounded(lambda: fast_hook(conn).download_image("img-1", target), GUARD)
         assert outcome.finished, describe(outcome)
         assert outcome.error is None, describe(outcome)
         assert target.read_bytes() == image

@@ -11,6 +11,7 @@ from servers import (
     Request,
     describe,
     done_order,
+    fast_hook,
     head,
     jpeg_bytes,
     json_reply,
@@ -33,12 +34,6 @@ NOT_AN_OBJECT = {
 }
 
 
-def _hook(conn_id: str, **kwargs):
-    from autoenhance_provider.hooks.autoenhance import AutoenhanceHook
-
-    return AutoenhanceHook(conn_id, **{**FAST, **kwargs})
-
-
 def _assert_api_error_naming(outcome, endpoint: str) -> None:
     assert outcome.finished, describe(outcome)
     assert isinstance(outcome.error, AutoenhanceAPIError), describe(outcome)
@@ -54,11 +49,13 @@ def odd_order_server(request, serve):
 class TestResponsesCheckedBeforeUse:
     def test_get_order_sync(self, odd_order_server, connect) -> None:
         conn = connect(odd_order_server)
-        _assert_api_error_naming(run_bounded(lambda: _hook(conn).get_order("o-1"), GUARD), "/v3/orders/o-1")
+        _assert_api_error_naming(
+            run_bounded(lambda: fast_hook(conn).get_order("o-1"), GUARD), "/v3/orders/o-1"
+        )
 
     def test_get_order_or_none_sync(self, odd_order_server, connect) -> None:
         conn = connect(odd_order_server)
-        outcome = run_bounded(lambda: _hook(conn).get_order_or_none("o-1"), GUARD)
+        outcome = run_bounded(lambda: fast_hook(conn).get_order_or_none("o-1"), GUARD)
         _assert_api_error_naming(outcome, "/v3/orders/o-1")
 
     def test_get_order_async(self, odd_order_server, connect) -> None:
@@ -136,7 +133,7 @@ class TestResponsesCheckedBeforeUse:
 
         server = serve(app)
         conn = connect(server)
-        outcome = run_bounded(lambda: _hook(conn).create_image("room.jpg", order_id="o-1"), GUARD)
+        outcome = run_bounded(lambda: fast_hook(conn).create_image("room.jpg", order_id="o-1"), GUARD)
         _assert_api_error_naming(outcome, "/v3/images/")
 
         source = tmp_path / "room.jpg"
@@ -161,7 +158,9 @@ class TestResponsesCheckedBeforeUse:
             lambda r: [head(status, [("Content-Type", "application/json")], length=len(body)) + body]
         )
         conn = connect(server)
-        _assert_api_error_naming(run_bounded(lambda: _hook(conn).get_order("o-1"), GUARD), "/v3/orders/o-1")
+        _assert_api_error_naming(
+            run_bounded(lambda: fast_hook(conn).get_order("o-1"), GUARD), "/v3/orders/o-1"
+        )
 
     @pytest.mark.parametrize("status", [301, 302, 303])
     def test_redirect_answering_a_post_is_not_a_created_order(self, serve, connect, status) -> None:
@@ -180,7 +179,7 @@ class TestResponsesCheckedBeforeUse:
 
         server = serve(app)
         conn = connect(server)
-        outcome = run_bounded(lambda: _hook(conn).create_order(name="n", order_id="o-1"), GUARD)
+        outcome = run_bounded(lambda: fast_hook(conn).create_order(name="n", order_id="o-1"), GUARD)
         _assert_api_error_naming(outcome, "/v3/orders/")
 
     def test_create_order_operator_does_not_report_an_order_never_created(self, serve, connect) -> None:
@@ -207,7 +206,7 @@ class TestResponsesCheckedBeforeUse:
         """Control: the checks do not reject a normal order."""
         server = serve(lambda r: json_reply(200, done_order()))
         conn = connect(server)
-        outcome = run_bounded(lambda: _hook(conn).get_order("o-1"), GUARD)
+        outcome = run_bounded(lambda: fast_hook(conn).get_order("o-1"), GUARD)
         assert outcome.finished, describe(outcome)
         assert outcome.error is None, describe(outcome)
         assert outcome.value["order_id"] == "o-1"

@@ -59,3 +59,25 @@ def image(image_id: str, status: str = "processed", name: str | None = None, **f
 
 def validation_error(location: str, field: str, message: str) -> dict[str, Any]:
     return {"message": "Validation error", "detail": {location: {field: [message]}}}
+
+
+class FakeClock:
+    """A clock that moves only when told: call it (a stand-in for ``time.monotonic``), or put it
+    in place of a module's ``time``, where ``sleep`` records the seconds and advances it at once."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def time(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds

@@ -7,6 +7,7 @@ import pickle
 import time
 
 import pytest
+from autoenhance_unit_helpers import FakeClock
 
 from autoenhance_provider.compat import AirflowException, AirflowFailException
 from autoenhance_provider.exceptions import (
@@ -40,14 +41,6 @@ from autoenhance_provider.http.policy import (
     failure_for_status,
     parse_retry_after,
 )
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 # ------------------------------------------------------------------------------ RetryPolicy

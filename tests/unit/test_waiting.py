@@ -6,7 +6,7 @@ import json
 import time
 
 import pytest
-from autoenhance_unit_helpers import api, image, order
+from autoenhance_unit_helpers import FakeClock, api, image, order
 
 from autoenhance_provider.compat import AirflowFailException
 from autoenhance_provider.exceptions import (
@@ -24,14 +24,6 @@ SUCCESS, FAILED, TIMEOUT, ERROR = WaitEvent.SUCCESS, WaitEvent.FAILED, WaitEvent
 def result_from_event(event, **kwargs):
     """Events cross the triggerer boundary as dicts: rebuild them as the sensor does."""
     return WaitEvent.from_dict(json.loads(json.dumps(event))).result(**kwargs)
-
-
-class FakeClock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 # ------------------------------------------------------------------------------ status words

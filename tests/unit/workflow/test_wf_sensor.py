@@ -26,11 +26,11 @@ try:  # Airflow >= 3.1
 except ImportError:  # Airflow 3.0
     from airflow.exceptions import AirflowRescheduleException, TaskDeferred  # type: ignore[no-redef]
     from airflow.utils import timezone  # type: ignore[no-redef]
+from autoenhance_unit_helpers import FakeClock
 from wf_helpers import (
     APP_URL,
     CONNECT_ERROR,
     ORDER_ID,
-    FakeClock,
     FakeTI,
     OrderScript,
     Status,

@@ -10,13 +10,13 @@ from unittest import mock
 
 import pytest
 from airflow.sdk import ObjectStoragePath
+from autoenhance_unit_helpers import FakeClock
 from wf_helpers import (
     APP_URL,
     BASE_URL,
     FAKE_KEY,
     ORDER_ID,
     STORAGE_HOST,
-    FakeClock,
     FakeTI,
     api,
     image,

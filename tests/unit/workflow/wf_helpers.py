@@ -214,24 +214,6 @@ def write_image(
     return path
 
 
-class FakeClock:
-    """Replaces the ``time`` module inside one module: sleeping advances the clock instantly."""
-
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-        self.sleeps: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def time(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
 def rendered(events: list[dict[str, Any]], level: str | None = None) -> list[str]:
     """Messages of structlog events captured with ``structlog.testing.capture_logs``."""
     out = []
