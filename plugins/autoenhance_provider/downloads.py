@@ -61,6 +61,8 @@ if TYPE_CHECKING:
 IF_EXISTS = ("skip", "overwrite", "fail")
 #: The largest image the provider downloads (a 100-megapixel 16-bit TIFF is about 600 MB).
 MAX_IMAGE_BYTES = 2 * 1024 * 1024 * 1024
+#: Attempts at an image whose body breaks off or is not an image (within the hook's retry budget).
+MAX_BODY_ATTEMPTS = 3
 
 
 class PlannedFile(NamedTuple):
@@ -94,12 +96,14 @@ def download_image(
             hook.log.info("Previews are not served by /enhanced?preview=true here; using /preview")
     transport = hook.transport
     path = f"/v3/images/{path_segment('image_id', image_id)}/{request.kind}"
-    # For a body that breaks off or is not an image (each GET already retries on its own).
-    retrier = Retrier(hook.retry_policy._replace(max_attempts=3), resend_safe=target.rewindable)
+    # One retry budget for every GET of this image, whatever failed: the answer (5xx, 429, network)
+    # or the body (broken off, not an image; at most MAX_BODY_ATTEMPTS of those).
+    retrier = Retrier(hook.retry_policy, resend_safe=True)
+    body_failures = 0
     while True:
         # One deadline for the request and its body, growing with the bytes received.
         with transport.deadline():
-            response = transport.attempts("GET", path, params=request.query)
+            response = transport.attempts("GET", path, params=request.query, retrier=retrier)
             try:
                 response = _follow_indirect(hook, response)
                 written = target.write(
@@ -122,6 +126,9 @@ def download_image(
                 failure = Failure(error=error, retryable=True, ambiguous=False, reason=str(exc))
             finally:
                 response.close()
+        body_failures += 1
+        if body_failures >= MAX_BODY_ATTEMPTS or (failure.ambiguous and not target.rewindable):
+            raise failure.error  # bytes written to a stream that cannot rewind cannot be taken back
         delay = retrier.next_delay(failure)
         hook.log.warning("Download of %s failed (%s); retrying in %.1fs", image_id, failure.reason, delay)
         time.sleep(delay)

@@ -13,6 +13,7 @@ from autoenhance_unit_helpers import FAKE_KEY, api, path_of, query_of
 from autoenhance_provider.exceptions import (
     AutoenhanceAPIError,
     AutoenhanceConnectionError,
+    AutoenhanceError,
     AutoenhanceNotFoundError,
     AutoenhanceValidationError,
 )
@@ -464,3 +465,17 @@ def test_read_timeout_on_download_is_retried(hook, requests_mock, sleeps):
 
     assert out.getvalue() == JPEG
     assert requests_mock.call_count == 2
+
+
+def test_one_retry_budget_per_image_however_its_gets_fail(hook, requests_mock, tmp_path, sleeps):
+    """Failed answers and broken bodies share the hook's retry budget: never a retry loop inside
+    another (five 503s then a broken body, three times over, used to be 18 GETs)."""
+    unavailable = {"status_code": 503, "json": {"message": "busy"}}
+    broken = {"body": BrokenBody(JPEG[:100]), "headers": {"Content-Type": "image/jpeg"}}
+    requests_mock.get(api("/v3/images/i-1/enhanced"), ([unavailable] * 5 + [broken]) * 3)
+
+    with pytest.raises(AutoenhanceError):
+        hook.download_image("i-1", tmp_path / "i-1.jpg")
+
+    assert requests_mock.call_count == hook.retry_policy.max_attempts == 6
+    assert list(tmp_path.iterdir()) == []

@@ -217,18 +217,22 @@ class SyncTransport(Transport):
         data_factory: Callable[[], Any] | None = None,
         parse: Callable[[requests.Response], Any] | None = None,
         size: int | None = None,
+        retrier: Retrier | None = None,
         **kwargs: Any,
     ) -> Any:
         """Send with retries; return the first good answer (``parse``'d), or what ``recover`` found.
 
         Without ``parse`` the streamed response is returned and the caller reads its body inside
         its own :meth:`deadline`. A success whose body ``parse`` rejects is retried like a 5xx.
+        A caller that retries what it reads itself passes its own ``retrier``: one budget of
+        attempts for the whole request, never a retry loop inside another.
         """
         url = self.url(path)
         shown = self.shown(url)
         if idempotent is None:
             idempotent = method in IDEMPOTENT_METHODS
-        retrier = Retrier(policy or self.policy, resend_safe=idempotent or recover is not None)
+        if retrier is None:
+            retrier = Retrier(policy or self.policy, resend_safe=idempotent or recover is not None)
         while True:
             if data_factory is not None:
                 kwargs["data"] = data_factory()
