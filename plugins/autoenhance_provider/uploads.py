@@ -5,31 +5,37 @@ name, removes half-done ones (registered, never uploaded, or refused by the dupl
 registers and PUTs the rest concurrently with progress lines, then waits until the API has
 registered every upload (:func:`_confirm_registered`). One file's PUT (:func:`upload_file`) goes
 to the presigned URL without the key and, when the storage host refuses the signature, once more
-as ``application/octet-stream``. HDR brackets (:func:`upload_brackets`) go one at a time by default.
+as ``application/octet-stream``. HDR brackets (:func:`upload_brackets`) go one at a time by
+default. Images the daily enhancement limit refused are sent again (:func:`resubmit_refused`):
+reprocessed, or their original registered again.
 Registration itself (``POST /v3/images``) is the hook's endpoint; the hook's ``upload_file``,
 ``upload_images`` and ``upload_brackets`` are the entry points.
 """
 
 from __future__ import annotations
 
+import io
 import time
 from collections.abc import Callable, Mapping
 from typing import IO, TYPE_CHECKING, Any
 
 import requests
 
+from autoenhance_provider.downloads import MAX_IMAGE_BYTES
 from autoenhance_provider.exceptions import (
+    AutoenhanceAuthError,
     AutoenhanceClientError,
     AutoenhanceError,
     AutoenhanceNotFoundError,
     AutoenhanceStorageError,
+    AutoenhanceValidationError,
     SignedURLRefused,
     refusal_kind,
 )
 from autoenhance_provider.files import BRACKET_CONTENT_TYPE, SourceFile, open_source, seekable
-from autoenhance_provider.http import ERROR_BODY_BYTES, read_start, redact_url, storage_error_text
+from autoenhance_provider.http import ERROR_BODY_BYTES, iter_body, read_start, redact_url, storage_error_text
 from autoenhance_provider.transfers import raise_for_failures, transfer
-from autoenhance_provider.validation import require_id, validate_settings
+from autoenhance_provider.validation import path_segment, require_id, validate_settings
 from autoenhance_provider.waiting import ImageStatus
 
 if TYPE_CHECKING:
@@ -242,6 +248,105 @@ def upload_brackets(
     todo = [f for f in files if f.name not in results]
     _upload_all(hook, todo, upload_one, max_concurrency, keep_order=max_concurrency == 1, results=results)
     return [results[f.name] for f in files]
+
+
+def resubmit_refused(
+    hook: AutoenhanceHook, order_id: str, *, max_concurrency: int = 8
+) -> dict[str, list[str]]:
+    """Refused images of an order sent again; see :meth:`AutoenhanceHook.resubmit_refused`."""
+    order_id = require_id("order_id", order_id)
+    order = hook.get_order(order_id)
+    refused = [
+        img
+        for img in order.get("images") or []
+        if isinstance(img, dict)
+        and ImageStatus.parse(img.get("status")) is ImageStatus.ERROR
+        and refusal_kind(img.get("status_reason")) == "daily_limit"
+    ]
+    outcome: dict[str, list[str]] = {
+        "reprocessed": [],
+        "reregistered": [],
+        "refused_again": [],
+        "failed": [],
+    }
+    if not refused:
+        return outcome
+    hook.log.info(
+        "Order %s: sending %d image(s) refused by the daily enhancement limit for processing again",
+        order_id,
+        len(refused),
+    )
+
+    def resubmit(image: dict[str, Any]) -> tuple[str, str]:
+        name = str(image.get("image_name") or image.get("image_id"))
+        try:
+            answer = hook.reprocess_image(str(image["image_id"]))
+        except (AutoenhanceAuthError, AutoenhanceNotFoundError):
+            raise
+        except AutoenhanceClientError as exc:
+            hook.log.info("Reprocessing %s was refused (%s); registering its file again", name, exc)
+            _register_again(hook, order_id, image)
+            return "reregistered", name
+        if refusal_kind(answer.get("status_reason")) == "daily_limit":
+            return "refused_again", name
+        return "reprocessed", name
+
+    done, failed = transfer(refused, resubmit, "resubmitt", max_concurrency, log=hook.log)
+    for _, (kind, name) in done:
+        outcome[kind].append(name)
+    outcome["failed"] = [str(img.get("image_name") or img.get("image_id")) for img, _ in failed]
+    raise_for_failures(
+        failed,
+        total=len(refused),
+        succeeded=len(done),
+        what="resubmit",
+        name=lambda img: str(img.get("image_name") or img.get("image_id")),
+    )
+    hook.log.info(
+        "Order %s: %d reprocessed, %d registered again, %d refused again",
+        order_id,
+        len(outcome["reprocessed"]),
+        len(outcome["reregistered"]),
+        len(outcome["refused_again"]),
+    )
+    return outcome
+
+
+def _register_again(hook: AutoenhanceHook, order_id: str, image: dict[str, Any]) -> dict[str, Any]:
+    """Register a refused image's original again in the same order, then delete the refused one.
+
+    The original comes from the API (``/original``): the source files are not needed. Its
+    enhancement settings are carried over where this provider can check them.
+    """
+    image_id = str(image["image_id"])
+    response = hook.transport.attempts("GET", f"/v3/images/{path_segment('image_id', image_id)}/original")
+    with hook.transport.deadline(), response:
+        data = b"".join(iter_body(response, MAX_IMAGE_BYTES, "GET", "original"))
+        content_type = (response.headers.get("Content-Type") or BRACKET_CONTENT_TYPE).split(";")[0].strip()
+    carried = {key: image[key] for key in _CARRIED_SETTINGS if image.get(key) is not None}
+    try:
+        checked = validate_settings(carried, api_version=hook.config.api_version, context="register again")
+    except AutoenhanceValidationError:
+        checked = validate_settings({}, api_version=hook.config.api_version, context="register again")
+    name = str(image.get("image_name") or image_id)
+    created = hook._register_image(name, order_id, content_type, checked)
+    hook.upload_file(created["upload_url"], io.BytesIO(data), content_type, size=len(data))
+    hook.delete_image(image_id, missing_ok=True)
+    return created
+
+
+#: Settings of a refused image carried over when it has to be registered again.
+_CARRIED_SETTINGS = (
+    "enhance",
+    "enhance_type",
+    "sky_replacement",
+    "cloud_type",
+    "vertical_correction",
+    "lens_correction",
+    "window_pull",
+    "privacy",
+    "upscale",
+)
 
 
 def _status(image: dict[str, Any]) -> ImageStatus:

@@ -9,7 +9,6 @@ This module says what to ask the API, in which order, and how to make every call
 
 from __future__ import annotations
 
-import io
 import time
 from collections.abc import Iterator, Mapping
 from functools import cached_property
@@ -26,7 +25,6 @@ from autoenhance_provider.connection import (
     connection_form_widgets,
     ui_field_behaviour,
 )
-from autoenhance_provider.downloads import MAX_IMAGE_BYTES
 from autoenhance_provider.exceptions import (
     AutoenhanceAPIError,
     AutoenhanceAuthError,
@@ -36,11 +34,9 @@ from autoenhance_provider.exceptions import (
     AutoenhanceNotFoundError,
     AutoenhanceTransientError,
     AutoenhanceValidationError,
-    refusal_kind,
     scrub,
 )
 from autoenhance_provider.files import (
-    BRACKET_CONTENT_TYPE,
     DownloadTarget,
     SourceFile,
     TempToken,
@@ -52,9 +48,7 @@ from autoenhance_provider.http import (
     SyncTransport,
     Timeout,
     deadline_cap,
-    iter_body,
 )
-from autoenhance_provider.transfers import raise_for_failures, transfer
 from autoenhance_provider.validation import (
     DownloadRequest,
     EnhancementSettings,
@@ -71,7 +65,6 @@ from autoenhance_provider.waiting import (
     DEFAULT_POLL_INTERVAL,
     DEFAULT_TIMEOUT,
     FINAL_POLL_GRACE,
-    ImageStatus,
     OrderWait,
     order_images,
 )
@@ -455,88 +448,7 @@ class AutoenhanceHook(BaseHook):
         the same order, and the refused image is deleted. Returns the image names per outcome:
         ``reprocessed``, ``reregistered``, ``refused_again`` (still over the limit) and ``failed``.
         """
-        order_id = require_id("order_id", order_id)
-        order = self.get_order(order_id)
-        refused = [
-            img
-            for img in order.get("images") or []
-            if isinstance(img, dict)
-            and ImageStatus.parse(img.get("status")) is ImageStatus.ERROR
-            and refusal_kind(img.get("status_reason")) == "daily_limit"
-        ]
-        outcome: dict[str, list[str]] = {
-            "reprocessed": [],
-            "reregistered": [],
-            "refused_again": [],
-            "failed": [],
-        }
-        if not refused:
-            return outcome
-        self.log.info(
-            "Order %s: sending %d image(s) refused by the daily enhancement limit for processing again",
-            order_id,
-            len(refused),
-        )
-
-        def resubmit(image: dict[str, Any]) -> tuple[str, str]:
-            name = str(image.get("image_name") or image.get("image_id"))
-            try:
-                answer = self.reprocess_image(str(image["image_id"]))
-            except (AutoenhanceAuthError, AutoenhanceNotFoundError):
-                raise
-            except AutoenhanceClientError as exc:
-                self.log.info("Reprocessing %s was refused (%s); registering its file again", name, exc)
-                self._register_again(order_id, image)
-                return "reregistered", name
-            if refusal_kind(answer.get("status_reason")) == "daily_limit":
-                return "refused_again", name
-            return "reprocessed", name
-
-        done, failed = transfer(refused, resubmit, "resubmitt", max_concurrency, log=self.log)
-        for _, (kind, name) in done:
-            outcome[kind].append(name)
-        outcome["failed"] = [str(img.get("image_name") or img.get("image_id")) for img, _ in failed]
-        raise_for_failures(
-            failed,
-            total=len(refused),
-            succeeded=len(done),
-            what="resubmit",
-            name=lambda img: str(img.get("image_name") or img.get("image_id")),
-        )
-        self.log.info(
-            "Order %s: %d reprocessed, %d registered again, %d refused again",
-            order_id,
-            len(outcome["reprocessed"]),
-            len(outcome["reregistered"]),
-            len(outcome["refused_again"]),
-        )
-        return outcome
-
-    def _register_again(self, order_id: str, image: dict[str, Any]) -> dict[str, Any]:
-        """Register a refused image's original again in the same order, then delete the refused one.
-
-        The original comes from the API (``/original``): the source files are not needed. Its
-        enhancement settings are carried over where this provider can check them.
-        """
-        image_id = str(image["image_id"])
-        response = self.transport.attempts("GET", f"/v3/images/{path_segment('image_id', image_id)}/original")
-        with self.transport.deadline(), response:
-            data = b"".join(iter_body(response, MAX_IMAGE_BYTES, "GET", "original"))
-            content_type = (
-                (response.headers.get("Content-Type") or BRACKET_CONTENT_TYPE).split(";")[0].strip()
-            )
-        carried = {key: image[key] for key in _CARRIED_SETTINGS if image.get(key) is not None}
-        try:
-            checked = validate_settings(
-                carried, api_version=self.config.api_version, context="register again"
-            )
-        except AutoenhanceValidationError:
-            checked = validate_settings({}, api_version=self.config.api_version, context="register again")
-        name = str(image.get("image_name") or image_id)
-        created = self._register_image(name, order_id, content_type, checked)
-        self.upload_file(created["upload_url"], io.BytesIO(data), content_type, size=len(data))
-        self.delete_image(image_id, missing_ok=True)
-        return created
+        return uploads.resubmit_refused(self, order_id, max_concurrency=max_concurrency)
 
     def delete_image(self, image_id: str, *, missing_ok: bool = False) -> None:
         path = f"/v3/images/{path_segment('image_id', image_id)}"
@@ -744,19 +656,6 @@ def _duplicate_name_error(name: str, exc: AutoenhanceTransientError) -> Autoenha
 
 #: The documented limit on registrations of one file name (docs "Rate Limits").
 DUPLICATE_NAMES_PER_HOUR = 30
-
-#: Settings of a refused image carried over when it has to be registered again.
-_CARRIED_SETTINGS = (
-    "enhance",
-    "enhance_type",
-    "sky_replacement",
-    "cloud_type",
-    "vertical_correction",
-    "lens_correction",
-    "window_pull",
-    "privacy",
-    "upscale",
-)
 
 
 def _processing_has_started(order: dict[str, Any]) -> bool:
