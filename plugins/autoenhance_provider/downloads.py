@@ -12,14 +12,13 @@ The hook's :meth:`~autoenhance_provider.hooks.autoenhance.AutoenhanceHook.downlo
 
 from __future__ import annotations
 
-import json
-import re
 import time
 from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import urljoin
 
 import requests
 
+from autoenhance_provider import readings
 from autoenhance_provider.exceptions import (
     AutoenhanceAPIError,
     AutoenhanceClientError,
@@ -87,11 +86,12 @@ def download_image(
     """One image into ``target``: GET, follow to the bytes, check them while writing."""
     if request.kind == "preview":
         # The current spec serves previews as /enhanced?preview=true; older docs list /preview.
-        as_enhanced = DownloadRequest("enhanced", {**request.query, "preview": "true"})
+        current = readings.PREVIEW_CURRENT_KIND
+        as_enhanced = DownloadRequest(current, {**request.query, **readings.PREVIEW_CURRENT_QUERY})
         try:
             return {**download_image(hook, image_id, target, as_enhanced), "kind": "preview"}
         except AutoenhanceClientError as exc:
-            if exc.status_code not in (404, 405, 422):
+            if exc.status_code not in readings.PREVIEW_ROUTE_MISSING:
                 raise
             hook.log.info("Previews are not served by /enhanced?preview=true here; using /preview")
     transport = hook.transport
@@ -138,9 +138,9 @@ def _follow_indirect(hook: AutoenhanceHook, response: requests.Response) -> requ
     """Follow a JSON or HTML body that names the image URL (older API behaviour)."""
     for _ in range(MAX_REDIRECTS):
         content_type = response.headers.get("Content-Type", "")
-        if not content_type.lower().startswith(("application/json", "text/html")):
+        if not content_type.lower().startswith(readings.INDIRECT_CONTENT_TYPES):
             return response
-        url = indirect_image_url(content_type, read_start(response, 64 * 1024))
+        url = readings.indirect_image_url(content_type, read_start(response, 64 * 1024))
         if not url:
             raise AutoenhanceAPIError(
                 response.status_code,
@@ -310,25 +310,3 @@ def _declared_length(response: requests.Response) -> int | None:
         return int(response.headers["Content-Length"])
     except (KeyError, ValueError):
         return None
-
-
-_HREF_KEYS = ("url", "image_url", "imageSource", "download_url", "downloadUrl")
-
-
-def indirect_image_url(content_type: str, body: bytes) -> str | None:
-    """Older API versions answer a download with JSON or a redirect page naming the image URL."""
-    ct = content_type.split(";")[0].strip().lower()
-    if ct == "application/json":
-        try:
-            data = json.loads(body)
-        except ValueError:
-            return None
-        if isinstance(data, dict):
-            for key in _HREF_KEYS:
-                if isinstance(data.get(key), str):
-                    return str(data[key])
-        return None
-    if ct == "text/html":
-        match = re.search(r"""href=["']([^"']+)["']""", body.decode("utf-8", "replace"), re.IGNORECASE)
-        return match.group(1) if match else None
-    return None

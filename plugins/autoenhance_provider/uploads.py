@@ -21,6 +21,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import requests
 
+from autoenhance_provider import readings
 from autoenhance_provider.downloads import MAX_IMAGE_BYTES
 from autoenhance_provider.exceptions import (
     AutoenhanceAuthError,
@@ -161,13 +162,14 @@ def upload_file(
     size: int | None = None,
 ) -> dict[str, Any]:
     """PUT a file to a presigned URL, without the key; see :meth:`AutoenhanceHook.upload_file`."""
+    fallback = readings.SIGNATURE_FALLBACK_CONTENT_TYPE
     with open_source(source) as (fileobj, known_size):
         length = size if size is not None else known_size
         start = fileobj.tell() if seekable(fileobj) else None
         try:
             return _put(hook, upload_url, fileobj, content_type, length)
         except SignedURLRefused as exc:
-            if content_type == BRACKET_CONTENT_TYPE or start is None:
+            if content_type == fallback or start is None:
                 raise AutoenhanceStorageError(
                     f"{exc} The Content-Type sent ({content_type}) must be the one the URL is signed for."
                 ) from None
@@ -175,10 +177,10 @@ def upload_file(
         hook.log.info("The storage host refused %s; trying the octet-stream signature", content_type)
         fileobj.seek(start or 0)
         try:
-            return _put(hook, upload_url, fileobj, BRACKET_CONTENT_TYPE, length)
+            return _put(hook, upload_url, fileobj, fallback, length)
         except AutoenhanceStorageError:
             raise AutoenhanceStorageError(
-                f"{first} Neither the Content-Type sent ({content_type}) nor {BRACKET_CONTENT_TYPE} "
+                f"{first} Neither the Content-Type sent ({content_type}) nor {fallback} "
                 "matched the signature: the URL may have expired."
             ) from None
 

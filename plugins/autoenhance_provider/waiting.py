@@ -27,6 +27,7 @@ from autoenhance_provider.exceptions import (
     error_for_status,
     refusal_kind,
 )
+from autoenhance_provider.readings import IMAGE_STATUS_SYNONYMS
 
 log = logging.getLogger(__name__)
 
@@ -63,12 +64,7 @@ class ImageStatus(str, Enum):
         return self in FAILED_IMAGE_STATUSES
 
 
-_IMAGE_SYNONYMS = {
-    "complete": ImageStatus.PROCESSED,
-    "completed": ImageStatus.PROCESSED,
-    "enhanced": ImageStatus.PROCESSED,
-    "failed": ImageStatus.ERROR,
-}
+_IMAGE_SYNONYMS = {word: ImageStatus(value) for word, value in IMAGE_STATUS_SYNONYMS.items()}
 
 TERMINAL_IMAGE_STATUSES = frozenset({ImageStatus.PROCESSED, ImageStatus.ERROR, ImageStatus.EXPIRED})
 FAILED_IMAGE_STATUSES = frozenset({ImageStatus.ERROR, ImageStatus.EXPIRED})

@@ -7,7 +7,6 @@ import io
 import pytest
 
 from autoenhance_provider import __version__
-from autoenhance_provider.downloads import indirect_image_url
 from autoenhance_provider.exceptions import AutoenhanceSourceError
 from autoenhance_provider.files import (
     BRACKET_CONTENT_TYPE,
@@ -21,6 +20,7 @@ from autoenhance_provider.files import (
 )
 from autoenhance_provider.http.sync import storage_error_text
 from autoenhance_provider.http.transport import user_agent
+from autoenhance_provider.readings import indirect_image_url
 
 
 # ------------------------------------------------------------------------------ media

@@ -16,7 +16,7 @@ from typing import IO, Any
 
 import requests
 
-from autoenhance_provider import downloads, uploads
+from autoenhance_provider import downloads, readings, uploads
 from autoenhance_provider.compat import BaseHook, mask_secret
 from autoenhance_provider.connection import (
     CONN_TYPE,
@@ -279,9 +279,10 @@ class AutoenhanceHook(BaseHook):
         oid = path_segment("order_id", order_id)
         recover = lambda: self._processing_started(order_id)  # noqa: E731
         try:
-            return self._api_object("POST", f"/v3/orders/{oid}/process", json=body, recover=recover)
+            path = f"/v3/orders/{oid}/{readings.PROCESS_ROUTE}"
+            return self._api_object("POST", path, json=body, recover=recover)
         except AutoenhanceClientError as exc:
-            if exc.status_code not in (404, 405) or (
+            if exc.status_code not in readings.PROCESS_ROUTE_MISSING or (
                 exc.status_code == 404 and not self.get_order_or_none(order_id)
             ):
                 raise
@@ -291,7 +292,8 @@ class AutoenhanceHook(BaseHook):
                 "automatically; drop number_of_brackets_per_image / images"
             )
         self.log.info("POST /process is not available; using the legacy /merge endpoint")
-        return self._api("POST", f"/v3/orders/{oid}/merge", json=body, recover=recover) or {}
+        merge = f"/v3/orders/{oid}/{readings.MERGE_ROUTE}"
+        return self._api("POST", merge, json=body, recover=recover) or {}
 
     def process_order_once(
         self,
@@ -431,11 +433,12 @@ class AutoenhanceHook(BaseHook):
             settings, api_version=self.config.api_version, context="reprocess_image"
         ).body()
         try:
-            return self._api_object("POST", path, json=body)
+            return self._api_object(readings.REPROCESS_METHOD, path, json=body)
         except AutoenhanceClientError as exc:
-            if exc.status_code != 405:
+            if exc.status_code != readings.REPROCESS_METHOD_MISSING:
                 raise
-        return self._api_object("PATCH", path, json=body, idempotent=False)  # re-enhancing is not free
+        # Not re-sent after a lost answer: re-enhancing is not free.
+        return self._api_object(readings.REPROCESS_FALLBACK_METHOD, path, json=body, idempotent=False)
 
     def resubmit_refused(self, order_id: str, *, max_concurrency: int = 8) -> dict[str, list[str]]:
         """Send the images of ``order_id`` that the daily enhancement limit refused for processing
@@ -682,7 +685,7 @@ def _with_upload_url(created: Any, what: str, id_field: str) -> dict[str, Any]:
     path = f"/v3/{what}s/"
     if not isinstance(created, dict):
         raise AutoenhanceAPIError(200, "POST", path, f"the answer is not a {what} object")
-    url = created.get("upload_url") or created.get("s3PutObjectUrl")
+    url = readings.upload_url(created)
     if not url or not isinstance(url, str):
         raise AutoenhanceAPIError(200, "POST", path, f"the created {what} has no upload URL")
     if not created.get(id_field):
