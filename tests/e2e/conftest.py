@@ -89,18 +89,11 @@ def celery_stack() -> Iterator[CeleryStack]:
         TIMINGS[f"install_{step}"] = seconds
     stack = CeleryStack(processing_seconds=12)
     try:
-        stack.start()
-        TIMINGS.update(stack.timings)
-        yield stack
+        with stack.running():
+            TIMINGS.update(stack.timings)
+            yield stack
     finally:
-        stack.stop()
-        leftovers = stack.leftovers()
-        if os.environ.get("AUTOENHANCE_E2E_KEEP"):
-            print(f"e2e stack files kept in {stack.root}")
-        else:
-            shutil.rmtree(stack.root, ignore_errors=True)
         TIMINGS["e2e_module_total"] = time.monotonic() - started
-        assert not leftovers, f"processes still running after stop(): {leftovers}"
 
 
 @pytest.fixture(scope="module")

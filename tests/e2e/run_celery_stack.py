@@ -37,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -580,6 +581,22 @@ class CeleryStack:
     def cleanup(self) -> None:
         self.stop()
         shutil.rmtree(self.root, ignore_errors=True)
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[CeleryStack]:
+        """Start the stack; on the way out stop it, remove its files (kept with
+        ``AUTOENHANCE_E2E_KEEP=1``) and fail if any process it started outlived ``stop()``."""
+        try:
+            self.start()
+            yield self
+        finally:
+            self.stop()
+            leftovers = self.leftovers()
+            if os.environ.get("AUTOENHANCE_E2E_KEEP"):
+                print(f"e2e stack files kept in {self.root}")
+            else:
+                shutil.rmtree(self.root, ignore_errors=True)
+            assert not leftovers, f"processes still running after stop(): {leftovers}"
 
 
 def _die_with_parent() -> None:

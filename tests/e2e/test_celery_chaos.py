@@ -27,7 +27,6 @@ import hashlib
 import http.client
 import json
 import os
-import shutil
 import signal
 import tempfile
 import textwrap
@@ -329,14 +328,8 @@ def chaos() -> Iterator[tuple[ChaosStack, ThrottlingProxy]]:
     (stack.root / "dags" / "autoenhance_chaos.py").write_text(CHAOS_DAG)
     with ThrottlingProxy(stack.ports["sandbox"]) as proxy:
         stack.proxy_port = proxy.port
-        try:
-            stack.start()
+        with stack.running():
             yield stack, proxy
-        finally:
-            stack.stop()
-            leftovers = stack.leftovers()
-            shutil.rmtree(stack.root, ignore_errors=True)
-            assert not leftovers, f"processes still running after stop(): {leftovers}"
 
 
 def _temp_files(folder: Path) -> list[Path]:

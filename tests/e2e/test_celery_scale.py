@@ -65,18 +65,11 @@ def scale_stack(e2e_timings: dict[str, float]) -> Any:
     ensure_prerequisites()  # missing and not installable: skipped, or failed under CI (e2e conftest)
     stack = ScaleStack(processing_seconds=2, worker_concurrency=WORKER_CONCURRENCY)
     try:
-        stack.start()
-        e2e_timings["scale_stack_start"] = stack.timings["stack_start"]
-        yield stack
+        with stack.running():
+            e2e_timings["scale_stack_start"] = stack.timings["stack_start"]
+            yield stack
     finally:
-        stack.stop()
-        leftovers = stack.leftovers()
-        if not os.environ.get("AUTOENHANCE_E2E_KEEP"):
-            import shutil
-
-            shutil.rmtree(stack.root, ignore_errors=True)
         e2e_timings["scale_module_total"] = time.monotonic() - started
-        assert not leftovers, f"processes still running after stop(): {leftovers}"
 
 
 def small_jpeg(listing: int, photo: int) -> bytes:

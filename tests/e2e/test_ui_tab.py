@@ -12,7 +12,6 @@ fixture), with the second user added.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 import time
@@ -63,15 +62,10 @@ def celery_stack(e2e_timings: dict[str, float]) -> Iterator[CeleryStack]:
     ensure_prerequisites()
     stack = TwoUserStack(processing_seconds=8)
     try:
-        stack.start()
-        yield stack
+        with stack.running():
+            yield stack
     finally:
-        stack.stop()
-        leftovers = stack.leftovers()
-        if not os.environ.get("AUTOENHANCE_E2E_KEEP"):
-            shutil.rmtree(stack.root, ignore_errors=True)
         e2e_timings["ui_tab_module_total"] = time.monotonic() - started
-        assert not leftovers, f"processes still running after stop(): {leftovers}"
 
 
 def _trigger(stack: CeleryStack, dag_id: str, conf: dict[str, Any]) -> str:
