@@ -3,7 +3,7 @@
 An order's download (:func:`download_order`) plans the file names (:func:`plan_download`), sorts
 the files already in the folder by what the manifest proves (kept, replaced, refused), then
 downloads the rest concurrently with progress lines; each file is written verified and recorded
-in the manifest before it gets its name (:func:`autoenhance_provider.files.write_verified`). One
+in the manifest before it gets its name (:func:`autoenhance_provider.files.targets.target_for`). One
 image's GET (:func:`download_image`) follows the API's redirect to the asset host, or an older
 API's JSON/HTML indirection, and retries a body that breaks off or is not an image.
 The hook's :meth:`~autoenhance_provider.hooks.autoenhance.AutoenhanceHook.download_image` and
@@ -26,16 +26,11 @@ from autoenhance_provider.exceptions import (
     AutoenhanceError,
     AutoenhanceValidationError,
 )
-from autoenhance_provider.files import (
-    DownloadTarget,
-    Manifest,
-    TempToken,
-    declared_checksum,
-    extension_for,
-    safe_stem,
-    sweep_temp_files,
-    write_verified,
-)
+from autoenhance_provider.files.integrity import declared_checksum
+from autoenhance_provider.files.manifest import Manifest
+from autoenhance_provider.files.media import extension_for, safe_stem
+from autoenhance_provider.files.storage import TempToken, sweep_temp_files
+from autoenhance_provider.files.targets import DownloadTarget, target_for
 from autoenhance_provider.http import (
     MAX_REDIRECTS,
     Failure,
@@ -237,12 +232,9 @@ def download_order(
             manifest.record(item.filename, identity(item), size, digest, priors.get(item.filename))
             manifest.save(folder, token)
 
-        return write_verified(
-            folder / item.filename,
-            lambda target: download_image(hook, item.image_id, target, request),
-            token=token,
-            before_rename=before_rename,
-        )
+        target = target_for(folder / item.filename, token=token, before_rename=before_rename)
+        download_image(hook, item.image_id, target, request)
+        return target.written()
 
     done, failed = transfer(todo, download_one, "download", max_concurrency, log=log, size=lambda r: r[0])
     raise_for_failures(failed, total=len(todo), succeeded=len(done), what="download")

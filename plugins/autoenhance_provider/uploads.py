@@ -33,7 +33,8 @@ from autoenhance_provider.exceptions import (
     SignedURLRefused,
     refusal_kind,
 )
-from autoenhance_provider.files import BRACKET_CONTENT_TYPE, SourceFile, open_source, seekable
+from autoenhance_provider.files.media import BRACKET_CONTENT_TYPE
+from autoenhance_provider.files.storage import SourceFile, open_source, seekable
 from autoenhance_provider.http import ERROR_BODY_BYTES, iter_body, read_start, redact_url, storage_error_text
 from autoenhance_provider.transfers import raise_for_failures, transfer
 from autoenhance_provider.validation import path_segment, require_id, validate_settings

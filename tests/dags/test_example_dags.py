@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 from PIL import Image
 
-from autoenhance_provider.files import MANIFEST_NAME
+from autoenhance_provider.files.manifest import MANIFEST_NAME
 
 from .conftest import DAGS, dag_bag, load_dag
 

@@ -41,7 +41,7 @@ NOT_AN_IMAGE = {
 
 def _files(folder) -> list[str]:
     """Every file left in ``folder`` but the manifest that records the verified downloads."""
-    from autoenhance_provider.files import MANIFEST_NAME
+    from autoenhance_provider.files.manifest import MANIFEST_NAME
 
     return sorted(p.name for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST_NAME)
 
@@ -100,7 +100,7 @@ class TestDownloadsVerified:
         import shutil
 
         from autoenhance_provider.exceptions import AutoenhanceValidationError
-        from autoenhance_provider.files import MANIFEST_NAME
+        from autoenhance_provider.files.manifest import MANIFEST_NAME
         from autoenhance_provider.operators.download import DownloadImagesOperator
 
         image = jpeg_bytes()

@@ -14,7 +14,7 @@ from autoenhance_provider.exceptions import (
     AutoenhanceDuplicateNameError,
     AutoenhanceOrderFailedError,
 )
-from autoenhance_provider.files import SourceFile, find_source_files
+from autoenhance_provider.files.storage import SourceFile, find_source_files
 from autoenhance_sandbox.limits import DAY
 
 pytestmark = pytest.mark.integration

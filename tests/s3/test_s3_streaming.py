@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from s3_helpers import S3, jpeg_bytes
 
-from autoenhance_provider.files import MANIFEST_NAME
+from autoenhance_provider.files.manifest import MANIFEST_NAME
 from autoenhance_sandbox.testing import start_sandbox_process
 
 MIB = 1024 * 1024

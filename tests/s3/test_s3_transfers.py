@@ -18,7 +18,8 @@ from PIL import Image
 from s3_helpers import S3, jpeg_bytes, make_context
 
 from autoenhance_provider.exceptions import AutoenhanceError, AutoenhanceValidationError
-from autoenhance_provider.files import MANIFEST_NAME, TempToken
+from autoenhance_provider.files.manifest import MANIFEST_NAME
+from autoenhance_provider.files.storage import TempToken
 from autoenhance_provider.hooks.autoenhance import AutoenhanceHook
 from autoenhance_provider.operators.download import DownloadImagesOperator
 from autoenhance_provider.operators.upload import UploadImagesOperator

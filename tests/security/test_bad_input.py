@@ -38,7 +38,7 @@ from autoenhance_provider.exceptions import (
     AutoenhanceUnprocessableError,
     AutoenhanceValidationError,
 )
-from autoenhance_provider.files import MANIFEST_NAME
+from autoenhance_provider.files.manifest import MANIFEST_NAME
 from autoenhance_provider.hooks.autoenhance import AutoenhanceHook
 from autoenhance_provider.operators.download import DownloadImagesOperator
 from autoenhance_provider.operators.order import CreateOrderOperator

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sec_helpers import context, jpeg_bytes
 
-from autoenhance_provider.files import MANIFEST_NAME
+from autoenhance_provider.files.manifest import MANIFEST_NAME
 from autoenhance_provider.hooks.autoenhance import AutoenhanceHook
 from autoenhance_provider.operators.download import DownloadImagesOperator
 

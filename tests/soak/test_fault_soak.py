@@ -29,7 +29,7 @@ import requests
 from PIL import Image
 from soak_helpers import load_pipeline
 
-from autoenhance_provider.files import MANIFEST_NAME
+from autoenhance_provider.files.manifest import MANIFEST_NAME
 from autoenhance_sandbox.testing import SandboxServer
 
 pytestmark = [pytest.mark.dags, pytest.mark.integration]

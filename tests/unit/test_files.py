@@ -8,16 +8,16 @@ import pytest
 
 from autoenhance_provider import __version__
 from autoenhance_provider.exceptions import AutoenhanceSourceError
-from autoenhance_provider.files import (
+from autoenhance_provider.files.media import (
     BRACKET_CONTENT_TYPE,
     MAX_NAME_CHARS,
-    DownloadTarget,
     content_type_for,
     extension_for,
-    open_source,
     safe_stem,
     sniff_matches,
 )
+from autoenhance_provider.files.storage import open_source
+from autoenhance_provider.files.targets import DownloadTarget
 from autoenhance_provider.http.sync import storage_error_text
 from autoenhance_provider.http.transport import user_agent
 from autoenhance_provider.readings import indirect_image_url

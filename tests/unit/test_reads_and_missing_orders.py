@@ -10,7 +10,7 @@ from autoenhance_unit_helpers import api, validation_error
 
 from autoenhance_provider.compat import AirflowFailException
 from autoenhance_provider.exceptions import AutoenhanceNotFoundError, AutoenhanceUnprocessableError
-from autoenhance_provider.files import SourceFile, to_storage_path
+from autoenhance_provider.files.storage import SourceFile, to_storage_path
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ import pytest
 from fastapi import FastAPI
 from PIL import Image
 
-from autoenhance_provider.files import MANIFEST_NAME
+from autoenhance_provider.files.manifest import MANIFEST_NAME
 from autoenhance_provider.webhooks import order_finished_asset
 from autoenhance_provider.webhooks.plugin import AutoenhanceWebhooksPlugin
 from autoenhance_sandbox.testing import run_sandbox

@@ -36,11 +36,8 @@ from autoenhance_provider.exceptions import (
     AutoenhanceValidationError,
     scrub,
 )
-from autoenhance_provider.files import (
-    DownloadTarget,
-    SourceFile,
-    TempToken,
-)
+from autoenhance_provider.files.storage import SourceFile, TempToken
+from autoenhance_provider.files.targets import DownloadTarget
 from autoenhance_provider.http import (
     MAX_PAGES,
     Recovered,

@@ -11,7 +11,7 @@ from airflow.sdk import Asset, AssetAlias, Context, ObjectStoragePath
 
 from autoenhance_provider.downloads import IF_EXISTS
 from autoenhance_provider.exceptions import AutoenhanceValidationError
-from autoenhance_provider.files import TempToken, prepare_destination, to_storage_path
+from autoenhance_provider.files.storage import TempToken, prepare_destination, to_storage_path
 from autoenhance_provider.lineage import MAX_EVENT_FILES, TransferRecord, operator_lineage, storage_uri
 from autoenhance_provider.operators.base import AutoenhanceBaseOperator
 from autoenhance_provider.validation import DownloadRequest, is_template, validate_download_params

@@ -8,7 +8,8 @@ from typing import Any
 from airflow.sdk import Context
 
 from autoenhance_provider.exceptions import AutoenhanceSourceError, AutoenhanceValidationError
-from autoenhance_provider.files import BRACKET_CONTENT_TYPE, Source, SourceFile, find_source_files
+from autoenhance_provider.files.media import BRACKET_CONTENT_TYPE
+from autoenhance_provider.files.storage import Source, SourceFile, find_source_files
 from autoenhance_provider.lineage import TransferRecord, operator_lineage
 from autoenhance_provider.operators.base import AutoenhanceBaseOperator, AutoenhanceSettingsOperator
 

@@ -26,7 +26,7 @@ from wf_helpers import (
 )
 
 from autoenhance_provider.exceptions import AutoenhanceError, AutoenhanceValidationError
-from autoenhance_provider.files import MANIFEST_NAME
+from autoenhance_provider.files.manifest import MANIFEST_NAME
 from autoenhance_provider.operators.download import DownloadImagesOperator
 
 FAST = {"retry_limit": 1, "retry_delay": 0, "retry_max_delay": 0}

@@ -15,7 +15,8 @@ from test_wf_download import IMAGES, FakeDownloads, content_of, download_op, lis
 from wf_helpers import ORDER_ID, FakeTI, api, make_context, order
 
 from autoenhance_provider.exceptions import AutoenhanceError, AutoenhanceValidationError
-from autoenhance_provider.files import MANIFEST_NAME, Manifest, TempToken, sweep_temp_files, to_storage_path
+from autoenhance_provider.files.manifest import MANIFEST_NAME, Manifest
+from autoenhance_provider.files.storage import TempToken, sweep_temp_files, to_storage_path
 
 
 @pytest.fixture
@@ -317,7 +318,7 @@ def test_a_rename_that_never_happened_leaves_this_orders_earlier_file_replaceabl
     """Previews, then full size: the full-size Kitchen.jpg is recorded, then its rename fails (as a
     kill there would leave it). The entry keeps the preview's bytes as its ``prior``, so the file
     is still provably this order's and the retry replaces it instead of refusing it."""
-    import autoenhance_provider.files as files_module
+    import autoenhance_provider.files.targets as files_module
 
     serve = downloads._asset
 
