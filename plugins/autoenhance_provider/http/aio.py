@@ -12,7 +12,7 @@ import weakref
 from collections.abc import Mapping
 from functools import cache
 from typing import TYPE_CHECKING, Any, NamedTuple
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
@@ -20,9 +20,7 @@ if TYPE_CHECKING:
     import aiohttp
 
 from autoenhance_provider.exceptions import (
-    AutoenhanceAPIError,
     AutoenhanceConnectionError,
-    AutoenhanceTransientError,
 )
 from autoenhance_provider.http.limits import (
     ERROR_BODY_BYTES,
@@ -33,13 +31,12 @@ from autoenhance_provider.http.limits import (
     within,
 )
 from autoenhance_provider.http.policy import (
-    MAX_REDIRECTS,
-    REDIRECT_STATUSES,
     Failure,
+    Redirects,
     Retrier,
-    check_hop,
     failure_for_exception,
     failure_for_status,
+    malformed_failure,
 )
 from autoenhance_provider.http.transport import Transport, user_agent
 
@@ -183,6 +180,8 @@ class AsyncTransport(Transport):
                     return await within(self.config.request_deadline, self._get_once(entry, path, expect))
             except _AsyncFailure as exc:
                 failure = exc.failure
+            except MalformedResponse as exc:
+                failure = malformed_failure(exc, "GET", path, self.conn_id)
             except aiohttp.ClientError as exc:  # before TimeoutError: a read timeout is both
                 never_sent = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
                 network = not isinstance(exc, aiohttp.InvalidURL)
@@ -194,23 +193,13 @@ class AsyncTransport(Transport):
                     f"of {self.config.request_deadline:g} s"
                 )
                 failure = Failure(error=error, retryable=True, ambiguous=True, reason="deadline")
-            delay = retrier.next_delay(failure)
-            self.log.warning(
-                "Autoenhance GET %s failed (%s); retry %d of %d in %.1fs",
-                path,
-                failure.reason,
-                retrier.failed_attempts,
-                retrier.policy.max_attempts - 1,
-                delay,
-            )
-            await asyncio.sleep(delay)
+            await asyncio.sleep(retrier.pause(failure, self.log, "GET", path))
 
     async def _get_once(self, client: _SharedClient, path: str, expect: type | None) -> Any:
         """One GET, following redirects only within the API host (the key must not travel elsewhere)."""
-        url = f"{self.config.base_url}{path}"
         proxy = client.proxy
-        for _ in range(MAX_REDIRECTS + 1):
-            check_hop(url, "GET", self.config)
+        hops = Redirects(f"{self.config.base_url}{path}", "GET", self.config, api_host_only=True)
+        for url in hops:
             if self.limiter is not None:
                 await self.limiter.acquire_async()  # shared with every trigger of this triggerer
             request = client.session.get(
@@ -218,14 +207,7 @@ class AsyncTransport(Transport):
             )
             async with request as response:
                 status = response.status
-                if status in REDIRECT_STATUSES:
-                    location = response.headers.get("Location")
-                    if not location:
-                        raise self._malformed(path, f"HTTP {status} without a Location")
-                    target = urljoin(url, location)
-                    if not self.config.same_origin(target):
-                        raise AutoenhanceAPIError(status, "GET", path, "redirected to another host")
-                    url = target
+                if hops.follow(status, response.headers.get("Location")):
                     continue
                 limit = MAX_JSON_BYTES if status < 400 else ERROR_BODY_BYTES
                 body = await _read_async(response, limit, path, whole=status < 400)
@@ -241,20 +223,8 @@ class AsyncTransport(Transport):
                             conn_id=self.conn_id,
                         )
                     )
-                try:
-                    value = decode_json(body, "GET", path)
-                except MalformedResponse as exc:
-                    raise self._malformed(path, str(exc)) from None
-                if expect is not None and not isinstance(value, expect):
-                    raise self._malformed(
-                        path, f"expected a JSON {expect.__name__}, got {type(value).__name__}"
-                    )
-                return value
-        raise AutoenhanceAPIError(0, "GET", path, "too many redirects")
-
-    def _malformed(self, path: str, reason: str) -> _AsyncFailure:
-        error = AutoenhanceTransientError(200, "GET", path, reason, conn_id=self.conn_id)
-        return _AsyncFailure(Failure(error=error, retryable=True, ambiguous=True, reason=reason))
+                return decode_json(body, expect)
+        raise AssertionError("unreachable: Redirects raises after the last hop")
 
 
 class _AsyncFailure(Exception):

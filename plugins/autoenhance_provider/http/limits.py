@@ -87,13 +87,17 @@ class BoundedDecoder:
         )
 
 
-def decode_json(data: bytes, method: str, path: str) -> Any:
+def decode_json(data: bytes, expect: type | None = None) -> Any:
+    """A JSON answer (None when empty); ``expect`` (e.g. ``dict``) is the only type it may be."""
     if not data:
         return None
     try:
-        return json.loads(data)
+        value = json.loads(data)
     except ValueError:
         raise MalformedResponse("the answer is not JSON") from None
+    if expect is not None and not isinstance(value, expect):
+        raise MalformedResponse(f"expected a JSON {expect.__name__}, got {type(value).__name__}")
+    return value
 
 
 class Deadline:

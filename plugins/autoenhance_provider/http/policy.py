@@ -2,8 +2,10 @@
 
 Transports only report *what happened* (an HTTP status, or an exception and whether the request
 could have reached the server); this module turns that into a :class:`Failure` and the
-:class:`Retrier` decides whether another attempt is allowed. :func:`check_hop` is the rule every
-URL (first request, redirect, presigned URL) passes before any connection.
+:class:`Retrier` decides whether another attempt is allowed, how long to wait, and says so in the
+log. :func:`check_hop` is the rule every URL (first request, redirect, presigned URL) passes
+before any connection; :class:`Redirects` follows the hops of one attempt. Both transports use
+these, so a rule about retries or redirects is written once.
 """
 
 from __future__ import annotations
@@ -13,19 +15,22 @@ import math
 import random
 import ssl
 import time
-from collections.abc import Callable, Mapping
-from typing import NamedTuple
-from urllib.parse import urlsplit
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, NamedTuple
+from urllib.parse import urljoin, urlsplit
 
 from autoenhance_provider.connection import AutoenhanceConnectionConfig, is_loopback
 from autoenhance_provider.exceptions import (
+    AutoenhanceAPIError,
     AutoenhanceConnectionError,
     AutoenhanceCreditsError,
     AutoenhanceError,
+    AutoenhanceTransientError,
     RefusedURL,
     error_for_status,
     is_retryable_status,
 )
+from autoenhance_provider.http.limits import MalformedResponse
 from autoenhance_provider.http.redaction import redact_secret, redact_url, redact_urls_in
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS"})
@@ -177,6 +182,66 @@ class Retrier:
         if self._clock() - self._started + delay > self.policy.max_elapsed:
             raise failure.error
         return delay
+
+    def pause(self, failure: Failure, log: Any, method: str, shown: str) -> float:
+        """:meth:`next_delay`, and the one warning line every retried request logs."""
+        delay = self.next_delay(failure)
+        log.warning(
+            "Autoenhance %s %s failed (%s); retry %d of %d in %.1fs",
+            method,
+            shown,
+            failure.reason,
+            self.failed_attempts,
+            self.policy.max_attempts - 1,
+            delay,
+        )
+        return delay
+
+
+def malformed_failure(exc: MalformedResponse, method: str, shown: str, conn_id: str | None) -> Failure:
+    """A success status whose answer is not what the endpoint promises: retried, like a 5xx."""
+    error = AutoenhanceTransientError(200, method, shown, str(exc), conn_id=conn_id)
+    return Failure(error=error, retryable=True, ambiguous=True, reason=str(exc))
+
+
+class Redirects:
+    """The hops of one attempt: each URL checked before it is contacted, redirects followed by hand.
+
+    Iterating yields the URL of each hop (checked by :func:`check_hop`); :meth:`follow` reads an
+    answer and says whether it redirects (then the next hop is its ``Location``). A redirect
+    without ``Location``, or one that turns a request with a body into a GET, is a malformed
+    answer. ``api_host_only`` refuses a hop to another host (a session that carries the key).
+    """
+
+    def __init__(
+        self, url: str, method: str, config: AutoenhanceConnectionConfig, *, api_host_only: bool = False
+    ) -> None:
+        self.url = url
+        self.method = method
+        self.config = config
+        self.api_host_only = api_host_only
+        self.status = 0
+
+    def __iter__(self) -> Iterator[str]:
+        for _ in range(MAX_REDIRECTS + 1):
+            check_hop(self.url, self.method, self.config)
+            yield self.url
+        raise AutoenhanceAPIError(self.status, self.method, redact_url(self.url), "too many redirects")
+
+    def follow(self, status: int, location: str | None) -> bool:
+        """Whether ``status`` redirects; if so, the next hop is ``location``."""
+        if status not in REDIRECT_STATUSES:
+            return False
+        self.status = status
+        if not location:
+            raise MalformedResponse(f"HTTP {status} without a Location")
+        if self.method not in ("GET", "HEAD") and status not in (307, 308):
+            raise MalformedResponse(f"HTTP {status} redirect answering a {self.method}")
+        target = urljoin(self.url, location)
+        if self.api_host_only and not self.config.same_origin(target):
+            raise AutoenhanceAPIError(status, self.method, redact_url(self.url), "redirected to another host")
+        self.url = target
+        return True
 
 
 def check_hop(url: str, method: str, config: AutoenhanceConnectionConfig) -> None:

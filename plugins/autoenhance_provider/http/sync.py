@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 import requests
 import urllib3
@@ -23,8 +23,6 @@ from requests.adapters import HTTPAdapter
 
 from autoenhance_provider.connection import AutoenhanceConnectionConfig
 from autoenhance_provider.exceptions import (
-    AutoenhanceAPIError,
-    AutoenhanceTransientError,
     RefusedURL,
     SignedURLRefused,
 )
@@ -41,14 +39,13 @@ from autoenhance_provider.http.limits import (
 )
 from autoenhance_provider.http.policy import (
     IDEMPOTENT_METHODS,
-    MAX_REDIRECTS,
-    REDIRECT_STATUSES,
     Failure,
+    Redirects,
     Retrier,
     RetryPolicy,
-    check_hop,
     failure_for_exception,
     failure_for_status,
+    malformed_failure,
 )
 from autoenhance_provider.http.redaction import redact_url, redact_urls_in
 from autoenhance_provider.http.sockets import DeadlineHTTPPool, DeadlineHTTPSPool
@@ -170,8 +167,8 @@ class SyncTransport(Transport):
 
         The response is streamed: callers read its body with a bound (``read_body``).
         """
-        for _ in range(MAX_REDIRECTS + 1):
-            check_hop(url, method, self.config)
+        hops = Redirects(url, method, self.config)
+        for url in hops:
             api_host = self.config.same_origin(url)
             use_key = not keyless and api_host
             session = self.session if use_key else self.storage_session
@@ -188,23 +185,18 @@ class SyncTransport(Transport):
                 stream=True,
                 **kwargs,
             )
-            if response.status_code not in REDIRECT_STATUSES:
-                return response
-            location = response.headers.get("Location")
-            if not location:
+            try:
+                redirected = hops.follow(response.status_code, response.headers.get("Location"))
+            except BaseException:
                 response.close()
-                raise MalformedResponse(f"HTTP {response.status_code} without a Location")
-            if method not in ("GET", "HEAD") and response.status_code not in (307, 308):
-                response.close()
-                raise MalformedResponse(f"HTTP {response.status_code} redirect answering a {method}")
-            if "data" in kwargs:  # a streamed body cannot be sent twice
+                raise
+            if not redirected or "data" in kwargs:  # a streamed body cannot be sent twice
                 return response
             response.close()
-            url = urljoin(url, location)
             # The Location is complete (often a presigned URL): re-adding the query params
             # would change it and invalidate its signature.
             kwargs.pop("params", None)
-        raise AutoenhanceAPIError(response.status_code, method, redact_url(url), "too many redirects")
+        raise AssertionError("unreachable: Redirects raises after the last hop")
 
     def attempts(
         self,
@@ -248,23 +240,12 @@ class SyncTransport(Transport):
             except RefusedURL:
                 raise
             except MalformedResponse as exc:
-                error = AutoenhanceTransientError(200, method, shown, str(exc), conn_id=self.conn_id)
-                failure = Failure(error=error, retryable=True, ambiguous=True, reason=str(exc))
+                failure = malformed_failure(exc, method, shown, self.conn_id)
             except requests.RequestException as exc:
                 failure = failure_for_requests_exception(exc, method, shown)
             if cap_passed():
                 raise failure.error  # the caller's own deadline (a wait's timeout) has come
-            delay = retrier.next_delay(failure)
-            self.log.warning(
-                "Autoenhance %s %s failed (%s); retry %d of %d in %.1fs",
-                method,
-                shown,
-                failure.reason,
-                retrier.failed_attempts,
-                retrier.policy.max_attempts - 1,
-                delay,
-            )
-            time.sleep(delay)
+            time.sleep(retrier.pause(failure, self.log, method, shown))
             if failure.ambiguous and recover is not None:
                 found = recover()
                 if found is not None:
@@ -304,10 +285,7 @@ class SyncTransport(Transport):
         shown = self.shown(self.url(path))
 
         def parse(response: requests.Response) -> Any:
-            value = decode_json(read_body(response, MAX_JSON_BYTES, method, shown), method, shown)
-            if expect is not None and not isinstance(value, expect):
-                raise MalformedResponse(f"expected a JSON {expect.__name__}, got {type(value).__name__}")
-            return value
+            return decode_json(read_body(response, MAX_JSON_BYTES, method, shown), expect)
 
         outcome = self.attempts(method, path, parse=parse, **kwargs)
         return outcome.value if isinstance(outcome, Recovered) else outcome
