@@ -36,8 +36,9 @@ from autoenhance_provider.exceptions import (
 from autoenhance_provider.files.media import BRACKET_CONTENT_TYPE
 from autoenhance_provider.files.storage import SourceFile, open_source, seekable
 from autoenhance_provider.http import ERROR_BODY_BYTES, iter_body, read_start, redact_url, storage_error_text
+from autoenhance_provider.settings import validate_settings
 from autoenhance_provider.transfers import raise_for_failures, transfer
-from autoenhance_provider.validation import path_segment, require_id, validate_settings
+from autoenhance_provider.validation import path_segment, require_id
 from autoenhance_provider.waiting import ImageStatus
 
 if TYPE_CHECKING:

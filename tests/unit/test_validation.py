@@ -11,35 +11,37 @@ import datetime as dt
 import pytest
 
 from autoenhance_provider.exceptions import AutoenhanceValidationError
-from autoenhance_provider.validation import (
+from autoenhance_provider.settings import (
     AI_VERSIONS,
     CLOUD_TYPES,
     ENHANCE_TYPES,
     IMAGE_ONLY_SETTINGS,
     KNOWN_SETTINGS,
-    MAX_PER_PAGE,
     NEWEST_KNOWN_VERSION,
     PASS_THROUGH,
     PROCESS_SETTINGS,
-    REPORT_CATEGORIES,
     SDK_AI_VERSIONS,
     WINDOW_PULL_TYPES,
     EnhancementSettings,
     ai_versions,
-    choice,
     cloud_types,
     enhance_types,
     parse_api_version,
     setting_names,
     settings_body,
+    validate_process_settings,
+    validate_settings,
+)
+from autoenhance_provider.validation import (
+    MAX_PER_PAGE,
+    REPORT_CATEGORIES,
+    choice,
     to_bool,
     to_float,
     to_int,
     validate_download_params,
     validate_per_page,
-    validate_process_settings,
     validate_report,
-    validate_settings,
 )
 
 SDK_PIN = "2025-05-08"  # what autoenhance 1.1.0 sends as x-api-version

@@ -46,17 +46,15 @@ from autoenhance_provider.http import (
     Timeout,
     deadline_cap,
 )
+from autoenhance_provider.settings import EnhancementSettings, validate_process_settings, validate_settings
 from autoenhance_provider.validation import (
     DownloadRequest,
-    EnhancementSettings,
     path_segment,
     require_id,
     to_int,
     validate_download_params,
     validate_per_page,
-    validate_process_settings,
     validate_report,
-    validate_settings,
 )
 from autoenhance_provider.waiting import (
     DEFAULT_POLL_INTERVAL,

@@ -1,7 +1,8 @@
 """What every Autoenhance task shares: the connection id, a lazily built hook, the order link, labels.
 
 Operators turn Airflow parameters and context into hook calls and nothing more: every rule about
-the API lives in the hook, every check of input in :mod:`autoenhance_provider.validation`.
+the API lives in the hook, every check of input in :mod:`autoenhance_provider.validation` (the
+enhancement settings in :mod:`autoenhance_provider.settings`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from autoenhance_provider.compat import label_mapped_partial, literal
 from autoenhance_provider.connection import DEFAULT_CONN_ID
 from autoenhance_provider.hooks.autoenhance import AutoenhanceHook
 from autoenhance_provider.links.autoenhance import ORDER_ID_KEY, ORDER_URL_KEY, AutoenhanceOrderLink
-from autoenhance_provider.validation import check_settings_for_some_version, is_template, require_id
+from autoenhance_provider.settings import check_settings_for_some_version
+from autoenhance_provider.validation import is_template, require_id
 
 #: Mapped tasks are labelled with what each instance works on (set during execute).
 LABEL_KEY = "autoenhance_label"

@@ -224,7 +224,7 @@ def test_every_known_setting_is_a_keyword_parameter():
     import inspect
 
     from autoenhance_provider.operators.base import AutoenhanceSettingsOperator
-    from autoenhance_provider.validation import KNOWN_SETTINGS
+    from autoenhance_provider.settings import KNOWN_SETTINGS
 
     params = set(inspect.signature(AutoenhanceSettingsOperator.__init__).parameters) - {
         "self",
