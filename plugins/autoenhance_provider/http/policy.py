@@ -1,4 +1,4 @@
-"""The retry policy: which outcomes are retried, how long to wait, when to give up, which hops are allowed.
+"""The retry and redirect rules: what is retried, how long to wait, when to give up, which hops are allowed.
 
 Transports only report *what happened* (an HTTP status, or an exception and whether the request
 could have reached the server); this module turns that into a :class:`Failure` and the
