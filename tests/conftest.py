@@ -12,6 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from autoenhance_sandbox.pytest_plugin import (  # noqa: F401 - fixtures for every directory
+    autoenhance_sandbox,
+    autoenhance_sandbox_config,
+    autoenhance_sandbox_session,
+)
+from autoenhance_sandbox.testing import SandboxServer
+
 REPO = Path(__file__).resolve().parent.parent
 
 _home = Path(tempfile.mkdtemp(prefix="autoenhance-test-airflow-"))
@@ -34,6 +41,16 @@ def airflow_db() -> None:
         capture_output=True,
         env=dict(os.environ),
     )
+
+
+@pytest.fixture
+def sandbox(autoenhance_sandbox: SandboxServer) -> SandboxServer:  # noqa: F811 - fixture injection
+    """The session's in-process sandbox on 127.0.0.1, reset for this test (no connection is set).
+
+    A directory that needs other timings, or ``autoenhance_default`` pointing at the sandbox,
+    overrides this with its own server and ``support.sandbox.use_sandbox``.
+    """
+    return autoenhance_sandbox
 
 
 @pytest.fixture(autouse=True)

@@ -11,19 +11,9 @@ from typing import Any
 import pytest
 import requests
 
-from autoenhance_sandbox.pytest_plugin import (  # noqa: F401 - re-exported fixtures
-    autoenhance_sandbox,
-    autoenhance_sandbox_config,
-    autoenhance_sandbox_session,
-)
 from autoenhance_sandbox.testing import SandboxServer
 
 SDK_VERSION = "2025-05-08"  # what autoenhance 1.1.0 sends as x-api-version
-
-
-@pytest.fixture
-def sandbox(autoenhance_sandbox: SandboxServer) -> SandboxServer:  # noqa: F811 - fixture injection
-    return autoenhance_sandbox
 
 
 @pytest.fixture

@@ -12,9 +12,13 @@ from typing import Any
 
 import pytest
 import requests
-from contract_helpers import decode, jpeg_bytes, wait_until
 
 from autoenhance_sandbox.testing import SandboxServer
+from support.images import decode, jpeg_bytes
+from support.timing import wait_until
+
+#: the photos uploaded (the downloads are checked against this size)
+SIZE = (200, 150)
 
 
 def put(url: str, data: bytes, content_type: str) -> int:
@@ -86,7 +90,7 @@ def test_image_upload_process_report_download_delete(sdk: Any, sandbox: SandboxS
     assert created.order_id == order_id
     assert created.status == "waiting"
     assert (created.enhance_type, created.ai_version, created.cloud_type) == ("warm", "5.x", "LOW_CLOUD")
-    assert put(created.upload_url, jpeg_bytes(), "image/jpeg") == 200
+    assert put(created.upload_url, jpeg_bytes(*SIZE), "image/jpeg") == 200
     image = processed(sdk, created.image_id)
     assert isinstance(image, ImageOut)
     assert image.metadata == {"listing": "L-1"}
@@ -111,7 +115,7 @@ def test_image_upload_process_report_download_delete(sdk: Any, sandbox: SandboxS
     assert report["categories"] == ["SKY_REPLACEMENT", "NO_COMPLAINTS"]
 
     original = decode(bytes(sdk.download_original_image(id=created.image_id)))
-    assert original.size == (200, 150)
+    assert original.size == SIZE
     for fmt, pil_name in (("png", "PNG"), ("jpeg", "JPEG"), ("webp", "WEBP")):
         data = sdk.download_enhanced_image(
             id=created.image_id, format=fmt, quality=80, preview=True, watermark=False, max_width=100
@@ -151,7 +155,11 @@ def test_brackets_create_list_upload_process(sdk: Any, sandbox: SandboxServer) -
         assert isinstance(bracket, BrackeCreatedtOut)
         assert bracket.is_uploaded is False
         assert (
-            put(bracket.upload_url, jpeg_bytes(level=60 + 10 * len(created)), "application/octet-stream")
+            put(
+                bracket.upload_url,
+                jpeg_bytes(*SIZE, level=60 + 10 * len(created)),
+                "application/octet-stream",
+            )
             == 200
         )
         created.append(bracket)
@@ -188,7 +196,7 @@ def test_brackets_create_list_upload_process(sdk: Any, sandbox: SandboxServer) -
     second = sdk.create_order(name="HDR fixed")["order_id"]
     for name in ("a.jpg", "b.jpg", "c.jpg", "d.jpg"):
         bracket = sdk.v3_brackets_post(order_id=second, name=name)
-        assert put(bracket.upload_url, jpeg_bytes(), "application/octet-stream") == 200
+        assert put(bracket.upload_url, jpeg_bytes(*SIZE), "application/octet-stream") == 200
     sdk.process_order(id=second, number_of_brackets_per_image=2)
     done = wait_until(lambda: (o := sdk.retrieve_order(id=second)).status == "processed" and o)
     assert [i.image_name for i in done.images] == ["a.jpg", "c.jpg"]

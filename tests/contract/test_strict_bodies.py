@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 import requests
-from contract_helpers import jpeg_bytes
 
 from autoenhance_sandbox.testing import SandboxServer
+from support.images import jpeg_bytes
 
 
 def assert_422(response: requests.Response, field: str, location: str = "json") -> list[str]:

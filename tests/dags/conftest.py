@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 
 import pytest
 
 from autoenhance_sandbox.testing import SandboxServer, run_sandbox
 from example_dags_support import DAGS, dag_bag, load_dag  # noqa: F401 - used by the tests
+from support.sandbox import use_sandbox
 
 
 @pytest.fixture(scope="session")
@@ -19,10 +19,4 @@ def dag_sandbox() -> Iterator[SandboxServer]:
 
 @pytest.fixture
 def sandbox(dag_sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> SandboxServer:
-    dag_sandbox.restore_config()
-    dag_sandbox.reset()
-    dag_sandbox.clear_faults()
-    conn = {"conn_type": "autoenhance", "host": dag_sandbox.base_url, "password": dag_sandbox.api_key}
-    monkeypatch.setenv("AIRFLOW_CONN_AUTOENHANCE_DEFAULT", json.dumps(conn))
-    monkeypatch.setenv("AUTOENHANCE_POLL_INTERVAL", "0.5")
-    return dag_sandbox
+    return use_sandbox(dag_sandbox, monkeypatch, AUTOENHANCE_POLL_INTERVAL="0.5")

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from autoenhance_provider.files.manifest import MANIFEST_NAME
+from support.task import FakeTI
 
 from .conftest import DAGS, dag_bag, load_dag
 
@@ -49,13 +50,6 @@ class _AnyOutlet:
 
     def __getitem__(self, key):
         return SimpleNamespace(extra={}, add=lambda *a, **k: None)
-
-
-class _FakeTI:
-    map_index = -1
-
-    def xcom_push(self, key, value):
-        pass
 
 
 def sandbox_order_images(sandbox, order_id: str) -> list[dict]:
@@ -160,7 +154,7 @@ def test_pipeline_download_retry_buys_nothing_twice(airflow_db, sandbox, tmp_pat
         quality=90,
         preview=False,
     )
-    uris = op.execute({"ti": _FakeTI(), "outlet_events": _AnyOutlet()})
+    uris = op.execute({"ti": FakeTI(), "outlet_events": _AnyOutlet()})
 
     assert len(uris) == len(before)
     assert {p.name: p.stat().st_mtime_ns for p in listing(folder)} == before

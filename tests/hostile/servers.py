@@ -22,8 +22,6 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from PIL import Image
-
 #: Every key used by these tests contains this marker (letters and digits only), so an echo of the
 #: key survives JSON escaping, percent-encoding or header folding and is still found by a search.
 MARKER = "CANARYq7x9z2"
@@ -330,24 +328,11 @@ def gunzip_size(data: bytes) -> int:
     return size
 
 
-_JPEG: bytes | None = None
-
-
 def fast_hook(conn_id: str, **kwargs: Any) -> Any:
     """The sync hook on ``conn_id`` with the fast retry settings (``FAST``), ``kwargs`` on top."""
     from autoenhance_provider.hooks.autoenhance import AutoenhanceHook
 
     return AutoenhanceHook(conn_id, **{**FAST, **kwargs})
-
-
-def jpeg_bytes() -> bytes:
-    """A small real JPEG (starts with FF D8 FF, ends with FF D9)."""
-    global _JPEG
-    if _JPEG is None:
-        buffer = io.BytesIO()
-        Image.new("RGB", (64, 48), (120, 110, 130)).save(buffer, "JPEG", quality=85)
-        _JPEG = buffer.getvalue()
-    return _JPEG
 
 
 def done_order(order_id: str = "o-1", names: Iterable[str] = ("room.jpg",)) -> dict[str, Any]:
@@ -409,31 +394,6 @@ def describe(outcome: Outcome) -> str:
     if outcome.error is not None:
         return f"raised {type(outcome.error).__module__}.{type(outcome.error).__name__}: {outcome.error}"
     return f"returned {outcome.value!r:.300}"
-
-
-# ---------------------------------------------------------------------- task context
-class FakeTI:
-    """Just enough of a RuntimeTaskInstance for execute()/poke(): identity and XCom push."""
-
-    def __init__(self) -> None:
-        self.dag_id, self.run_id, self.task_id = "hostile_dag", "manual__2026-01-01T00:00:00", "task"
-        self.map_index = -1
-        self.try_number = 1
-        self.xcom: dict[str, Any] = {}
-        self.first_reschedule_date: Any = None
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        self.xcom[key] = value
-
-    def get_first_reschedule_date(self, context: Any) -> Any:
-        return self.first_reschedule_date
-
-
-def task_context(ti: FakeTI | None = None) -> dict[str, Any]:
-    from airflow.sdk.execution_time.context import OutletEventAccessors
-
-    ti = ti or FakeTI()
-    return {"ti": ti, "task_instance": ti, "run_id": ti.run_id, "outlet_events": OutletEventAccessors()}
 
 
 # ---------------------------------------------------------------------- leak search

@@ -23,7 +23,6 @@ from servers import (
     drip,
     exception_texts,
     head,
-    jpeg_bytes,
     json_reply,
     reply,
     run_bounded,
@@ -31,6 +30,7 @@ from servers import (
 )
 
 from autoenhance_provider.exceptions import AutoenhanceError
+from support.images import jpeg_bytes
 
 SEED = 20261202
 CALLS = 200

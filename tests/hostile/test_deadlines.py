@@ -16,9 +16,10 @@ import asyncio
 import time
 
 import pytest
-from servers import FAST, Request, describe, fast_hook, run_bounded, slow_body, slow_headers, task_context
+from servers import FAST, Request, describe, fast_hook, run_bounded, slow_body, slow_headers
 
 from autoenhance_provider.exceptions import AutoenhanceError, AutoenhanceTimeoutError
+from support.task import task_context
 
 DEADLINE = 1.0
 #: Attempts of FAST (retry_limit=1) times the deadline, plus slack for a busy 2-core machine.

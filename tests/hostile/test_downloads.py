@@ -15,15 +15,15 @@ from servers import (
     done_order,
     fast_hook,
     head,
-    jpeg_bytes,
     json_reply,
     reply,
     run_bounded,
-    task_context,
     truncated,
 )
 
 from autoenhance_provider.exceptions import AutoenhanceError
+from support.images import jpeg_bytes
+from support.task import task_context
 
 GUARD = 15
 HTML = b"<!DOCTYPE html><html><head><title>Sign in</title></head><body>Please sign in</body></html>"

@@ -11,20 +11,10 @@ import asyncio
 import io
 
 import pytest
-from servers import (
-    FAST,
-    S3_ERROR_XML,
-    Request,
-    describe,
-    fast_hook,
-    head,
-    jpeg_bytes,
-    json_reply,
-    reply,
-    run_bounded,
-)
+from servers import FAST, S3_ERROR_XML, Request, describe, fast_hook, head, json_reply, reply, run_bounded
 
 from autoenhance_provider.exceptions import AutoenhanceAuthError, AutoenhanceError, AutoenhanceStorageError
+from support.images import jpeg_bytes
 
 GUARD = 15
 OFF_MACHINE = ["http://example.invalid/asset/x.jpg", "http://10.255.255.1/asset/x.jpg"]

@@ -6,21 +6,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from servers import (
-    FAST,
-    Request,
-    describe,
-    done_order,
-    fast_hook,
-    head,
-    jpeg_bytes,
-    json_reply,
-    reply,
-    run_bounded,
-    task_context,
-)
+from servers import FAST, Request, describe, done_order, fast_hook, head, json_reply, reply, run_bounded
 
 from autoenhance_provider.exceptions import AutoenhanceAPIError, AutoenhanceError
+from support.images import jpeg_bytes
+from support.task import task_context
 
 GUARD = 15
 #: Bodies a JSON object endpoint must not accept as an answer.

@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Callable, Iterator
 
 import pytest
-from PIL import Image
 
-from autoenhance_sandbox.pytest_plugin import (  # noqa: F401 - fixtures used by the tests
-    autoenhance_sandbox,
-    autoenhance_sandbox_config,
-    autoenhance_sandbox_session,
-)
 from autoenhance_sandbox.testing import SandboxServer
+from support.images import jpeg_bytes
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def sandbox(autoenhance_sandbox: SandboxServer) -> SandboxServer:  # noqa: F811
-    return autoenhance_sandbox
 
 
 @pytest.fixture
@@ -51,14 +40,6 @@ def hook(sandbox_conn) -> Iterator:
     h.close()
 
 
-def jpeg_bytes(width: int = 160, height: int = 120, level: int = 110) -> bytes:
-    img = Image.new("RGB", (width, height))
-    img.putdata([(level + x % 30, level + y % 20, level + 10) for y in range(height) for x in range(width)])
-    buffer = io.BytesIO()
-    img.save(buffer, "JPEG", quality=85)
-    return buffer.getvalue()
-
-
 @pytest.fixture
 def photo(tmp_path) -> Callable[..., str]:
     """Write a small real JPEG and return its path."""
@@ -66,7 +47,7 @@ def photo(tmp_path) -> Callable[..., str]:
     def _make(name: str = "front.jpg", **kwargs) -> str:
         path = tmp_path / "photos" / name
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(jpeg_bytes(**kwargs))
+        path.write_bytes(jpeg_bytes(160, 120, **kwargs))
         return str(path)
 
     return _make

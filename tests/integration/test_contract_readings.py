@@ -7,31 +7,15 @@ work under all of them — including an operator retry after a lost response, en
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
 
 from autoenhance_provider.exceptions import AutoenhanceCreditsError
 from autoenhance_provider.operators.order import CreateOrderOperator, ProcessOrderOperator
 from autoenhance_provider.operators.upload import UploadBracketsOperator, UploadImagesOperator
 from autoenhance_provider.waiting import evaluate_order
+from support.task import task_context
 
 FAST = {"retry_delay": 0.01, "retry_max_delay": 0.05}
-
-
-class _TI:
-    dag_id, run_id, task_id, map_index, try_number = "contract_dag", "manual__1", "create", -1, 1
-
-    def __init__(self) -> None:
-        self.xcom: dict[str, object] = {}
-
-    def xcom_push(self, key: str, value: object) -> None:
-        self.xcom[key] = value
-
-
-def _context() -> dict:
-    dag_run = SimpleNamespace(start_date=None, logical_date=None, run_id=_TI.run_id)
-    return {"ti": _TI(), "dag_run": dag_run, "run_id": _TI.run_id}
 
 
 def _orders(sandbox) -> int:
@@ -41,7 +25,7 @@ def _orders(sandbox) -> int:
 @pytest.mark.parametrize("reading", ["conflict", "validation", "bad_request", "existing"])
 def test_create_order_retry_finds_its_own_order_under_every_duplicate_reading(sandbox, sandbox_conn, reading):
     sandbox.set_options(duplicate_order_id=reading)
-    context = _context()
+    context = task_context()
 
     first = CreateOrderOperator(task_id="create", name="Listing", hook_params=FAST).execute(context)
     # the task retried (a new try of the same task instance): same id, no second order
@@ -57,7 +41,9 @@ def test_create_order_after_a_lost_response_under_every_duplicate_reading(sandbo
     sandbox.set_options(duplicate_order_id=reading)
     sandbox.set_faults(0.0, endpoints={"POST /v3/orders": 1.0}, kinds=["drop"], phase="after", seed=7)
     try:
-        order_id = CreateOrderOperator(task_id="create", name="Listing", hook_params=FAST).execute(_context())
+        order_id = CreateOrderOperator(task_id="create", name="Listing", hook_params=FAST).execute(
+            task_context()
+        )
     finally:
         sandbox.clear_faults()
 
@@ -71,12 +57,12 @@ def test_create_order_after_a_lost_response_under_every_duplicate_reading(sandbo
 @pytest.mark.parametrize("signing", ["for_sent_type", "octet_stream"])
 def test_uploads_work_whichever_content_type_the_url_is_signed_for(sandbox, sandbox_conn, photo, signing):
     sandbox.set_options(upload_content_type=signing)
-    order_id = CreateOrderOperator(task_id="create", hook_params=FAST).execute(_context())
+    order_id = CreateOrderOperator(task_id="create", hook_params=FAST).execute(task_context())
     source = [photo("front.jpg"), photo("back.jpg", level=90)]
 
     results = UploadImagesOperator(
         task_id="upload", order_id=order_id, source=source, hook_params=FAST
-    ).execute(_context())
+    ).execute(task_context())
 
     assert [r["image_name"] for r in results] == ["front.jpg", "back.jpg"]
     from autoenhance_provider.hooks.autoenhance import AutoenhanceHook
@@ -105,13 +91,13 @@ def test_preview_downloads_work_whichever_route_the_api_serves(sandbox, hook, ph
 @pytest.mark.parametrize("route", ["available", "missing_404", "missing_405"])
 def test_hdr_processing_works_whether_or_not_process_exists(sandbox, sandbox_conn, photo, route):
     sandbox.set_options(process_route=route)
-    order_id = CreateOrderOperator(task_id="create", hook_params=FAST).execute(_context())
+    order_id = CreateOrderOperator(task_id="create", hook_params=FAST).execute(task_context())
     brackets = [photo(f"room_{ev}.jpg", level=level) for ev, level in (("m2", 60), ("0", 110), ("p2", 160))]
     UploadBracketsOperator(task_id="brackets", order_id=order_id, source=brackets, hook_params=FAST).execute(
-        _context()
+        task_context()
     )
 
-    ProcessOrderOperator(task_id="process", order_id=order_id, hook_params=FAST).execute(_context())
+    ProcessOrderOperator(task_id="process", order_id=order_id, hook_params=FAST).execute(task_context())
     sandbox.advance_clock(600)
 
     from autoenhance_provider.hooks.autoenhance import AutoenhanceHook

@@ -7,7 +7,6 @@ the machine: dummy keys, instance metadata lookups disabled, every server on the
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from s3_helpers import AWS_ENV, S3, aws_connection
 
 from autoenhance_sandbox.testing import SandboxServer, run_sandbox
 from free_ports import free_port
+from support.sandbox import use_sandbox
 
 STARTUP_TIMEOUT = 30.0
 
@@ -81,10 +81,4 @@ def s3_sandbox_session() -> Iterator[SandboxServer]:
 @pytest.fixture
 def sandbox(s3_sandbox_session: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> SandboxServer:
     """The sandbox, reset, and ``autoenhance_default`` pointing at it."""
-    s3_sandbox_session.restore_config()
-    s3_sandbox_session.reset()
-    s3_sandbox_session.clear_faults()
-    server = s3_sandbox_session
-    conn = {"conn_type": "autoenhance", "host": server.base_url, "password": server.api_key}
-    monkeypatch.setenv("AIRFLOW_CONN_AUTOENHANCE_DEFAULT", json.dumps(conn))
-    return s3_sandbox_session
+    return use_sandbox(s3_sandbox_session, monkeypatch)

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import io
 import json
 import uuid
 from typing import Any
-
-from PIL import Image
 
 #: Environment every S3 client here needs: dummy credentials, no AWS lookups, no proxies.
 AWS_ENV = {
@@ -80,32 +77,3 @@ class S3:
 
     def uri(self, key: str = "") -> str:
         return f"s3://{self.bucket}/{key}"
-
-
-def jpeg_bytes(seed: int, width: int = 96, height: int = 64) -> bytes:
-    """A small real JPEG, different for each seed."""
-    img = Image.new("RGB", (width, height))
-    pixels = [((seed * 37 + x) % 256, (seed * 11 + y) % 256, 90) for y in range(height) for x in range(width)]
-    img.putdata(pixels)
-    buffer = io.BytesIO()
-    img.save(buffer, "JPEG", quality=85)
-    return buffer.getvalue()
-
-
-class FakeTI:
-    """What the operators use of a task instance: ``xcom_push`` and ``map_index``."""
-
-    map_index = -1
-
-    def __init__(self) -> None:
-        self.xcoms: dict[str, Any] = {}
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        self.xcoms[key] = value
-
-
-def make_context() -> dict[str, Any]:
-    """An execution context with real outlet-event accessors (what the task runner passes)."""
-    from airflow.sdk.execution_time.context import OutletEventAccessors
-
-    return {"ti": FakeTI(), "outlet_events": OutletEventAccessors()}

@@ -13,7 +13,9 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/, for support
+from support.task import task_context
 
 
 def rss_mib() -> float:
@@ -42,19 +44,6 @@ class PeakRss:
         return max(self.peak, rss_mib())
 
 
-class _TI:
-    map_index = -1
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        pass
-
-
-def context() -> dict[str, Any]:
-    from airflow.sdk.execution_time.context import OutletEventAccessors
-
-    return {"ti": _TI(), "outlet_events": OutletEventAccessors()}
-
-
 def transfer(bucket: str, source: str, out: str) -> list[str]:
     """Upload ``source`` into a new order, then download its original into ``out``."""
     from autoenhance_provider.hooks.autoenhance import AutoenhanceHook
@@ -72,7 +61,7 @@ def transfer(bucket: str, source: str, out: str) -> list[str]:
         source=f"s3://{bucket}/{source}",
         source_conn_id="aws_default",
         hook_params=fast,
-    ).execute(context())
+    ).execute(task_context())
     marks["uploaded"] = PEAK.stop()
     marks["upload_seconds"] = time.monotonic() - started
     restart()
@@ -85,7 +74,7 @@ def transfer(bucket: str, source: str, out: str) -> list[str]:
         destination=f"s3://{bucket}/{out}",
         destination_conn_id="aws_default",
         hook_params=fast,
-    ).execute(context())
+    ).execute(task_context())
     marks["download_seconds"] = time.monotonic() - started
     return uris
 

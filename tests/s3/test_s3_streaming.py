@@ -15,10 +15,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from s3_helpers import S3, jpeg_bytes
+from s3_helpers import S3
 
 from autoenhance_provider.files.manifest import MANIFEST_NAME
 from autoenhance_sandbox.testing import start_sandbox_process
+from support.images import jpeg_bytes
 
 MIB = 1024 * 1024
 SIZE = 256 * MIB
@@ -60,7 +61,7 @@ def test_a_256_mib_photo_streams_both_ways_with_flat_memory(s3, sandbox_process,
     body = BigJpeg()
     s3.client.upload_fileobj(body, s3.bucket, "big/huge.jpg")
     assert body.sent == SIZE
-    s3.put("warm/small.jpg", jpeg_bytes(1))
+    s3.put("warm/small.jpg", jpeg_bytes(level=1))
     conn = {"conn_type": "autoenhance", "host": sandbox_process.base_url, "password": sandbox_process.api_key}
     env = {**os.environ, "AIRFLOW_CONN_AUTOENHANCE_DEFAULT": json.dumps(conn)}
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from airflow.sdk import Asset, AssetAlias
 from PIL import Image
-from s3_helpers import S3, jpeg_bytes, make_context
+from s3_helpers import S3
 
 from autoenhance_provider.exceptions import AutoenhanceError, AutoenhanceValidationError
 from autoenhance_provider.files.manifest import MANIFEST_NAME
@@ -23,6 +23,8 @@ from autoenhance_provider.files.storage import TempToken
 from autoenhance_provider.hooks.autoenhance import AutoenhanceHook
 from autoenhance_provider.operators.download import DownloadImagesOperator
 from autoenhance_provider.operators.upload import UploadImagesOperator
+from support.images import jpeg_bytes
+from support.task import task_context
 
 PHOTOS = ["front.jpg", "kitchen.jpg", "garden.jpg"]
 FAST = {"retry_delay": 0.01, "retry_max_delay": 0.05}
@@ -32,7 +34,7 @@ ASSETS_ROUTE = "GET /_assets/{token}"
 
 def put_shoot(s3: S3) -> None:
     for seed, name in enumerate(PHOTOS):
-        s3.put(f"shoot-42/{name}", jpeg_bytes(seed))
+        s3.put(f"shoot-42/{name}", jpeg_bytes(level=seed))
     s3.put("shoot-42/notes.txt", b"not a photo")  # not matched by the glob
 
 
@@ -60,7 +62,7 @@ def upload(s3: S3, order_id: str) -> tuple[UploadImagesOperator, list[dict[str, 
         source_conn_id="aws_default",
         hook_params=dict(FAST),
     )
-    return op, op.execute(make_context())
+    return op, op.execute(task_context())
 
 
 def download_op(s3: S3, order_id: str, **kwargs: Any) -> DownloadImagesOperator:
@@ -101,7 +103,7 @@ def test_upload_from_an_s3_glob_and_download_to_an_s3_prefix(s3, sandbox):
 
     download = download_op(s3, order_id)
     assert download.outlets == [Asset(f"s3://{s3.bucket}/enhanced")]
-    context = make_context()
+    context = task_context()
     uris = download.execute(context)
 
     assert image_keys(s3) == sorted(f"enhanced/{name}" for name in PHOTOS)
@@ -131,7 +133,7 @@ def test_upload_from_an_s3_prefix_skips_what_is_not_a_photo(s3, sandbox):
         hook_params=dict(FAST),
     )
 
-    uploaded = op.execute(make_context())
+    uploaded = op.execute(task_context())
 
     assert sorted(u["image_name"] for u in uploaded) == sorted(PHOTOS)
     facet = op.get_openlineage_facets_on_complete(None).run_facets["autoenhance"]
@@ -143,12 +145,12 @@ def test_a_second_run_uploads_and_downloads_nothing_again(s3, sandbox):
     order_id = new_order()
     upload(s3, order_id)
     wait_processed(order_id)
-    download_op(s3, order_id).execute(make_context())
+    download_op(s3, order_id).execute(task_context())
     before = s3.objects("enhanced/")
     stats = sandbox.stats()
 
     _, uploaded = upload(s3, order_id)
-    uris = download_op(s3, order_id).execute(make_context())
+    uris = download_op(s3, order_id).execute(task_context())
 
     after = sandbox.stats()
     assert after["images_created"] == stats["images_created"] == len(PHOTOS)
@@ -164,12 +166,12 @@ def test_a_retry_keeps_verified_files_and_downloads_only_the_lost_one(s3, sandbo
     order_id = new_order()
     upload(s3, order_id)
     wait_processed(order_id)
-    download_op(s3, order_id).execute(make_context())
+    download_op(s3, order_id).execute(task_context())
     before = s3.objects("enhanced/")
     downloads = sandbox.stats()["downloads"]["enhanced"]
     s3.client.delete_object(Bucket=s3.bucket, Key="enhanced/front.jpg")  # lost
 
-    download_op(s3, order_id).execute(make_context())
+    download_op(s3, order_id).execute(task_context())
 
     assert sandbox.stats()["downloads"]["enhanced"] == downloads + 1
     after = s3.objects("enhanced/")
@@ -184,18 +186,18 @@ def test_someone_elses_object_is_refused_by_default_and_replaced_with_overwrite(
     order_id = new_order()
     upload(s3, order_id)
     wait_processed(order_id)
-    download_op(s3, order_id).execute(make_context())
+    download_op(s3, order_id).execute(task_context())
     downloads = sandbox.stats()["downloads"]["enhanced"]
-    s3.put("enhanced/kitchen.jpg", jpeg_bytes(99))  # someone else's file under the same name
+    s3.put("enhanced/kitchen.jpg", jpeg_bytes(level=99))  # someone else's file under the same name
 
     with pytest.raises(AutoenhanceValidationError, match=r"kitchen\.jpg \(changed since it was downloaded\)"):
-        download_op(s3, order_id).execute(make_context())
-    assert s3.get("enhanced/kitchen.jpg") == jpeg_bytes(99)
+        download_op(s3, order_id).execute(task_context())
+    assert s3.get("enhanced/kitchen.jpg") == jpeg_bytes(level=99)
     assert sandbox.stats()["downloads"]["enhanced"] == downloads  # nothing fetched
 
-    download_op(s3, order_id, if_exists="overwrite").execute(make_context())
+    download_op(s3, order_id, if_exists="overwrite").execute(task_context())
 
-    assert s3.get("enhanced/kitchen.jpg") != jpeg_bytes(99)
+    assert s3.get("enhanced/kitchen.jpg") != jpeg_bytes(level=99)
     assert_no_leftovers(s3)
 
 
@@ -211,7 +213,7 @@ def test_a_later_try_sweeps_the_temporary_keys_of_an_earlier_one(s3, sandbox):
     other_task = TempToken.for_task("d", "another", "r", -1, 1)
     s3.put(f"enhanced/{earlier.temp_name('front.jpg')}", b"\xff\xd8\xffhalf")
     s3.put(f"enhanced/{other_task.temp_name('x.jpg')}", b"\xff\xd8\xffits own")
-    context = make_context()
+    context = task_context()
     for name, value in {**ti, "try_number": 2}.items():
         setattr(context["ti"], name, value)
 
@@ -233,14 +235,14 @@ def test_a_body_that_breaks_off_never_lands_under_its_final_key(s3, sandbox):
     sandbox.set_faults(0.0, endpoints={ASSETS_ROUTE: 1.0}, kinds=["drop"])
 
     with pytest.raises(AutoenhanceError):
-        download_op(s3, order_id).execute(make_context())
+        download_op(s3, order_id).execute(task_context())
 
     assert image_keys(s3) == []
     assert_no_leftovers(s3)
     assert sum(sandbox.stats()["faults_injected"].values()) >= len(PHOTOS)  # every body broke off
 
     sandbox.clear_faults()
-    download_op(s3, order_id).execute(make_context())
+    download_op(s3, order_id).execute(task_context())
     assert image_keys(s3) == sorted(f"enhanced/{name}" for name in PHOTOS)
     assert_no_leftovers(s3)
 
@@ -254,7 +256,7 @@ def test_a_broken_body_is_retried_within_the_task_into_a_fresh_temporary_key(s3,
     sandbox.set_faults(0.0, endpoints={ASSETS_ROUTE: 0.5}, kinds=["drop"], seed=seed)
 
     # One at a time: which attempt the seeded plan breaks is then the same on every run.
-    uris = download_op(s3, order_id, max_concurrency=1).execute(make_context())
+    uris = download_op(s3, order_id, max_concurrency=1).execute(task_context())
 
     faults = sandbox.stats()
     assert len(uris) == len(PHOTOS)
@@ -280,7 +282,7 @@ def test_a_templated_s3_destination_emits_its_asset_through_the_alias(s3, sandbo
     )
     assert op.outlets == [AssetAlias("autoenhance-downloads")]
     op.destination = s3.uri(f"enhanced/{order_id}")  # what rendering the template gives
-    context = make_context()
+    context = task_context()
 
     uris = op.execute(context)
 

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import io
-import time
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import requests
 from PIL import Image, ImageChops, ImageStat
 
 from autoenhance_sandbox.testing import SandboxServer
-
-T = TypeVar("T")
+from support.timing import wait_until
 
 
 def image_bytes(width: int = 320, height: int = 240, fmt: str = "JPEG", level: int = 128) -> bytes:
@@ -54,18 +51,6 @@ def pixel_difference(a: Image.Image, b: Image.Image) -> float:
 
 def keyed(server: SandboxServer, **extra: str) -> dict[str, str]:
     return {"x-api-key": server.api_key, **extra}
-
-
-def wait_until(check: Callable[[], T], timeout: float = 5.0, interval: float = 0.02) -> T:
-    """Poll ``check`` until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s (last: {result!r})")
-        time.sleep(interval)
 
 
 def create_order(http: requests.Session, server: SandboxServer, **body: Any) -> dict[str, Any]:

@@ -7,19 +7,6 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from autoenhance_sandbox.pytest_plugin import (  # noqa: F401 - re-exported fixtures
-    autoenhance_sandbox,
-    autoenhance_sandbox_config,
-    autoenhance_sandbox_session,
-)
-from autoenhance_sandbox.testing import SandboxServer
-
-
-@pytest.fixture
-def sandbox(autoenhance_sandbox: SandboxServer) -> SandboxServer:  # noqa: F811 - fixture injection
-    """Short alias: the shared server, freshly reset."""
-    return autoenhance_sandbox
-
 
 @pytest.fixture
 def http() -> Iterator[requests.Session]:

@@ -20,10 +20,10 @@ from autoenhance_sandbox_helpers import (
     open_image,
     processed_image,
     uploaded_image,
-    wait_until,
 )
 
 from autoenhance_sandbox.testing import SandboxServer, run_sandbox
+from support.timing import wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -6,18 +6,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-from autoenhance_sandbox_helpers import (
-    create_image,
-    create_order,
-    keyed,
-    open_image,
-    put_bytes,
-    solid_bytes,
-    wait_until,
-)
+from autoenhance_sandbox_helpers import create_image, create_order, keyed, open_image, put_bytes, solid_bytes
 
 from autoenhance_sandbox.state import auto_group
 from autoenhance_sandbox.testing import SandboxServer
+from support.timing import wait_until
 
 pytestmark = pytest.mark.integration
 OCTET = "application/octet-stream"

@@ -6,9 +6,10 @@ import time
 
 import pytest
 import requests
-from autoenhance_sandbox_helpers import create_image, create_order, get_image, image_bytes, keyed, wait_until
+from autoenhance_sandbox_helpers import create_image, create_order, get_image, image_bytes, keyed
 
 from autoenhance_sandbox.testing import SandboxServer
+from support.timing import wait_until
 
 pytestmark = pytest.mark.integration
 

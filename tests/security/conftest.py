@@ -7,17 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from autoenhance_sandbox.pytest_plugin import (  # noqa: F401 - fixtures used by the tests
-    autoenhance_sandbox,
-    autoenhance_sandbox_config,
-    autoenhance_sandbox_session,
-)
 from autoenhance_sandbox.testing import SandboxServer
-
-
-@pytest.fixture
-def sandbox(autoenhance_sandbox: SandboxServer) -> SandboxServer:  # noqa: F811
-    return autoenhance_sandbox
 
 
 @pytest.fixture

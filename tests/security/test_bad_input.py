@@ -20,7 +20,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from sec_helpers import FakeTI, context, jpeg_bytes
 
 from autoenhance_provider.compat import AirflowFailException, AirflowSensorTimeout
 from autoenhance_provider.exceptions import (
@@ -44,6 +43,8 @@ from autoenhance_provider.operators.download import DownloadImagesOperator
 from autoenhance_provider.operators.order import CreateOrderOperator
 from autoenhance_provider.operators.upload import UploadImagesOperator
 from autoenhance_provider.sensors.autoenhance import OrderProcessedSensor
+from support.images import jpeg_bytes
+from support.task import FakeTI, task_context
 
 pytestmark = pytest.mark.integration
 
@@ -70,7 +71,7 @@ def upload(order_id: str, source, **kwargs) -> list[dict]:
     operator = UploadImagesOperator(
         task_id="upload", order_id=order_id, source=str(source), hook_params=dict(FAST), **kwargs
     )
-    return operator.execute(context())
+    return operator.execute(task_context())
 
 
 def poke_sensor(order_id: str, **kwargs):
@@ -85,7 +86,7 @@ def poke_sensor(order_id: str, **kwargs):
         hook_params=dict(FAST),
         **kwargs,
     )
-    return sensor.execute(context(ti)), ti
+    return sensor.execute(task_context(ti)), ti
 
 
 # ------------------------------------------------------------------------------ the connection
@@ -93,7 +94,7 @@ def test_missing_connection(sandbox, monkeypatch):
     monkeypatch.delenv("AIRFLOW_CONN_AUTOENHANCE_NOWHERE", raising=False)
     operator = CreateOrderOperator(task_id="create", autoenhance_conn_id="autoenhance_nowhere")
     with pytest.raises(Exception, match="autoenhance_nowhere") as info:
-        operator.execute(context())
+        operator.execute(task_context())
     assert type(info.value).__name__ == "AirflowNotFoundException"
     assert "isn't defined" in str(info.value) or "not defined" in str(info.value)
     assert not isinstance(info.value, AirflowFailException)  # Airflow retries: the connection may appear
@@ -103,7 +104,7 @@ def test_missing_connection(sandbox, monkeypatch):
 def test_empty_api_key(sandbox, conn):
     conn(password="   ")
     with pytest.raises(AutoenhanceConfigError, match="has no API key") as info:
-        CreateOrderOperator(task_id="create").execute(context())
+        CreateOrderOperator(task_id="create").execute(task_context())
     assert isinstance(info.value, AirflowFailException)
     assert requests_made(sandbox) == 0
 
@@ -112,7 +113,7 @@ def test_wrong_api_key_is_401_and_not_retried(sandbox, conn):
     wrong_key = "ae-wrong-key-7c1f0e9d"
     conn(password=wrong_key)
     with pytest.raises(AutoenhanceAuthError) as info:
-        CreateOrderOperator(task_id="create", hook_params=dict(FAST)).execute(context())
+        CreateOrderOperator(task_id="create", hook_params=dict(FAST)).execute(task_context())
     assert info.value.status_code == 401
     assert isinstance(info.value, AirflowFailException)
     assert sandbox.stats()["requests"]["POST /v3/orders"] == {"401": 1}  # tried once, not retried
@@ -133,7 +134,7 @@ def test_wrong_api_key_is_401_and_not_retried(sandbox, conn):
 def test_a_key_that_cannot_be_sent_is_a_config_error_that_does_not_quote_it(sandbox, conn, bad_key):
     conn(password=bad_key)
     with pytest.raises(AutoenhanceConfigError, match="cannot be sent in an HTTP header") as info:
-        CreateOrderOperator(task_id="create", hook_params=dict(FAST)).execute(context())
+        CreateOrderOperator(task_id="create", hook_params=dict(FAST)).execute(task_context())
     assert isinstance(info.value, AirflowFailException)
     assert "'autoenhance_default'" in str(info.value)
     everything = str(info.value) + repr(info.value) + "".join(traceback.format_exception(info.value))
@@ -155,7 +156,7 @@ BROKEN_EXTRAS = [
 def test_broken_extras_fail_naming_the_extra_before_any_request(sandbox, conn, extra, needle):
     conn(**extra)
     with pytest.raises(AutoenhanceConfigError) as info:
-        CreateOrderOperator(task_id="create", hook_params=dict(FAST)).execute(context())
+        CreateOrderOperator(task_id="create", hook_params=dict(FAST)).execute(task_context())
     assert needle in str(info.value)
     assert "'autoenhance_default'" in str(info.value)
     assert isinstance(info.value, AirflowFailException)
@@ -187,7 +188,7 @@ def test_a_form_saved_connection_with_null_or_empty_extras_works(sandbox, monkey
         "extra": extra,
     }
     monkeypatch.setenv("AIRFLOW_CONN_AUTOENHANCE_DEFAULT", json.dumps(value))
-    order_id = CreateOrderOperator(task_id="create", hook_params=dict(FAST)).execute(context())
+    order_id = CreateOrderOperator(task_id="create", hook_params=dict(FAST)).execute(task_context())
     assert order_id
     assert sandbox.stats()["orders_created"] == 1
     assert AutoenhanceHook(**FAST).get_order(order_id)["order_id"] == order_id
@@ -201,7 +202,7 @@ def test_unknown_order_is_404(sandbox, conn, tmp_path):
             order_id="no-such-order",
             destination=str(tmp_path / "out"),
             hook_params=dict(FAST),
-        ).execute(context())
+        ).execute(task_context())
     assert info.value.status_code == 404
     assert isinstance(info.value, AirflowFailException)
     with pytest.raises(AutoenhanceNotFoundError):
@@ -213,7 +214,7 @@ def test_a_value_the_api_rejects_is_422_naming_the_field(sandbox, conn):
     with pytest.raises(AutoenhanceUnprocessableError, match="order_id") as info:
         CreateOrderOperator(
             task_id="create", order_id=too_long_for_the_sandbox, hook_params=dict(FAST)
-        ).execute(context())
+        ).execute(task_context())
     assert info.value.status_code == 422
     assert isinstance(info.value, AirflowFailException)
     assert "json.order_id" in str(info.value)
@@ -245,7 +246,7 @@ def test_a_bad_order_id_fails_before_any_request_naming_the_parameter(sandbox, c
     ]
     for task in tasks:
         with pytest.raises(AutoenhanceValidationError, match=says) as info:
-            task.execute(context())
+            task.execute(task_context())
         assert isinstance(info.value, AirflowFailException)
         assert str(info.value).startswith("order_id ")  # names the parameter
     assert requests_made(sandbox) == 0
@@ -309,7 +310,7 @@ def test_unwritable_destination(sandbox, conn, tmp_path):
     blocker.write_text("not a folder")
     with pytest.raises(AutoenhanceValidationError, match="cannot be created") as info:
         DownloadImagesOperator(task_id="download", order_id="o-1", destination=str(blocker / "out")).execute(
-            context()
+            task_context()
         )
     assert isinstance(info.value, AirflowFailException)
     assert f"Destination directory {blocker / 'out'} cannot be created" in str(info.value)
@@ -319,11 +320,12 @@ def test_unwritable_destination(sandbox, conn, tmp_path):
 #: Runs DownloadImagesOperator in a child process and prints what it raised, as JSON.
 DOWNLOAD_IN_A_CHILD = """
 import json, sys, traceback
-from sec_helpers import context
+from support.task import task_context
 from autoenhance_provider.compat import AirflowFailException
 from autoenhance_provider.operators.download import DownloadImagesOperator
 try:
-    DownloadImagesOperator(task_id="download", order_id="o-1", destination=sys.argv[1]).execute(context())
+    operator = DownloadImagesOperator(task_id="download", order_id="o-1", destination=sys.argv[1])
+    operator.execute(task_context())
 except Exception as exc:
     print(json.dumps({"type": type(exc).__name__, "message": str(exc),
                       "permanent": isinstance(exc, AirflowFailException)}))
@@ -397,7 +399,7 @@ def test_out_of_credits_is_402_and_a_retry_buys_only_the_rest(sandbox, conn, tmp
             preview=False,
             max_concurrency=1,
             hook_params=dict(FAST),
-        ).execute(context())
+        ).execute(task_context())
 
     with pytest.raises(AutoenhanceCreditsError) as info:
         download()
@@ -424,10 +426,10 @@ def test_image_that_fails_processing(sandbox, conn, tmp_path):
 
     summary, ti = poke_sensor(order_id, allow_partial=True)
     assert summary["processed"] == 1
-    assert [f["image_name"] for f in ti.xcom["failed_images"]] == ["broken.jpg"]
+    assert [f["image_name"] for f in ti.xcoms["failed_images"]] == ["broken.jpg"]
     uris = DownloadImagesOperator(
         task_id="download", order_id=order_id, destination=str(tmp_path / "out"), hook_params=dict(FAST)
-    ).execute(context())
+    ).execute(task_context())
     assert [u.rsplit("/", 1)[-1] for u in uris] == ["good.jpg"]
 
 
@@ -453,7 +455,7 @@ def test_download_before_the_order_is_done_is_retryable_and_writes_nothing(sandb
     def download() -> list[str]:
         return DownloadImagesOperator(
             task_id="download", order_id=order_id, destination=str(out), hook_params=dict(FAST)
-        ).execute(context())
+        ).execute(task_context())
 
     with pytest.raises(AutoenhanceError, match="not finished, nothing downloaded yet") as info:
         download()
@@ -514,7 +516,7 @@ def test_an_expired_upload_url_is_a_storage_error_and_a_retry_uploads(sandbox, c
 def test_api_keeps_failing_is_a_transient_error_airflow_may_retry(sandbox, conn):
     sandbox.set_faults(1.0, kinds=["503"], seed=1)
     with pytest.raises(AutoenhanceTransientError) as info:
-        CreateOrderOperator(task_id="create", hook_params={**FAST, "retry_limit": 2}).execute(context())
+        CreateOrderOperator(task_id="create", hook_params={**FAST, "retry_limit": 2}).execute(task_context())
     assert info.value.status_code == 503
     assert not isinstance(info.value, AirflowFailException)
 
@@ -522,7 +524,7 @@ def test_api_keeps_failing_is_a_transient_error_airflow_may_retry(sandbox, conn)
 def test_api_unreachable_is_a_connection_error_airflow_may_retry(sandbox, conn):
     conn(host="http://127.0.0.1:9")  # the discard port: nothing listens
     with pytest.raises(AutoenhanceConnectionError) as info:
-        CreateOrderOperator(task_id="create", hook_params={**FAST, "retry_limit": 1}).execute(context())
+        CreateOrderOperator(task_id="create", hook_params={**FAST, "retry_limit": 1}).execute(task_context())
     assert not isinstance(info.value, AirflowFailException)
 
 
@@ -590,7 +592,7 @@ def test_a_download_that_is_not_a_whole_image_is_an_error_and_writes_nothing(
                 destination=str(out),
                 preview=False,
                 hook_params={**FAST, "retry_limit": 1},
-            ).execute(context())
+            ).execute(task_context())
     finally:
         server.shutdown()
         server.server_close()

@@ -11,11 +11,12 @@ import os
 from pathlib import Path
 
 import pytest
-from sec_helpers import context, jpeg_bytes
 
 from autoenhance_provider.files.manifest import MANIFEST_NAME
 from autoenhance_provider.hooks.autoenhance import AutoenhanceHook
 from autoenhance_provider.operators.download import DownloadImagesOperator
+from support.images import jpeg_bytes
+from support.task import task_context
 
 pytestmark = pytest.mark.integration
 
@@ -77,7 +78,7 @@ def test_hostile_image_names_stay_inside_the_destination(sandbox, conn, tmp_path
     operator = DownloadImagesOperator(
         task_id="download", order_id=order_id, destination=str(dest), preview=False, format="jpeg"
     )
-    uris = operator.execute(context())
+    uris = operator.execute(task_context())
     operator.hook.close()
 
     files = sorted(listing(dest))
@@ -114,6 +115,6 @@ def test_hostile_image_names_stay_inside_the_destination(sandbox, conn, tmp_path
         task_id="download", order_id=order_id, destination=str(dest), preview=False, format="jpeg"
     )
     before = sandbox.stats()["downloads"]["enhanced"]
-    assert sorted(again.execute(context())) == sorted(uris)
+    assert sorted(again.execute(task_context())) == sorted(uris)
     assert sandbox.stats()["downloads"]["enhanced"] == before
     assert set(sandbox.stats()["purchases_per_image"].values()) == {1}

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from autoenhance_sandbox.testing import SandboxServer, run_sandbox
+from support.sandbox import use_sandbox
 
 REPO = Path(__file__).resolve().parents[2]
 DAGS = REPO / "dags"
@@ -28,13 +28,7 @@ def soak_sandbox(
     from autoenhance_provider.hooks.autoenhance import AutoenhanceHook
     from autoenhance_provider.hooks.autoenhance_async import AutoenhanceAsyncHook
 
-    server = soak_sandbox_server
-    server.restore_config()
-    server.reset()
-    server.clear_faults()
-    conn = {"conn_type": "autoenhance", "host": server.base_url, "password": server.api_key}
-    monkeypatch.setenv("AIRFLOW_CONN_AUTOENHANCE_DEFAULT", json.dumps(conn))
-    monkeypatch.setenv("AUTOENHANCE_POLL_INTERVAL", "0.5")
+    server = use_sandbox(soak_sandbox_server, monkeypatch, AUTOENHANCE_POLL_INTERVAL="0.5")
     # The example DAG passes no hook_params: shorten the hooks' default back-offs instead (a 429's
     # Retry-After of 1 s is capped by retry_max_delay). Retry counts stay the defaults.
     for hook in (AutoenhanceHook, AutoenhanceAsyncHook):

@@ -1,4 +1,4 @@
-"""Helpers of the soak tests (plain functions, imported by name like tests/unit/workflow/wf_helpers)."""
+"""Helpers of the soak tests (plain functions; helpers shared across directories are in tests/support)."""
 
 from __future__ import annotations
 

@@ -6,7 +6,6 @@ Airflow's own API server app in ``test_api_server_tab.py``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,6 +15,7 @@ from ui_helpers import FakeAirflow
 from autoenhance_provider.ui.app import Backend, create_app
 from autoenhance_provider.ui.photos import PhotoSource
 from autoenhance_sandbox.testing import SandboxServer, run_sandbox
+from support.sandbox import use_sandbox
 
 
 @pytest.fixture(scope="session")
@@ -26,10 +26,7 @@ def ui_sandbox() -> Iterator[SandboxServer]:
 
 @pytest.fixture
 def sandbox(ui_sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> SandboxServer:
-    ui_sandbox.reset()
-    conn = {"conn_type": "autoenhance", "host": ui_sandbox.base_url, "password": ui_sandbox.api_key}
-    monkeypatch.setenv("AIRFLOW_CONN_AUTOENHANCE_DEFAULT", json.dumps(conn))
-    return ui_sandbox
+    return use_sandbox(ui_sandbox, monkeypatch)
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""Fixtures for unit tests: connections from environment variables, fast retries."""
+"""Fixtures for unit tests: connections from environment variables, fast retries, the fake API
+for the async hook, captured logs. Plain helpers (the fake API's payloads, FakeTI) are in tests/support."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ import json
 
 import pytest
 
-FAKE_KEY = "ae-test-KEY-4f9c2d71b8"
-BASE_URL = "https://api.autoenhance.test"
+from support.aio import AioAPI
+from support.api import BASE_URL, FAKE_KEY
 
 
 @pytest.fixture
@@ -131,3 +132,52 @@ def log_capture(caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[s
             yield logs
     finally:
         mock_logger.propagate = propagate
+
+
+@pytest.fixture
+def aio_api(monkeypatch: pytest.MonkeyPatch) -> AioAPI:
+    """Answer every request of the async hook's aiohttp sessions in process (tests/support/aio.py).
+
+    Call the fixture's value with a handler ``(support.aio.Request) -> support.aio.Reply``; the
+    list of requests seen is returned. A handler raises ``support.aio.refused(url)`` or
+    ``read_timeout()`` for a refused connection or a read timeout (aiohttp's own exceptions).
+    """
+    import autoenhance_provider.http.aio as aio_module
+
+    api = AioAPI()
+    monkeypatch.setattr(aio_module, "new_async_session", api.new_session)
+    return api
+
+
+@pytest.fixture
+def logs():
+    """Log events of operators, hooks and triggers during the test, as structlog event dicts.
+
+    Their loggers are structlog loggers on Airflow 3.3 and standard-library loggers
+    (``airflow.task.operators.…``) on Airflow 3.0; records of the latter are added in the same shape.
+    """
+    import logging
+
+    import structlog.testing
+
+    class _AsEvents(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            events.append(
+                {
+                    "event": record.msg,
+                    "positional_args": record.args or (),
+                    "log_level": record.levelname.lower(),
+                    "logger": record.name,
+                }
+            )
+
+    root, handler = logging.getLogger(), _AsEvents()
+    level = root.level
+    with structlog.testing.capture_logs() as events:
+        root.addHandler(handler)
+        root.setLevel(logging.DEBUG)
+        try:
+            yield events
+        finally:
+            root.removeHandler(handler)
+            root.setLevel(level)

@@ -7,7 +7,6 @@ then reads what the scheduler would: the alias's resolved asset, the event and t
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
@@ -18,6 +17,7 @@ from airflow.sdk import Asset, AssetAlias, ObjectStoragePath
 from autoenhance_provider.operators.download import DOWNLOADS_ALIAS, DownloadImagesOperator
 from autoenhance_sandbox.testing import SandboxServer, run_sandbox
 from example_dags_support import DAGS, dag_bag
+from support.sandbox import use_sandbox
 
 PRODUCER = "example_autoenhance_pipeline"
 CONSUMER = "example_autoenhance_asset_consumer"
@@ -122,11 +122,7 @@ def asset_sandbox() -> Iterator[SandboxServer]:
 
 @pytest.fixture
 def sandbox(asset_sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> SandboxServer:
-    asset_sandbox.reset()
-    conn = {"conn_type": "autoenhance", "host": asset_sandbox.base_url, "password": asset_sandbox.api_key}
-    monkeypatch.setenv("AIRFLOW_CONN_AUTOENHANCE_DEFAULT", json.dumps(conn))
-    monkeypatch.setenv("AUTOENHANCE_POLL_INTERVAL", "0.5")
-    return asset_sandbox
+    return use_sandbox(asset_sandbox, monkeypatch, AUTOENHANCE_POLL_INTERVAL="0.5")
 
 
 def _sync_and_unpause(bag: Any, dag_id: str) -> None:

@@ -7,7 +7,6 @@ from types import SimpleNamespace
 
 import pytest
 from airflow.sdk import Connection
-from autoenhance_unit_helpers import FAKE_KEY, api, order
 
 from autoenhance_provider.compat import AirflowFailException, BaseHook
 from autoenhance_provider.connection import (
@@ -17,6 +16,7 @@ from autoenhance_provider.connection import (
     normalise_base_url,
 )
 from autoenhance_provider.exceptions import AutoenhanceConfigError
+from support.api import FAKE_KEY, api, order
 
 
 def config_for(set_connection, make_hook, **kwargs) -> AutoenhanceConnectionConfig:

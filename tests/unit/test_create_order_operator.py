@@ -8,7 +8,6 @@ import uuid
 from typing import Any
 
 import pytest
-from autoenhance_unit_helpers import api, body_of, image, order, path_of
 
 from autoenhance_provider.exceptions import AutoenhanceAuthError
 from autoenhance_provider.operators.order import (
@@ -17,31 +16,8 @@ from autoenhance_provider.operators.order import (
     ProcessOrderOperator,
     deterministic_order_id,
 )
-
-
-class FakeTI:
-    def __init__(
-        self,
-        dag_id: str = "listing_dag",
-        run_id: str = "manual__2026-01-01T00:00:00+00:00",
-        task_id: str = "create_order",
-        map_index: int | None = -1,
-        try_number: int = 1,
-    ) -> None:
-        self.dag_id = dag_id
-        self.run_id = run_id
-        self.task_id = task_id
-        self.map_index = map_index
-        self.try_number = try_number
-        self.pushed: list[tuple[str, Any]] = []
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        self.pushed.append((key, value))
-
-    @property
-    def xcom(self) -> dict[str, Any]:
-        return dict(self.pushed)
-
+from support.api import api, body_of, image, order, path_of
+from support.task import FakeTI
 
 #: When the (fake) DAG run started, as the scheduler of one deployment recorded it.
 STARTED = dt.datetime(2026, 1, 1, 0, 0, 5, 123456, tzinfo=dt.timezone.utc)
@@ -212,7 +188,7 @@ def test_execute_creates_the_order_and_pushes_id_and_url(conn, requests_mock):
     result = op.execute(context_for(ti))
 
     assert result == expected_id
-    assert ti.xcom == {
+    assert ti.xcoms == {
         "order_id": expected_id,
         "order_url": f"https://app.autoenhance.ai/orders/{expected_id}",
     }
@@ -255,7 +231,7 @@ def test_retry_whose_post_conflicts_reuses_the_order(conn, requests_mock):
     assert list(created) == [first]  # nothing new was created
     methods = [(r.method, path_of(r)) for r in requests_mock.request_history]
     assert methods == [("POST", "/v3/orders/"), ("POST", "/v3/orders/"), ("GET", f"/v3/orders/{first}")]
-    assert retry_ti.xcom["order_id"] == first
+    assert retry_ti.xcoms["order_id"] == first
 
 
 def test_explicit_order_id_is_honoured(conn, requests_mock):
@@ -266,7 +242,7 @@ def test_explicit_order_id_is_honoured(conn, requests_mock):
 
     assert result == "client-chosen-1"
     assert body_of(requests_mock.last_request) == {"order_id": "client-chosen-1"}
-    assert ti.xcom["order_url"] == "https://app.autoenhance.ai/orders/client-chosen-1"
+    assert ti.xcoms["order_url"] == "https://app.autoenhance.ai/orders/client-chosen-1"
 
 
 def test_explicit_existing_order_id_is_reused(conn, requests_mock):
@@ -281,7 +257,7 @@ def test_server_assigned_id_wins_and_is_pushed(conn, requests_mock):
     ti = FakeTI()
 
     assert CreateOrderOperator(task_id="t").execute(context_for(ti)) == "server-id"
-    assert ti.xcom["order_id"] == "server-id"
+    assert ti.xcoms["order_id"] == "server-id"
 
 
 def test_permanent_errors_propagate(conn, requests_mock):
@@ -290,7 +266,7 @@ def test_permanent_errors_propagate(conn, requests_mock):
 
     with pytest.raises(AutoenhanceAuthError):
         CreateOrderOperator(task_id="t").execute(context_for(ti))
-    assert ti.pushed == []
+    assert ti.pushes == []
 
 
 def test_map_index_label_is_set(conn, requests_mock):
@@ -341,7 +317,7 @@ def test_process_order_operator_skips_an_order_already_started(conn, requests_mo
 
     assert result == "o-1"
     assert process.call_count == 0
-    assert ti.xcom == {"order_id": "o-1", "order_url": "https://app.autoenhance.ai/orders/o-1"}
+    assert ti.xcoms == {"order_id": "o-1", "order_url": "https://app.autoenhance.ai/orders/o-1"}
 
 
 def test_process_order_operator_starts_a_fresh_order(conn, requests_mock):

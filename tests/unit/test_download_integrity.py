@@ -8,12 +8,12 @@ import hashlib
 import io
 
 import pytest
-from autoenhance_unit_helpers import api
 from PIL import Image
 
 from autoenhance_provider.exceptions import AutoenhanceDownloadError
 from autoenhance_provider.files.integrity import ImageCheck, declared_checksum, format_end_problem
 from autoenhance_provider.files.targets import DownloadTarget
+from support.api import api
 
 
 def rendered(fmt: str, size=(64, 48), **kwargs) -> bytes:

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import requests
-from autoenhance_unit_helpers import FAKE_KEY, api, path_of, query_of
 
 from autoenhance_provider.exceptions import (
     AutoenhanceAPIError,
@@ -17,6 +16,7 @@ from autoenhance_provider.exceptions import (
     AutoenhanceNotFoundError,
     AutoenhanceValidationError,
 )
+from support.api import FAKE_KEY, api, path_of, query_of
 
 JPEG = b"\xff\xd8\xff\xe0" + b"J" * 2000 + b"\xff\xd9"  # ends with the EOI marker: complete
 CDN = "https://assets.autoenhance-cdn.test/render/i-1.jpg"

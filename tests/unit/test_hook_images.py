@@ -6,7 +6,6 @@ import io
 import tracemalloc
 
 import pytest
-from autoenhance_unit_helpers import FAKE_KEY, SIGNATURE, UPLOAD_URL, api, body_of, image, path_of
 
 from autoenhance_provider.exceptions import (
     AutoenhanceAPIError,
@@ -15,6 +14,7 @@ from autoenhance_provider.exceptions import (
     AutoenhanceStorageError,
     AutoenhanceValidationError,
 )
+from support.api import FAKE_KEY, SIGNATURE, UPLOAD_URL, api, body_of, image, path_of
 
 UPLOAD_BASE = UPLOAD_URL.split("?")[0]
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import requests
-from autoenhance_unit_helpers import FAKE_KEY, api, body_of, image, order, path_of, query_of
 
 from autoenhance_provider.compat import AirflowFailException
 from autoenhance_provider.exceptions import (
@@ -12,10 +11,11 @@ from autoenhance_provider.exceptions import (
     AutoenhanceNotFoundError,
     AutoenhanceValidationError,
 )
+from support.api import FAKE_KEY, api, body_of, image, order, path_of, query_of
 
 
 def test_helper_constants_match_conftest(api_key, base_url):
-    from autoenhance_unit_helpers import BASE_URL
+    from support.api import BASE_URL
 
     assert api_key == FAKE_KEY
     assert base_url == BASE_URL

@@ -9,7 +9,6 @@ import time
 import pytest
 import requests
 import urllib3.exceptions
-from autoenhance_unit_helpers import FAKE_KEY, UPLOAD_URL, api, image, order, path_of, validation_error
 
 from autoenhance_provider.compat import AirflowFailException
 from autoenhance_provider.exceptions import (
@@ -22,6 +21,7 @@ from autoenhance_provider.exceptions import (
     AutoenhanceTransientError,
     AutoenhanceUnprocessableError,
 )
+from support.api import FAKE_KEY, UPLOAD_URL, api, image, order, path_of, validation_error
 
 
 def refused() -> requests.exceptions.ConnectionError:

@@ -13,7 +13,6 @@ import traceback
 import pytest
 import requests
 import urllib3.exceptions
-from autoenhance_unit_helpers import FAKE_KEY, SIGNATURE, UPLOAD_URL, api, image, order, validation_error
 
 from autoenhance_provider.exceptions import (
     AutoenhanceConnectionError,
@@ -22,6 +21,7 @@ from autoenhance_provider.exceptions import (
     AutoenhanceTransientError,
 )
 from autoenhance_provider.http.redaction import redact_url, redact_urls_in
+from support.api import FAKE_KEY, SIGNATURE, UPLOAD_URL, api, image, order, validation_error
 
 UPLOAD_BASE = UPLOAD_URL.split("?")[0]
 

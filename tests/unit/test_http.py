@@ -7,7 +7,6 @@ import pickle
 import time
 
 import pytest
-from autoenhance_unit_helpers import FakeClock
 
 from autoenhance_provider.compat import AirflowException, AirflowFailException
 from autoenhance_provider.exceptions import (
@@ -41,6 +40,7 @@ from autoenhance_provider.http.policy import (
     failure_for_status,
     parse_retry_after,
 )
+from support.timing import FakeClock
 
 
 # ------------------------------------------------------------------------------ RetryPolicy

@@ -6,7 +6,6 @@ through OpenLineage's own ``DefaultExtractor`` as the listener would call it.
 
 from __future__ import annotations
 
-import io
 import json
 import subprocess
 import sys
@@ -17,7 +16,6 @@ from typing import Any
 
 import pytest
 from airflow.sdk import ObjectStoragePath
-from PIL import Image
 
 from autoenhance_provider.hooks.autoenhance import AutoenhanceHook
 from autoenhance_provider.lineage import (
@@ -32,6 +30,9 @@ from autoenhance_provider.lineage import (
 from autoenhance_provider.operators.download import DownloadImagesOperator
 from autoenhance_provider.operators.upload import UploadBracketsOperator, UploadImagesOperator
 from autoenhance_sandbox.testing import SandboxServer, run_sandbox
+from support.images import jpeg_bytes
+from support.sandbox import use_sandbox
+from support.task import task_context
 
 FAST = {"retry_delay": 0.01, "retry_max_delay": 0.05}
 REPO = Path(__file__).resolve().parents[2]
@@ -89,29 +90,7 @@ def lineage_sandbox() -> Iterator[SandboxServer]:
 
 @pytest.fixture
 def sandbox(lineage_sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> SandboxServer:
-    lineage_sandbox.reset()
-    conn = {"conn_type": "autoenhance", "host": lineage_sandbox.base_url, "password": lineage_sandbox.api_key}
-    monkeypatch.setenv("AIRFLOW_CONN_AUTOENHANCE_DEFAULT", json.dumps(conn))
-    return lineage_sandbox
-
-
-def jpeg(level: int) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (48, 32), (level, 90, 140)).save(buffer, "JPEG")
-    return buffer.getvalue()
-
-
-class _TI:
-    map_index = -1
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        pass
-
-
-def context() -> dict[str, Any]:
-    from airflow.sdk.execution_time.context import OutletEventAccessors
-
-    return {"ti": _TI(), "outlet_events": OutletEventAccessors()}
+    return use_sandbox(lineage_sandbox, monkeypatch)
 
 
 def new_order() -> str:
@@ -143,13 +122,13 @@ def test_upload_images_lineage(sandbox, tmp_path):
     shoot = tmp_path / "shoot"
     shoot.mkdir()
     for level, name in enumerate(["front.jpg", "back.jpg"]):
-        (shoot / name).write_bytes(jpeg(40 + level * 50))
+        (shoot / name).write_bytes(jpeg_bytes(level=40 + level * 50))
     (shoot / "notes.txt").write_text("not a photo")
     order_id = new_order()
     op = UploadImagesOperator(
         task_id="upload", order_id=order_id, source=str(shoot), on_invalid="skip", hook_params=dict(FAST)
     )
-    op.execute(context())
+    op.execute(task_context())
 
     lineage = extracted(op)
 
@@ -169,12 +148,12 @@ def test_upload_images_lineage(sandbox, tmp_path):
 
 def test_upload_brackets_lineage(sandbox, tmp_path):
     for i in range(3):
-        (tmp_path / f"bracket-{i}.jpg").write_bytes(jpeg(30 + i * 60))
+        (tmp_path / f"bracket-{i}.jpg").write_bytes(jpeg_bytes(level=30 + i * 60))
     order_id = new_order()
     op = UploadBracketsOperator(
         task_id="brackets", order_id=order_id, source=str(tmp_path / "*.jpg"), hook_params=dict(FAST)
     )
-    op.execute(context())
+    op.execute(task_context())
 
     lineage = extracted(op)
 
@@ -189,10 +168,10 @@ def test_upload_brackets_lineage(sandbox, tmp_path):
 def test_download_lineage(sandbox, tmp_path):
     shoot = tmp_path / "shoot"
     shoot.mkdir()
-    (shoot / "front.jpg").write_bytes(jpeg(70))
+    (shoot / "front.jpg").write_bytes(jpeg_bytes(level=70))
     order_id = new_order()
     UploadImagesOperator(task_id="up", order_id=order_id, source=str(shoot), hook_params=dict(FAST)).execute(
-        context()
+        task_context()
     )
     hook = AutoenhanceHook(**FAST)
     hook.wait_for_order(order_id, poll_interval=0.1, timeout=30)
@@ -203,7 +182,7 @@ def test_download_lineage(sandbox, tmp_path):
     )
     assert names(extracted(op).outputs) == []  # before a run: nothing to report, and no API call
 
-    uris = op.execute(context())
+    uris = op.execute(task_context())
 
     assert len(uris) == 1
     lineage = extracted(op)
@@ -216,11 +195,11 @@ def test_download_lineage(sandbox, tmp_path):
 def test_the_facets_call_no_api(sandbox, tmp_path, monkeypatch):
     import requests
 
-    (tmp_path / "a.jpg").write_bytes(jpeg(90))
+    (tmp_path / "a.jpg").write_bytes(jpeg_bytes(level=90))
     op = UploadImagesOperator(
         task_id="upload", order_id=new_order(), source=str(tmp_path), hook_params=dict(FAST)
     )
-    op.execute(context())
+    op.execute(task_context())
 
     def no_network(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("the lineage method made a request")

@@ -6,11 +6,11 @@ from __future__ import annotations
 import io
 
 import pytest
-from autoenhance_unit_helpers import api, validation_error
 
 from autoenhance_provider.compat import AirflowFailException
 from autoenhance_provider.exceptions import AutoenhanceNotFoundError, AutoenhanceUnprocessableError
 from autoenhance_provider.files.storage import SourceFile, to_storage_path
+from support.api import api, validation_error
 
 
 @pytest.mark.parametrize(

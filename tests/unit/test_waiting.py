@@ -6,7 +6,6 @@ import json
 import time
 
 import pytest
-from autoenhance_unit_helpers import FakeClock, api, image, order
 
 from autoenhance_provider.compat import AirflowFailException
 from autoenhance_provider.exceptions import (
@@ -17,6 +16,8 @@ from autoenhance_provider.exceptions import (
     AutoenhanceTransientError,
 )
 from autoenhance_provider.waiting import ImageStatus, OrderWait, WaitEvent, evaluate_order
+from support.api import api, image, order
+from support.timing import FakeClock
 
 SUCCESS, FAILED, TIMEOUT, ERROR = WaitEvent.SUCCESS, WaitEvent.FAILED, WaitEvent.TIMEOUT, WaitEvent.ERROR
 

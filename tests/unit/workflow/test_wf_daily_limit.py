@@ -7,8 +7,6 @@ import pickle
 
 import pytest
 from test_wf_sensor import api, run_sensor  # noqa: F401 - the scripted API fixture
-from wf_helpers import ORDER_ID, FakeTI, done_order, image, order
-from wf_helpers import api as api_url
 
 from autoenhance_provider.exceptions import (
     AutoenhanceDailyLimitError,
@@ -16,6 +14,9 @@ from autoenhance_provider.exceptions import (
     refusal_kind,
 )
 from autoenhance_provider.waiting import WaitEvent, evaluate_order
+from support.api import ORDER_ID, done_order, image, order
+from support.api import api as api_url
+from support.task import FakeTI
 
 MODES = ["poke", "reschedule", "deferrable"]
 REASON = "Daily enhancement limit reached: this account may enhance 500 images per day."
@@ -23,6 +24,7 @@ REASON = "Daily enhancement limit reached: this account may enhance 500 images p
 
 def refused_order() -> dict:
     return order(
+        ORDER_ID,
         [
             image("img-1", "processed", "kitchen.jpg"),
             image("img-2", "error", "garden.jpg", status_reason=REASON),

@@ -9,25 +9,24 @@ from unittest import mock
 
 import pytest
 from airflow.sdk import Asset, ObjectStoragePath
-from wf_helpers import (
+
+from autoenhance_provider.exceptions import AutoenhanceError, AutoenhanceValidationError
+from autoenhance_provider.files.manifest import MANIFEST_NAME
+from autoenhance_provider.operators.download import DownloadImagesOperator
+from support.api import (
     APP_URL,
     ASSET_HOST,
     BASE_URL,
     FAKE_KEY,
     ORDER_ID,
-    FakeTI,
     api,
     image,
-    make_context,
     order,
     path_of,
     query_of,
-    rendered,
 )
-
-from autoenhance_provider.exceptions import AutoenhanceError, AutoenhanceValidationError
-from autoenhance_provider.files.manifest import MANIFEST_NAME
-from autoenhance_provider.operators.download import DownloadImagesOperator
+from support.logs import rendered
+from support.task import FakeTI, task_context
 
 FAST = {"retry_limit": 1, "retry_delay": 0, "retry_max_delay": 0}
 IMAGES = [
@@ -53,7 +52,7 @@ class FakeDownloads:
     def __init__(self, requests_mock, images: list[dict]) -> None:
         self.mock = requests_mock
         self.asset_status = 200
-        requests_mock.get(api(f"/v3/orders/{ORDER_ID}"), json=order(images, status="processed"))
+        requests_mock.get(api(f"/v3/orders/{ORDER_ID}"), json=order(ORDER_ID, images, status="processed"))
         requests_mock.get(re.compile(re.escape(api("/v3/images/")) + r"[^/]+/\w+"), text=self._redirect)
         self.asset_url_pattern = re.compile(re.escape(ASSET_HOST) + r"/.*")
         requests_mock.get(self.asset_url_pattern, content=self._asset)
@@ -88,7 +87,7 @@ def content_of(image_id: str) -> bytes:
 
 
 @pytest.fixture
-def downloads(wf_conn, requests_mock):
+def downloads(conn, requests_mock):
     return FakeDownloads(requests_mock, IMAGES)
 
 
@@ -104,7 +103,7 @@ def test_writes_one_file_per_processed_image(downloads, tmp_path, logs):
     out = tmp_path / "out"
     ti = FakeTI()
 
-    uris = download_op(str(out)).execute(make_context(ti))
+    uris = download_op(str(out)).execute(task_context(ti))
 
     assert sorted(p.name for p in listing(out)) == ["Kitchen.jpg", "Living Room.jpg"]
     assert (out / "Kitchen.jpg").read_bytes() == content_of(IMAGES[0]["image_id"])
@@ -122,7 +121,7 @@ def test_writes_one_file_per_processed_image(downloads, tmp_path, logs):
     ("fmt", "ext"), [("jpeg", ".jpg"), ("jpg", ".jpg"), ("png", ".png"), ("webp", ".webp")]
 )
 def test_extension_follows_the_format(downloads, tmp_path, fmt, ext):
-    download_op(str(tmp_path), format=fmt).execute(make_context())
+    download_op(str(tmp_path), format=fmt).execute(task_context())
 
     assert sorted(p.name for p in listing(tmp_path)) == [f"Kitchen{ext}", f"Living Room{ext}"]
     for request in downloads.api_downloads():
@@ -139,7 +138,7 @@ def test_destination_forms(downloads, tmp_path, form):
         "pathlib": out,
     }[form]
 
-    uris = download_op(destination).execute(make_context())
+    uris = download_op(destination).execute(task_context())
 
     assert sorted(p.name for p in listing(out)) == ["Kitchen.jpg", "Living Room.jpg"]
     assert uris == [f"file://{out}/Kitchen.jpg", f"file://{out}/Living Room.jpg"]
@@ -148,7 +147,7 @@ def test_destination_forms(downloads, tmp_path, form):
 def test_destination_with_spaces_and_non_ascii_is_used_literally(downloads, tmp_path):
     out = tmp_path / "12 Main St #4" / "Küche"
 
-    uris = download_op(str(out)).execute(make_context())
+    uris = download_op(str(out)).execute(task_context())
 
     assert sorted(p.name for p in listing(out)) == ["Kitchen.jpg", "Living Room.jpg"]
     assert not any("%" in p.name for p in listing(tmp_path))
@@ -157,7 +156,7 @@ def test_destination_with_spaces_and_non_ascii_is_used_literally(downloads, tmp_
 
 def test_full_size_purchase_and_rendering_params(downloads, tmp_path):
     download_op(str(tmp_path), preview=False, quality=85, max_width=2048, watermark=False).execute(
-        make_context()
+        task_context()
     )
 
     for request in downloads.api_downloads():
@@ -170,7 +169,7 @@ def test_full_size_purchase_and_rendering_params(downloads, tmp_path):
 
 
 def test_follows_the_redirect_without_the_api_key(downloads, tmp_path):
-    download_op(str(tmp_path)).execute(make_context())
+    download_op(str(tmp_path)).execute(task_context())
 
     assert len(downloads.api_downloads()) == 2
     for request in downloads.api_downloads():
@@ -181,32 +180,32 @@ def test_follows_the_redirect_without_the_api_key(downloads, tmp_path):
 
 
 def test_original_kind_downloads_originals(downloads, tmp_path):
-    download_op(str(tmp_path), kind="original").execute(make_context())
+    download_op(str(tmp_path), kind="original").execute(task_context())
 
     assert {path_of(r.url).rsplit("/", 1)[-1] for r in downloads.api_downloads()} == {"original"}
     # originals exist for images whatever their enhancement status
     assert sorted(p.name for p in listing(tmp_path)) == ["Kitchen.jpg", "Living Room.png", "broken.jpg"]
 
 
-def test_unfinished_order_fails_before_downloading_anything(wf_conn, requests_mock, tmp_path):
+def test_unfinished_order_fails_before_downloading_anything(conn, requests_mock, tmp_path):
     fake = FakeDownloads(
         requests_mock, [*IMAGES[:2], image("55555555-eeee-4eee-8eee-000000000005", "processing", "x.jpg")]
     )
 
     with pytest.raises(AutoenhanceError, match="not finished") as err:
-        download_op(str(tmp_path)).execute(make_context())
+        download_op(str(tmp_path)).execute(task_context())
 
     assert "OrderProcessedSensor" in str(err.value)
     assert fake.api_downloads() == []
     assert list(listing(tmp_path)) == []
 
 
-def test_returned_uris_do_not_depend_on_the_api_listing_order(wf_conn, requests_mock, tmp_path):
+def test_returned_uris_do_not_depend_on_the_api_listing_order(conn, requests_mock, tmp_path):
     FakeDownloads(requests_mock, IMAGES)
-    first = download_op(str(tmp_path / "a")).execute(make_context())
+    first = download_op(str(tmp_path / "a")).execute(task_context())
     requests_mock.reset_mock()
     FakeDownloads(requests_mock, list(reversed(IMAGES)))
-    second = download_op(str(tmp_path / "b")).execute(make_context())
+    second = download_op(str(tmp_path / "b")).execute(task_context())
     assert [u.rsplit("/", 1)[-1] for u in first] == [u.rsplit("/", 1)[-1] for u in second]
 
 
@@ -215,7 +214,7 @@ def test_a_file_with_the_right_name_but_not_proven_is_refused_before_writing(dow
     (tmp_path / "Kitchen.jpg").write_bytes(b"somebody else's photo")
 
     with pytest.raises(AutoenhanceValidationError) as err:
-        download_op(str(tmp_path), preview=False).execute(make_context())
+        download_op(str(tmp_path), preview=False).execute(task_context())
 
     message = str(err.value)
     assert "Kitchen.jpg (not written by this provider)" in message
@@ -230,7 +229,7 @@ def test_a_file_with_the_right_name_but_not_proven_is_refused_before_writing(dow
 def test_a_file_not_proven_is_replaced_with_overwrite(downloads, tmp_path):
     (tmp_path / "Kitchen.jpg").write_bytes(b"somebody else's photo")
 
-    uris = download_op(str(tmp_path), preview=False, if_exists="overwrite").execute(make_context())
+    uris = download_op(str(tmp_path), preview=False, if_exists="overwrite").execute(task_context())
 
     assert sorted(downloads.downloaded_ids()) == [IMAGES[0]["image_id"], IMAGES[1]["image_id"]]
     assert (tmp_path / "Kitchen.jpg").read_bytes() == content_of(IMAGES[0]["image_id"])
@@ -240,7 +239,7 @@ def test_a_file_not_proven_is_replaced_with_overwrite(downloads, tmp_path):
 def test_second_order_into_the_same_folder_never_replaces_the_first_orders_files(
     downloads, tmp_path, requests_mock
 ):
-    download_op(str(tmp_path), preview=False).execute(make_context())
+    download_op(str(tmp_path), preview=False).execute(task_context())
     first = {p.name: p.read_bytes() for p in listing(tmp_path)}
     # a new order whose images have the same names
     other = "9b0c6f0e-0d1e-4d0c-9a4f-2f1e8b9c0a99"
@@ -248,10 +247,10 @@ def test_second_order_into_the_same_folder_never_replaces_the_first_orders_files
         image("55555555-eeee-4eee-8eee-000000000005", "processed", "Kitchen.jpg"),
         image("66666666-ffff-4fff-8fff-000000000006", "processed", "Living Room.png"),
     ]
-    requests_mock.get(api(f"/v3/orders/{other}"), json=order(second, order_id=other, status="processed"))
+    requests_mock.get(api(f"/v3/orders/{other}"), json=order(other, second, status="processed"))
 
     with pytest.raises(AutoenhanceValidationError) as err:
-        download_op(str(tmp_path), order_id=other, preview=False).execute(make_context())
+        download_op(str(tmp_path), order_id=other, preview=False).execute(task_context())
 
     assert f"Kitchen.jpg (order {ORDER_ID}'s image)" in str(err.value)
     assert f"Living Room.jpg (order {ORDER_ID}'s image)" in str(err.value)
@@ -270,25 +269,25 @@ def test_second_order_into_the_same_folder_never_replaces_the_first_orders_files
     ],
 )
 def test_a_verified_file_that_was_changed_afterwards_is_not_replaced_by_default(downloads, tmp_path, change):
-    download_op(str(tmp_path), preview=False).execute(make_context())
+    download_op(str(tmp_path), preview=False).execute(task_context())
     kitchen = tmp_path / "Kitchen.jpg"
     kitchen.write_bytes(change(kitchen.read_bytes()))
     changed = kitchen.read_bytes()
 
     with pytest.raises(AutoenhanceValidationError, match=r"Kitchen\.jpg \(changed since it was downloaded\)"):
-        download_op(str(tmp_path), preview=False).execute(make_context())
+        download_op(str(tmp_path), preview=False).execute(task_context())
     assert kitchen.read_bytes() == changed
     assert len(downloads.downloaded_ids()) == 2
 
-    uris = download_op(str(tmp_path), preview=False, if_exists="overwrite").execute(make_context())
+    uris = download_op(str(tmp_path), preview=False, if_exists="overwrite").execute(task_context())
 
     assert kitchen.read_bytes() == content_of(IMAGES[0]["image_id"])
     assert len(uris) == 2
 
 
 def test_other_rendering_is_not_a_verified_copy(downloads, tmp_path):
-    download_op(str(tmp_path), preview=True).execute(make_context())
-    download_op(str(tmp_path), preview=False).execute(make_context())
+    download_op(str(tmp_path), preview=True).execute(task_context())
+    download_op(str(tmp_path), preview=False).execute(task_context())
 
     assert len(downloads.api_downloads()) == 4  # the previews are not the bought full-size images
 
@@ -297,16 +296,16 @@ def test_if_exists_fail_refuses_unproven_files_before_downloading(downloads, tmp
     (tmp_path / "Kitchen.jpg").write_bytes(b"somebody else's photo")
 
     with pytest.raises(AutoenhanceValidationError, match=r"Kitchen\.jpg \(not written by this provider\)"):
-        download_op(str(tmp_path), if_exists="fail").execute(make_context())
+        download_op(str(tmp_path), if_exists="fail").execute(task_context())
 
     assert downloads.api_downloads() == []
     assert (tmp_path / "Kitchen.jpg").read_bytes() == b"somebody else's photo"
 
 
 def test_if_exists_fail_keeps_verified_files(downloads, tmp_path):
-    download_op(str(tmp_path)).execute(make_context())
+    download_op(str(tmp_path)).execute(task_context())
 
-    uris = download_op(str(tmp_path), if_exists="fail").execute(make_context())
+    uris = download_op(str(tmp_path), if_exists="fail").execute(task_context())
 
     assert len(downloads.api_downloads()) == 2
     assert len(uris) == 2
@@ -318,10 +317,10 @@ def test_if_exists_is_checked_at_parse_time():
 
 
 def test_retry_after_success_sends_no_download_request(downloads, tmp_path):
-    download_op(str(tmp_path), preview=False).execute(make_context())
+    download_op(str(tmp_path), preview=False).execute(task_context())
     first = len(downloads.api_downloads())
 
-    download_op(str(tmp_path), preview=False).execute(make_context())
+    download_op(str(tmp_path), preview=False).execute(task_context())
 
     assert first == 2
     assert len(downloads.api_downloads()) == 2
@@ -330,7 +329,7 @@ def test_retry_after_success_sends_no_download_request(downloads, tmp_path):
 def test_overwrite_downloads_again(downloads, tmp_path):
     (tmp_path / "Kitchen.jpg").write_bytes(b"old")
 
-    download_op(str(tmp_path), overwrite=True).execute(make_context())
+    download_op(str(tmp_path), overwrite=True).execute(task_context())
 
     assert sorted(downloads.downloaded_ids()) == [IMAGES[0]["image_id"], IMAGES[1]["image_id"]]
     assert (tmp_path / "Kitchen.jpg").read_bytes() == content_of(IMAGES[0]["image_id"])
@@ -340,13 +339,13 @@ def test_a_failed_download_leaves_no_file_behind(downloads, tmp_path):
     downloads.asset_status = 503
 
     with pytest.raises(AutoenhanceError):
-        download_op(str(tmp_path)).execute(make_context())
+        download_op(str(tmp_path)).execute(task_context())
 
     assert list(listing(tmp_path)) == []  # no partial file that a retry would skip
 
 
 # ------------------------------------------------------------------------------ safe names
-def test_hostile_and_duplicate_names_stay_inside_the_folder(wf_conn, requests_mock, tmp_path):
+def test_hostile_and_duplicate_names_stay_inside_the_folder(conn, requests_mock, tmp_path):
     long_name = "x" * 300 + ".jpg"
     images = [
         image("a0000000-0000-4000-8000-000000000001", "processed", "../../etc/passwd"),
@@ -363,7 +362,7 @@ def test_hostile_and_duplicate_names_stay_inside_the_folder(wf_conn, requests_mo
     fake = FakeDownloads(requests_mock, images)
     out = tmp_path / "out"
 
-    uris = download_op(str(out)).execute(make_context())
+    uris = download_op(str(out)).execute(task_context())
 
     files = sorted(listing(out))
     assert len(files) == len(images) == len(set(uris))
@@ -382,7 +381,7 @@ def test_hostile_and_duplicate_names_stay_inside_the_folder(wf_conn, requests_mo
     assert written == sorted(content_of(image_data["image_id"]) for image_data in images)
 
 
-def test_deduplicated_name_never_overwrites_another_image(wf_conn, requests_mock, tmp_path):
+def test_deduplicated_name_never_overwrites_another_image(conn, requests_mock, tmp_path):
     """An image literally named like the de-duplicated name of another must get its own file."""
     images = [
         image("abcdef12-0000-4000-8000-000000000001", "processed", "room-abcdef12.jpg"),
@@ -391,7 +390,7 @@ def test_deduplicated_name_never_overwrites_another_image(wf_conn, requests_mock
     ]
     FakeDownloads(requests_mock, images)
 
-    uris = download_op(str(tmp_path)).execute(make_context())
+    uris = download_op(str(tmp_path)).execute(task_context())
 
     assert len(set(uris)) == 3
     assert len(list(listing(tmp_path))) == 3
@@ -402,7 +401,7 @@ def test_deduplicated_name_never_overwrites_another_image(wf_conn, requests_mock
 # ------------------------------------------------------------------------------ assets & validation
 def test_a_fixed_destination_is_an_outlet_asset(downloads, tmp_path):
     op = download_op(str(tmp_path / "out"))
-    context = make_context()
+    context = task_context()
 
     uris = op.execute(context)
 
@@ -460,7 +459,7 @@ def test_templated_parameters_are_checked_at_run_time(downloads, tmp_path):
     op.quality = "0"  # what the rendering produced
 
     with pytest.raises(AutoenhanceValidationError, match="quality"):
-        op.execute(make_context())
+        op.execute(task_context())
     assert downloads.mock.call_count == 0
 
 
@@ -469,7 +468,7 @@ def test_unwritable_destination_fails_before_any_request(downloads, tmp_path):
     blocker.write_text("I am a regular file")
 
     with pytest.raises(AutoenhanceValidationError) as info:
-        download_op(str(blocker / "out")).execute(make_context())
+        download_op(str(blocker / "out")).execute(task_context())
 
     assert str(blocker) in str(info.value)
     assert downloads.mock.call_count == 0
@@ -480,7 +479,7 @@ def test_destination_that_is_a_file_fails_before_any_request(downloads, tmp_path
     target.write_bytes(b"x")
 
     with pytest.raises(AutoenhanceValidationError, match="cannot be created: a file has that name"):
-        download_op(str(target)).execute(make_context())
+        download_op(str(target)).execute(task_context())
     assert downloads.mock.call_count == 0
 
 
@@ -504,14 +503,14 @@ def test_template_fields():
     }
 
 
-def test_kind_is_case_insensitive_and_originals_keep_their_type(wf_conn, requests_mock, tmp_path):
+def test_kind_is_case_insensitive_and_originals_keep_their_type(conn, requests_mock, tmp_path):
     images = [
         image("11111111-aaaa-4aaa-8aaa-000000000001", "processed", "front.TIFF"),
         image("22222222-bbbb-4bbb-8bbb-000000000002", "processing", "raw.cr2"),
     ]
     fake = FakeDownloads(requests_mock, images)
 
-    download_op(str(tmp_path), kind=" ORIGINAL ").execute(make_context())
+    download_op(str(tmp_path), kind=" ORIGINAL ").execute(task_context())
 
     assert sorted(p.name for p in listing(tmp_path)) == ["front.tiff", "raw.cr2"]
     assert {path_of(r.url).rsplit("/", 1)[-1] for r in fake.api_downloads()} == {"original"}

@@ -12,15 +12,16 @@ import time
 
 import pytest
 from test_wf_download import IMAGES, FakeDownloads, content_of, download_op, listing
-from wf_helpers import ORDER_ID, FakeTI, api, make_context, order
 
 from autoenhance_provider.exceptions import AutoenhanceError, AutoenhanceValidationError
 from autoenhance_provider.files.manifest import MANIFEST_NAME, Manifest
 from autoenhance_provider.files.storage import TempToken, sweep_temp_files, to_storage_path
+from support.api import ORDER_ID, api, order
+from support.task import FakeTI, task_context
 
 
 @pytest.fixture
-def downloads(wf_conn, requests_mock):
+def downloads(conn, requests_mock):
     return FakeDownloads(requests_mock, IMAGES)
 
 
@@ -46,7 +47,7 @@ def test_each_file_is_in_the_manifest_on_disk_before_it_gets_its_name(downloads,
         return serve(request, context)
 
     downloads.mock.get(downloads.asset_url_pattern, content=asset)
-    download_op(str(tmp_path), max_concurrency=1).execute(make_context())
+    download_op(str(tmp_path), max_concurrency=1).execute(task_context())
 
     assert seen[0] == ([], [])
     assert seen[1] == (["Kitchen.jpg"], ["Kitchen.jpg"])
@@ -69,7 +70,7 @@ def _killed_after_first_file(downloads, tmp_path, requests_mock):
         return serve(request, context)
 
     requests_mock.get(downloads.asset_url_pattern, content=asset)
-    download_op(str(folder), max_concurrency=1).execute(make_context(ti))
+    download_op(str(folder), max_concurrency=1).execute(task_context(ti))
     return snapshot
 
 
@@ -78,14 +79,14 @@ def test_a_retry_after_a_kill_downloads_only_the_file_in_flight_and_sweeps_its_t
 ):
     folder = _killed_after_first_file(downloads, tmp_path, requests_mock)
     assert sorted(p.name for p in listing(folder)) == [
-        TempToken.for_task("wf_dag", "wf_task", "manual__2026-01-01T00:00:00", -1, 1).temp_name(
+        TempToken.for_task("test_dag", "test_task", "manual__2026-01-01T00:00:00", -1, 1).temp_name(
             "Living Room.jpg"
         ),
         "Kitchen.jpg",
     ]
     before = list(downloads.downloaded_ids())
 
-    uris = download_op(str(folder), max_concurrency=1).execute(make_context(FakeTI(try_number=2)))
+    uris = download_op(str(folder), max_concurrency=1).execute(task_context(FakeTI(try_number=2)))
 
     assert downloads.downloaded_ids()[len(before) :] == [IMAGES[1]["image_id"]]  # not Kitchen again
     assert sorted(p.name for p in listing(folder)) == ["Kitchen.jpg", "Living Room.jpg"]  # no .part
@@ -95,11 +96,11 @@ def test_a_retry_after_a_kill_downloads_only_the_file_in_flight_and_sweeps_its_t
 
 def test_a_kill_between_recording_and_renaming_is_recovered(downloads, tmp_path):
     """The entry is saved, the rename never happened: a retry downloads that file (only)."""
-    download_op(str(tmp_path), max_concurrency=1).execute(make_context())
+    download_op(str(tmp_path), max_concurrency=1).execute(task_context())
     os.unlink(tmp_path / "Living Room.jpg")  # as if the process died right before the rename
     before = len(downloads.downloaded_ids())
 
-    download_op(str(tmp_path), max_concurrency=1).execute(make_context(FakeTI(try_number=2)))
+    download_op(str(tmp_path), max_concurrency=1).execute(task_context(FakeTI(try_number=2)))
 
     assert downloads.downloaded_ids()[before:] == [IMAGES[1]["image_id"]]
 
@@ -107,7 +108,7 @@ def test_a_kill_between_recording_and_renaming_is_recovered(downloads, tmp_path)
 def test_replacing_this_orders_own_rendering_survives_a_kill_before_the_rename(downloads, tmp_path):
     """Previews first, then full size: an entry recorded for the full size whose rename never
     happened still proves the preview bytes (its ``prior``), so a retry replaces them."""
-    download_op(str(tmp_path), preview=True).execute(make_context())
+    download_op(str(tmp_path), preview=True).execute(task_context())
     preview_bytes = (tmp_path / "Kitchen.jpg").read_bytes()
     entry = manifest_files(tmp_path)["Kitchen.jpg"]
     manifest = Manifest.load(to_storage_path(tmp_path))
@@ -118,7 +119,7 @@ def test_replacing_this_orders_own_rendering_survives_a_kill_before_the_rename(d
     manifest.save(to_storage_path(tmp_path))  # recorded, then killed before the rename
     assert (tmp_path / "Kitchen.jpg").read_bytes() == preview_bytes
 
-    uris = download_op(str(tmp_path), preview=False).execute(make_context())
+    uris = download_op(str(tmp_path), preview=False).execute(task_context())
 
     assert len(uris) == 2
     assert manifest_files(tmp_path)["Kitchen.jpg"]["identity"]["query"] == {"preview": "false"}
@@ -138,12 +139,12 @@ def test_the_manifest_is_saved_after_a_partial_failure_and_the_retry_downloads_o
 
     requests_mock.get(downloads.asset_url_pattern, content=asset)
     with pytest.raises(AutoenhanceError, match="1 of 2 download"):
-        download_op(str(tmp_path), preview=False).execute(make_context())
+        download_op(str(tmp_path), preview=False).execute(task_context())
     assert sorted(manifest_files(tmp_path)) == ["Kitchen.jpg"]
     requests_mock.get(downloads.asset_url_pattern, content=serve)
     first_try = downloads.downloaded_ids()
 
-    download_op(str(tmp_path), preview=False).execute(make_context(FakeTI(try_number=2)))
+    download_op(str(tmp_path), preview=False).execute(task_context(FakeTI(try_number=2)))
 
     retry = downloads.downloaded_ids()[len(first_try) :]
     assert retry == [IMAGES[1]["image_id"]], retry
@@ -215,7 +216,7 @@ def test_a_failed_download_leaves_no_temporary_file(downloads, tmp_path):
     downloads.asset_status = 503
 
     with pytest.raises(AutoenhanceError):
-        download_op(str(tmp_path)).execute(make_context())
+        download_op(str(tmp_path)).execute(task_context())
 
     assert [p.name for p in tmp_path.iterdir()] == []
 
@@ -229,7 +230,7 @@ def test_a_symlink_is_never_followed_nor_replaced_by_default(downloads, tmp_path
     (folder / "Kitchen.jpg").symlink_to(outside)
 
     with pytest.raises(AutoenhanceValidationError, match=r"Kitchen\.jpg \(a symlink\)"):
-        download_op(str(folder)).execute(make_context())
+        download_op(str(folder)).execute(task_context())
 
     assert downloads.api_downloads() == []
     assert (folder / "Kitchen.jpg").is_symlink()
@@ -243,7 +244,7 @@ def test_overwrite_replaces_the_symlink_itself_never_its_target(downloads, tmp_p
     folder.mkdir()
     (folder / "Kitchen.jpg").symlink_to(outside)
 
-    download_op(str(folder), if_exists="overwrite").execute(make_context())
+    download_op(str(folder), if_exists="overwrite").execute(task_context())
 
     assert not (folder / "Kitchen.jpg").is_symlink()
     assert (folder / "Kitchen.jpg").read_bytes() == content_of(IMAGES[0]["image_id"])
@@ -252,7 +253,7 @@ def test_overwrite_replaces_the_symlink_itself_never_its_target(downloads, tmp_p
 
 def test_a_symlinked_file_is_never_proven_even_if_it_points_at_the_right_bytes(downloads, tmp_path):
     first = tmp_path / "first"
-    download_op(str(first)).execute(make_context())
+    download_op(str(first)).execute(task_context())
     second = tmp_path / "second"
     second.mkdir()
     shutil.copyfile(first / MANIFEST_NAME, second / MANIFEST_NAME)
@@ -260,12 +261,12 @@ def test_a_symlinked_file_is_never_proven_even_if_it_points_at_the_right_bytes(d
     shutil.copyfile(first / "Living Room.jpg", second / "Living Room.jpg")
 
     with pytest.raises(AutoenhanceValidationError, match=r"Kitchen\.jpg \(a symlink\)"):
-        download_op(str(second)).execute(make_context())
+        download_op(str(second)).execute(task_context())
 
 
 def test_a_symlinked_manifest_is_not_trusted(downloads, tmp_path):
     first = tmp_path / "first"
-    download_op(str(first)).execute(make_context())
+    download_op(str(first)).execute(task_context())
     second = tmp_path / "second"
     second.mkdir()
     (second / MANIFEST_NAME).symlink_to(first / MANIFEST_NAME)
@@ -273,11 +274,11 @@ def test_a_symlinked_manifest_is_not_trusted(downloads, tmp_path):
         shutil.copyfile(first / name, second / name)
 
     with pytest.raises(AutoenhanceValidationError, match="not written by this provider"):
-        download_op(str(second)).execute(make_context())
+        download_op(str(second)).execute(task_context())
 
 
 def test_refusal_keeps_proven_files_and_lists_every_file_in_the_way(downloads, tmp_path, requests_mock):
-    download_op(str(tmp_path)).execute(make_context())
+    download_op(str(tmp_path)).execute(task_context())
     more = [
         *IMAGES[:2],
         *(
@@ -289,13 +290,13 @@ def test_refusal_keeps_proven_files_and_lists_every_file_in_the_way(downloads, t
             for i in range(3)
         ),
     ]
-    requests_mock.get(api(f"/v3/orders/{ORDER_ID}"), json=order(more, status="processed"))
+    requests_mock.get(api(f"/v3/orders/{ORDER_ID}"), json=order(ORDER_ID, more, status="processed"))
     for i in range(3):
         (tmp_path / f"extra{i}.jpg").write_bytes(b"mine")
     before = len(downloads.api_downloads())
 
     with pytest.raises(AutoenhanceValidationError) as err:
-        download_op(str(tmp_path)).execute(make_context())
+        download_op(str(tmp_path)).execute(task_context())
 
     assert all(f"extra{i}.jpg (not written by this provider)" in str(err.value) for i in range(3))
     assert "Kitchen.jpg" not in str(err.value)  # proven: not in the way, and kept
@@ -306,7 +307,7 @@ def test_refusal_keeps_proven_files_and_lists_every_file_in_the_way(downloads, t
 def test_result_lists_only_files_written_or_proven(downloads, tmp_path):
     (tmp_path / "unrelated.jpg").write_bytes(b"not an order image")
 
-    uris = download_op(str(tmp_path)).execute(make_context())
+    uris = download_op(str(tmp_path)).execute(task_context())
 
     assert [u.rsplit("/", 1)[-1] for u in uris] == ["Kitchen.jpg", "Living Room.jpg"]
     assert (tmp_path / "unrelated.jpg").read_bytes() == b"not an order image"
@@ -326,7 +327,7 @@ def test_a_rename_that_never_happened_leaves_this_orders_earlier_file_replaceabl
         return serve(request, context)[:-2] + b"preview\xff\xd9"
 
     requests_mock.get(downloads.asset_url_pattern, content=preview_asset)
-    download_op(str(tmp_path), preview=True).execute(make_context())
+    download_op(str(tmp_path), preview=True).execute(task_context())
     preview_bytes = (tmp_path / "Kitchen.jpg").read_bytes()
     requests_mock.get(downloads.asset_url_pattern, content=serve)
     real_replace = os.replace
@@ -338,12 +339,12 @@ def test_a_rename_that_never_happened_leaves_this_orders_earlier_file_replaceabl
 
     monkeypatch.setattr(files_module.os, "replace", replace)
     with pytest.raises(AutoenhanceError, match="1 of 2 download"):
-        download_op(str(tmp_path), preview=False).execute(make_context())
+        download_op(str(tmp_path), preview=False).execute(task_context())
     assert manifest_files(tmp_path)["Kitchen.jpg"]["identity"]["query"] == {"preview": "false"}
     assert (tmp_path / "Kitchen.jpg").read_bytes() == preview_bytes  # the rename never happened
     monkeypatch.setattr(files_module.os, "replace", real_replace)
 
-    uris = download_op(str(tmp_path), preview=False).execute(make_context(FakeTI(try_number=2)))
+    uris = download_op(str(tmp_path), preview=False).execute(task_context(FakeTI(try_number=2)))
 
     assert len(uris) == 2
     assert manifest_files(tmp_path)["Kitchen.jpg"]["identity"]["query"] == {"preview": "false"}

@@ -8,7 +8,6 @@ import pendulum
 import pytest
 from airflow.sdk import DAG
 from airflow.sdk.definitions.mappedoperator import MappedOperator
-from wf_helpers import APP_URL, ORDER_ID, FakeTI, api, image, make_context, order, path_of
 
 from autoenhance_provider.links.autoenhance import AutoenhanceOrderLink
 from autoenhance_provider.operators.base import DEFAULT_MAP_INDEX_TEMPLATE, LABEL_KEY
@@ -20,6 +19,8 @@ from autoenhance_provider.operators.order import (
 )
 from autoenhance_provider.operators.upload import UploadBracketsOperator, UploadImagesOperator
 from autoenhance_provider.sensors.autoenhance import OrderProcessedSensor
+from support.api import APP_URL, ORDER_ID, api, image, order, path_of
+from support.task import FakeTI, task_context
 
 FAST = {"retry_limit": 0, "retry_delay": 0, "retry_max_delay": 0}
 ALL_TASK_CLASSES = [
@@ -112,7 +113,7 @@ def test_plain_tasks_get_the_label_template_and_can_override_it(cls):
     assert custom.map_index_template == "{{ task.task_id }}"
 
 
-def test_a_mapped_instance_is_labelled_with_what_it_worked_on(wf_conn, requests_mock):
+def test_a_mapped_instance_is_labelled_with_what_it_worked_on(conn, requests_mock):
     """What the task runner does: render the MappedOperator's template with the executed context."""
     import jinja2
 
@@ -122,7 +123,7 @@ def test_a_mapped_instance_is_labelled_with_what_it_worked_on(wf_conn, requests_
             order_id=["o-1", "o-2"]
         )
     task = mapped.unmap({"order_id": "o-2"})
-    context = make_context(FakeTI(map_index=1))
+    context = task_context(FakeTI(map_index=1))
 
     task.execute(context)
 
@@ -145,8 +146,8 @@ def test_mapped_upload_over_shoots_instantiates_each_operator(tmp_path):
 
 
 # ------------------------------------------------------------------------------ process / delete
-def test_process_resolves_bracket_names_to_ids(wf_conn, requests_mock):
-    requests_mock.get(api(f"/v3/orders/{ORDER_ID}"), json=order([]))
+def test_process_resolves_bracket_names_to_ids(conn, requests_mock):
+    requests_mock.get(api(f"/v3/orders/{ORDER_ID}"), json=order(ORDER_ID))
     requests_mock.get(
         api(f"/v3/orders/{ORDER_ID}/brackets"),
         json={
@@ -157,7 +158,7 @@ def test_process_resolves_bracket_names_to_ids(wf_conn, requests_mock):
             ]
         },
     )
-    process = requests_mock.post(api(f"/v3/orders/{ORDER_ID}/process"), json=order([], is_merging=True))
+    process = requests_mock.post(api(f"/v3/orders/{ORDER_ID}/process"), json=order(ORDER_ID, is_merging=True))
     ti = FakeTI()
 
     result = ProcessOrderOperator(
@@ -166,7 +167,7 @@ def test_process_resolves_bracket_names_to_ids(wf_conn, requests_mock):
         bracket_groups=[["a-1.jpg", "a-2.jpg"], ["br-3"]],
         enhance_type="neutral",
         hook_params=FAST,
-    ).execute(make_context(ti))
+    ).execute(task_context(ti))
 
     assert result == ORDER_ID
     body = process.last_request.json()
@@ -176,13 +177,13 @@ def test_process_resolves_bracket_names_to_ids(wf_conn, requests_mock):
     assert ti.xcoms["order_url"] == f"{APP_URL}/orders/{ORDER_ID}"
 
 
-def test_process_with_number_of_brackets_per_image(wf_conn, requests_mock):
-    requests_mock.get(api(f"/v3/orders/{ORDER_ID}"), json=order([]))
-    process = requests_mock.post(api(f"/v3/orders/{ORDER_ID}/process"), json=order([], is_merging=True))
+def test_process_with_number_of_brackets_per_image(conn, requests_mock):
+    requests_mock.get(api(f"/v3/orders/{ORDER_ID}"), json=order(ORDER_ID))
+    process = requests_mock.post(api(f"/v3/orders/{ORDER_ID}/process"), json=order(ORDER_ID, is_merging=True))
 
     ProcessOrderOperator(
         task_id="process", order_id=ORDER_ID, number_of_brackets_per_image=3, hook_params=FAST
-    ).execute(make_context())
+    ).execute(task_context())
 
     assert process.last_request.json() == {"number_of_brackets_per_image": 3}
 
@@ -192,20 +193,20 @@ def test_process_with_number_of_brackets_per_image(wf_conn, requests_mock):
     [{"is_merging": True}, {"images": [image("img-1", "processing")], "is_processing": True}],
     ids=["merging", "images"],
 )
-def test_process_is_skipped_when_already_started(wf_conn, requests_mock, state):
-    requests_mock.get(api(f"/v3/orders/{ORDER_ID}"), json=order(**state))
+def test_process_is_skipped_when_already_started(conn, requests_mock, state):
+    requests_mock.get(api(f"/v3/orders/{ORDER_ID}"), json=order(ORDER_ID, **state))
 
-    ProcessOrderOperator(task_id="process", order_id=ORDER_ID, hook_params=FAST).execute(make_context())
+    ProcessOrderOperator(task_id="process", order_id=ORDER_ID, hook_params=FAST).execute(task_context())
 
     assert [r.method for r in requests_mock.request_history] == ["GET"]
 
 
 @pytest.mark.parametrize("status", [204, 404])
-def test_delete_succeeds_when_gone(wf_conn, requests_mock, status):
+def test_delete_succeeds_when_gone(conn, requests_mock, status):
     requests_mock.delete(api(f"/v3/orders/{ORDER_ID}"), status_code=status, json={"message": "Not Found"})
     requests_mock.get(api(f"/v3/orders/{ORDER_ID}"), status_code=404, json={"message": "Not Found"})
 
-    DeleteOrderOperator(task_id="delete", order_id=ORDER_ID, hook_params=FAST).execute(make_context())
+    DeleteOrderOperator(task_id="delete", order_id=ORDER_ID, hook_params=FAST).execute(task_context())
 
     assert [path_of(r.url) for r in requests_mock.request_history if r.method == "DELETE"] == [
         f"/v3/orders/{ORDER_ID}"
@@ -246,10 +247,10 @@ def test_keyword_settings_merge_over_the_settings_dict():
     assert op.settings == {"enhance_type": "neutral", "privacy": True, "sky_replacement": False}
 
 
-def test_a_plain_task_gets_no_label(wf_conn, requests_mock):
+def test_a_plain_task_gets_no_label(conn, requests_mock):
     """Unmapped tasks render an empty label, so the UI shows no map index for them."""
     requests_mock.delete(api("/v3/orders/o-1"), status_code=204)
-    context = make_context(FakeTI(map_index=-1))
+    context = task_context(FakeTI(map_index=-1))
 
     DeleteOrderOperator(task_id="delete", order_id="o-1", hook_params=FAST).execute(context)
 

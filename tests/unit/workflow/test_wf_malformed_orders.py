@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import pytest
 from test_wf_sensor import MODES, api, run_sensor  # noqa: F401 - the api fixture
-from wf_helpers import ORDER_ID, done_order, image, order
 
 from autoenhance_provider.exceptions import AutoenhanceAPIError
 from autoenhance_provider.waiting import evaluate_order, order_images
+from support.api import ORDER_ID, done_order, image, order
 
-STRINGS = order(["img-1", "img-2"], status="processed")
-NO_ID = order([{**image("img-1", "processed", "kitchen.jpg"), "image_id": None}], status="processed")
+STRINGS = order(ORDER_ID, ["img-1", "img-2"], status="processed")
+NO_ID = order(
+    ORDER_ID, [{**image("img-1", "processed", "kitchen.jpg"), "image_id": None}], status="processed"
+)
 IMAGES_NOT_A_LIST = {**done_order(), "images": {"img-1": "processed"}}
 
 
@@ -65,17 +67,16 @@ def test_a_sensor_that_gives_up_on_malformed_answers_keeps_the_reason(api, mode)
 
 
 @pytest.mark.parametrize("answer", [STRINGS, NO_ID], ids=["strings", "no-image-id"])
-def test_download_refuses_a_malformed_order_before_any_image_request(
-    wf_conn, requests_mock, tmp_path, answer
-):
+def test_download_refuses_a_malformed_order_before_any_image_request(conn, requests_mock, tmp_path, answer):
     from test_wf_download import download_op
-    from wf_helpers import api as api_url
-    from wf_helpers import make_context
+
+    from support.api import api as api_url
+    from support.task import task_context
 
     requests_mock.get(api_url(f"/v3/orders/{ORDER_ID}"), json=answer)
 
     with pytest.raises(AutoenhanceAPIError, match="image 0"):
-        download_op(str(tmp_path)).execute(make_context())
+        download_op(str(tmp_path)).execute(task_context())
 
     assert [r.path for r in requests_mock.request_history if "/v3/images/" in r.path] == []
     assert list(tmp_path.iterdir()) == []

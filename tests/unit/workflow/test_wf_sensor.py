@@ -26,20 +26,6 @@ try:  # Airflow >= 3.1
 except ImportError:  # Airflow 3.0
     from airflow.exceptions import AirflowRescheduleException, TaskDeferred  # type: ignore[no-redef]
     from airflow.utils import timezone  # type: ignore[no-redef]
-from autoenhance_unit_helpers import FakeClock
-from wf_helpers import (
-    APP_URL,
-    CONNECT_ERROR,
-    ORDER_ID,
-    FakeTI,
-    OrderScript,
-    Status,
-    done_order,
-    failed_order,
-    make_context,
-    processing_order,
-)
-
 from autoenhance_provider.compat import AirflowFailException, AirflowSensorTimeout, AirflowSkipException
 from autoenhance_provider.exceptions import (
     AutoenhanceNotFoundError,
@@ -49,6 +35,18 @@ from autoenhance_provider.exceptions import (
 from autoenhance_provider.links.autoenhance import AutoenhanceOrderLink
 from autoenhance_provider.sensors.autoenhance import OrderProcessedSensor
 from autoenhance_provider.triggers.autoenhance import AutoenhanceOrderTrigger
+from support.api import (
+    APP_URL,
+    CONNECT_ERROR,
+    ORDER_ID,
+    OrderScript,
+    Status,
+    done_order,
+    failed_order,
+    processing_order,
+)
+from support.task import FakeTI, task_context
+from support.timing import FakeClock
 
 MODES = ["poke", "reschedule", "deferrable"]
 FAST = {"retry_limit": 0, "retry_delay": 0, "retry_max_delay": 0}
@@ -84,7 +82,7 @@ def run_sensor(mode: str, ti: FakeTI | None = None, *, max_rounds: int = 200, **
     ti = ti or FakeTI()
     for _ in range(max_rounds):
         sensor = make_sensor(mode, **kwargs)
-        context = make_context(ti)
+        context = task_context(ti)
         try:
             return sensor.execute(context), ti
         except AirflowRescheduleException as exc:
@@ -94,12 +92,12 @@ def run_sensor(mode: str, ti: FakeTI | None = None, *, max_rounds: int = 200, **
             event = asyncio.run(_first_event(deferred.trigger))
             resumed = make_sensor(mode, **kwargs)
             next_kwargs = {**(deferred.kwargs or {}), "event": event.payload}
-            return resumed.resume_execution(deferred.method_name, next_kwargs, make_context(ti)), ti
+            return resumed.resume_execution(deferred.method_name, next_kwargs, task_context(ti)), ti
     raise AssertionError("the sensor never finished")
 
 
 @pytest.fixture
-def api(wf_conn, requests_mock, httpx_handler, monkeypatch):
+def api(conn, requests_mock, aio_api, monkeypatch):
     """Install an OrderScript on both transports; sleeps of poke mode advance a fake clock."""
     clock = FakeClock()
     monkeypatch.setattr(base_sensor_module, "time", clock)
@@ -107,7 +105,7 @@ def api(wf_conn, requests_mock, httpx_handler, monkeypatch):
     def install(*steps) -> OrderScript:
         script = OrderScript(*steps)
         script.install_sync(requests_mock)
-        httpx_handler(script.handler)
+        aio_api(script.handler)
         script.clock = clock
         return script
 
@@ -253,7 +251,7 @@ def test_reschedule_mode_reschedules_while_processing(api):
     before = timezone.utcnow()
 
     with pytest.raises(AirflowRescheduleException) as info:
-        sensor.execute(make_context())
+        sensor.execute(task_context())
 
     assert (
         before + timedelta(seconds=59)
@@ -269,11 +267,11 @@ def test_reschedule_mode_times_out_from_the_first_reschedule_date(api):
     sensor = make_sensor("reschedule", poke_interval=60, timeout=3600)
 
     with pytest.raises(AirflowSensorTimeout):
-        sensor.execute(make_context(ti))
+        sensor.execute(task_context(ti))
 
     ti.first_reschedule_date = timezone.utcnow() - timedelta(hours=2)
     with pytest.raises(AirflowSkipException):
-        make_sensor("reschedule", poke_interval=60, timeout=3600, soft_fail=True).execute(make_context(ti))
+        make_sensor("reschedule", poke_interval=60, timeout=3600, soft_fail=True).execute(task_context(ti))
 
 
 def test_deferrable_defers_with_a_wall_clock_deadline(api):
@@ -286,7 +284,7 @@ def test_deferrable_defers_with_a_wall_clock_deadline(api):
         autoenhance_conn_id="autoenhance_default",
         hook_params={"retry_limit": 2, "timeout": 20},
     )
-    context = make_context()
+    context = task_context()
     before = time.time()
 
     with pytest.raises(TaskDeferred) as info:
@@ -312,7 +310,7 @@ def test_deferrable_returns_without_deferring_when_already_done(api):
     sensor = make_sensor("deferrable")
 
     with mock.patch.object(OrderProcessedSensor, "defer") as defer:
-        result = sensor.execute(make_context())
+        result = sensor.execute(task_context())
 
     defer.assert_not_called()
     assert result["processed"] == 2
@@ -324,7 +322,7 @@ def test_deferrable_fails_without_deferring_when_already_failed(api):
 
     sensor = make_sensor("deferrable")
     with mock.patch.object(sensor, "defer") as defer, pytest.raises(AutoenhanceOrderFailedError):
-        sensor.execute(make_context())
+        sensor.execute(task_context())
 
     defer.assert_not_called()
 
@@ -337,7 +335,7 @@ def test_deferrable_soft_fail_applies_to_the_check_before_deferring(api, first):
     api(first)
 
     with mock.patch.object(OrderProcessedSensor, "defer") as defer, pytest.raises(AirflowSkipException):
-        make_sensor("deferrable", soft_fail=True).execute(make_context())
+        make_sensor("deferrable", soft_fail=True).execute(task_context())
     defer.assert_not_called()
 
 
@@ -353,37 +351,37 @@ def test_deferrable_transient_error_at_first_check_still_defers(api):
     api(Status(503), done_order())
 
     with pytest.raises(TaskDeferred):
-        make_sensor("deferrable").execute(make_context())
+        make_sensor("deferrable").execute(task_context())
 
 
-def test_execute_complete_maps_a_timeout_event_to_sensor_timeout(wf_conn):
+def test_execute_complete_maps_a_timeout_event_to_sensor_timeout(conn):
     sensor = make_sensor("deferrable")
     event = {"status": "timeout", "order_id": ORDER_ID, "message": "Timed out", "progress": None}
 
     with pytest.raises(AirflowSensorTimeout, match="Timed out"):
-        sensor.execute_complete(make_context(), event)
+        sensor.execute_complete(task_context(), event)
 
 
-def test_execute_complete_success_event_returns_the_summary(wf_conn):
+def test_execute_complete_success_event_returns_the_summary(conn):
     ti = FakeTI()
     progress = {"order_id": ORDER_ID, "done": True, "total": 3, "processed": 3, "pending": 0, "failed": []}
 
     result = make_sensor("deferrable").execute_complete(
-        make_context(ti), {"status": "success", "order_id": ORDER_ID, "message": "", "progress": progress}
+        task_context(ti), {"status": "success", "order_id": ORDER_ID, "message": "", "progress": progress}
     )
 
     assert result == progress
     assert ti.xcoms["order_id"] == ORDER_ID
 
 
-def test_trigger_safety_timeout_becomes_a_sensor_timeout_or_skip(wf_conn):
+def test_trigger_safety_timeout_becomes_a_sensor_timeout_or_skip(conn):
     from airflow.sdk.bases.operator import TRIGGER_FAIL_REPR, TriggerFailureReason
 
     kwargs = {"error": TriggerFailureReason.TRIGGER_TIMEOUT}
     with pytest.raises(AirflowSensorTimeout):
-        make_sensor("deferrable").resume_execution(TRIGGER_FAIL_REPR, kwargs, make_context())
+        make_sensor("deferrable").resume_execution(TRIGGER_FAIL_REPR, kwargs, task_context())
     with pytest.raises(AirflowSkipException):
-        make_sensor("deferrable", soft_fail=True).resume_execution(TRIGGER_FAIL_REPR, kwargs, make_context())
+        make_sensor("deferrable", soft_fail=True).resume_execution(TRIGGER_FAIL_REPR, kwargs, task_context())
 
 
 def test_the_order_link_is_published_before_waiting(api):
@@ -391,7 +389,7 @@ def test_the_order_link_is_published_before_waiting(api):
     ti = FakeTI()
 
     with pytest.raises(AirflowRescheduleException):
-        make_sensor("reschedule").execute(make_context(ti))
+        make_sensor("reschedule").execute(task_context(ti))
 
     assert ti.pushes[:2] == [("order_id", ORDER_ID), ("order_url", f"{APP_URL}/orders/{ORDER_ID}")]
 
@@ -454,7 +452,7 @@ def test_deferrable_default_follows_operators_default_deferrable(tmp_path, value
 
 
 @pytest.mark.parametrize("mode", ["poke", "deferrable"])
-def test_soft_fail_does_not_turn_an_outage_into_a_skip(wf_conn, mode, requests_mock):
+def test_soft_fail_does_not_turn_an_outage_into_a_skip(conn, mode, requests_mock):
     """A transient API error is retryable in every mode, soft_fail or not (poke mode's rule)."""
     from autoenhance_provider.exceptions import AutoenhanceConnectionError, AutoenhanceTransientError
 
@@ -462,21 +460,21 @@ def test_soft_fail_does_not_turn_an_outage_into_a_skip(wf_conn, mode, requests_m
     if mode == "poke":
         requests_mock.get(re.compile(r".*/v3/orders/.*"), status_code=503)
         with pytest.raises(transient):
-            make_sensor("poke", soft_fail=True, error_budget=1).execute(make_context())
+            make_sensor("poke", soft_fail=True, error_budget=1).execute(task_context())
         return
     event = {"status": "error", "order_id": ORDER_ID, "message": "HTTP 503", "status_code": 503, "path": "/x"}
     with pytest.raises(transient):
         make_sensor("deferrable", soft_fail=True).resume_execution(
-            "execute_complete", {"event": event}, make_context()
+            "execute_complete", {"event": event}, task_context()
         )
 
 
-def test_soft_fail_skips_a_failed_order_in_deferrable_mode_as_in_poke_mode(wf_conn):
+def test_soft_fail_skips_a_failed_order_in_deferrable_mode_as_in_poke_mode(conn):
     failed = {"order_id": ORDER_ID, "failed": [{"image_name": "a.jpg", "status": "error"}]}
     event = {"status": "failed", "order_id": ORDER_ID, "message": "", "progress": failed}
     with pytest.raises(AirflowSkipException):
         make_sensor("deferrable", soft_fail=True).resume_execution(
-            "execute_complete", {"event": event}, make_context()
+            "execute_complete", {"event": event}, task_context()
         )
 
 
@@ -490,7 +488,7 @@ def test_deferrable_with_webhook_defers_a_webhook_wait_with_a_safety_poll(api):
     before = time.time()
 
     with pytest.raises(TaskDeferred) as info:
-        sensor.execute(make_context())
+        sensor.execute(task_context())
 
     trigger = info.value.trigger
     assert (trigger.webhook, trigger.webhook_check_interval) == ("default", 15.0)
@@ -517,7 +515,7 @@ def test_webhook_keeps_an_explicit_poke_interval_and_other_inlets(api):
         inlets=[other],
     )
     with pytest.raises(TaskDeferred) as info:
-        sensor.execute(make_context())
+        sensor.execute(task_context())
     assert (info.value.trigger.poll_interval, info.value.trigger.webhook_check_interval) == (120, 5.0)
     assert info.value.trigger.webhook == "agency_b"
     assert other in sensor.inlets

@@ -8,19 +8,7 @@ import json
 import time
 from unittest import mock
 
-import httpx
 import pytest
-from wf_helpers import (
-    BASE_URL,
-    CONNECT_ERROR,
-    FAKE_KEY,
-    ORDER_ID,
-    OrderScript,
-    Status,
-    done_order,
-    failed_order,
-    processing_order,
-)
 
 from autoenhance_provider.exceptions import (
     AutoenhanceAPIError,
@@ -30,6 +18,19 @@ from autoenhance_provider.exceptions import (
 )
 from autoenhance_provider.hooks.autoenhance_async import AutoenhanceAsyncHook
 from autoenhance_provider.triggers.autoenhance import AutoenhanceOrderTrigger
+from support.aio import Reply
+from support.api import (
+    BASE_URL,
+    CONNECT_ERROR,
+    FAKE_KEY,
+    ORDER_ID,
+    READ_TIMEOUT,
+    OrderScript,
+    Status,
+    done_order,
+    failed_order,
+    processing_order,
+)
 
 FAST = {"retry_delay": 0, "retry_max_delay": 0}
 CLASSPATH = "autoenhance_provider.triggers.autoenhance.AutoenhanceOrderTrigger"
@@ -101,9 +102,9 @@ def test_creating_a_trigger_touches_neither_network_nor_connection(monkeypatch):
 
 
 # ------------------------------------------------------------------------------ run(), over HTTP
-async def test_success_event(wf_conn, httpx_handler):
+async def test_success_event(conn, aio_api):
     script = OrderScript(processing_order(), done_order())
-    seen = httpx_handler(script.handler)
+    seen = aio_api(script.handler)
 
     events = await all_events(make_trigger())
 
@@ -118,8 +119,8 @@ async def test_success_event(wf_conn, httpx_handler):
     json.dumps(payload)  # small and JSON-able
 
 
-async def test_images_in_error_give_a_failed_event(wf_conn, httpx_handler):
-    httpx_handler(OrderScript(failed_order()).handler)
+async def test_images_in_error_give_a_failed_event(conn, aio_api):
+    aio_api(OrderScript(failed_order()).handler)
 
     (event,) = await all_events(make_trigger())
 
@@ -131,10 +132,12 @@ async def test_images_in_error_give_a_failed_event(wf_conn, httpx_handler):
     assert failure["status_reason"] == "Duplicate file name limit reached"
 
 
-@pytest.mark.parametrize("transient", [Status(503), CONNECT_ERROR], ids=["503", "connect-error"])
-async def test_transient_errors_within_budget_then_success(wf_conn, httpx_handler, transient):
+@pytest.mark.parametrize(
+    "transient", [Status(503), CONNECT_ERROR, READ_TIMEOUT], ids=["503", "connect-error", "read-timeout"]
+)
+async def test_transient_errors_within_budget_then_success(conn, aio_api, transient):
     script = OrderScript(processing_order(), transient, transient, done_order())
-    httpx_handler(script.handler)
+    aio_api(script.handler)
     trigger = make_trigger(error_budget=3, hook_params={**FAST, "retry_limit": 0})
 
     (event,) = await all_events(trigger)
@@ -143,9 +146,9 @@ async def test_transient_errors_within_budget_then_success(wf_conn, httpx_handle
     assert script.count == 4
 
 
-async def test_client_retries_hide_a_blip_from_the_budget(wf_conn, httpx_handler):
+async def test_client_retries_hide_a_blip_from_the_budget(conn, aio_api):
     script = OrderScript(Status(502), Status(503), done_order())
-    httpx_handler(script.handler)
+    aio_api(script.handler)
 
     (event,) = await all_events(make_trigger(error_budget=1, hook_params={**FAST, "retry_limit": 2}))
 
@@ -153,9 +156,9 @@ async def test_client_retries_hide_a_blip_from_the_budget(wf_conn, httpx_handler
     assert script.count == 3
 
 
-async def test_error_budget_exhausted_gives_an_error_event(wf_conn, httpx_handler):
+async def test_error_budget_exhausted_gives_an_error_event(conn, aio_api):
     script = OrderScript(processing_order(), Status(503))
-    httpx_handler(script.handler)
+    aio_api(script.handler)
     trigger = make_trigger(error_budget=3, hook_params={**FAST, "retry_limit": 1})
 
     (event,) = await all_events(trigger)
@@ -168,8 +171,8 @@ async def test_error_budget_exhausted_gives_an_error_event(wf_conn, httpx_handle
     json.dumps(event.payload)
 
 
-async def test_connection_errors_exhaust_the_budget_too(wf_conn, httpx_handler):
-    httpx_handler(OrderScript(CONNECT_ERROR).handler)
+async def test_connection_errors_exhaust_the_budget_too(conn, aio_api):
+    aio_api(OrderScript(CONNECT_ERROR).handler)
 
     (event,) = await all_events(make_trigger(error_budget=2, hook_params={**FAST, "retry_limit": 0}))
 
@@ -178,9 +181,9 @@ async def test_connection_errors_exhaust_the_budget_too(wf_conn, httpx_handler):
     assert "ClientConnectorError" in event.payload["message"]
 
 
-async def test_unknown_order_gives_an_error_event_with_404(wf_conn, httpx_handler):
+async def test_unknown_order_gives_an_error_event_with_404(conn, aio_api):
     script = OrderScript(Status(404, {"message": "Not Found", "detail": {}}))
-    httpx_handler(script.handler)
+    aio_api(script.handler)
 
     (event,) = await all_events(make_trigger())
 
@@ -190,8 +193,8 @@ async def test_unknown_order_gives_an_error_event_with_404(wf_conn, httpx_handle
     assert script.count == 1  # a 404 is not retried
 
 
-async def test_end_time_in_the_past_gives_a_timeout_event(wf_conn, httpx_handler):
-    httpx_handler(OrderScript(processing_order()).handler)
+async def test_end_time_in_the_past_gives_a_timeout_event(conn, aio_api):
+    aio_api(OrderScript(processing_order()).handler)
 
     (event,) = await all_events(make_trigger(end_time=time.time() - 5))
 
@@ -199,17 +202,17 @@ async def test_end_time_in_the_past_gives_a_timeout_event(wf_conn, httpx_handler
     assert ORDER_ID in event.payload["message"]
 
 
-async def test_order_done_at_the_deadline_still_counts_as_success(wf_conn, httpx_handler):
-    httpx_handler(OrderScript(done_order()).handler)
+async def test_order_done_at_the_deadline_still_counts_as_success(conn, aio_api):
+    aio_api(OrderScript(done_order()).handler)
 
     (event,) = await all_events(make_trigger(end_time=time.time() - 5))
 
     assert event.payload["status"] == "success"
 
 
-async def test_deadline_reached_while_polling(wf_conn, httpx_handler):
+async def test_deadline_reached_while_polling(conn, aio_api):
     script = OrderScript(processing_order())
-    httpx_handler(script.handler)
+    aio_api(script.handler)
     started = time.monotonic()
 
     (event,) = await all_events(make_trigger(end_time=time.time() + 0.2, poll_interval=0.02))
@@ -219,9 +222,9 @@ async def test_deadline_reached_while_polling(wf_conn, httpx_handler):
     assert 0.15 < time.monotonic() - started < 5
 
 
-async def test_sleep_is_cut_short_to_honour_the_deadline(wf_conn, httpx_handler):
+async def test_sleep_is_cut_short_to_honour_the_deadline(conn, aio_api):
     """A long poll interval must not overshoot the deadline by a whole interval."""
-    httpx_handler(OrderScript(processing_order()).handler)
+    aio_api(OrderScript(processing_order()).handler)
     started = time.monotonic()
 
     (event,) = await all_events(make_trigger(end_time=time.time() + 0.2, poll_interval=3600))
@@ -230,8 +233,8 @@ async def test_sleep_is_cut_short_to_honour_the_deadline(wf_conn, httpx_handler)
     assert time.monotonic() - started < 5
 
 
-async def test_exactly_one_event_then_the_generator_stops(wf_conn, httpx_handler):
-    httpx_handler(OrderScript(done_order()).handler)
+async def test_exactly_one_event_then_the_generator_stops(conn, aio_api):
+    aio_api(OrderScript(done_order()).handler)
     generator = make_trigger().run()
 
     first = await generator.__anext__()
@@ -240,9 +243,9 @@ async def test_exactly_one_event_then_the_generator_stops(wf_conn, httpx_handler
         await generator.__anext__()
 
 
-async def test_not_done_while_the_order_is_processing(wf_conn, httpx_handler):
+async def test_not_done_while_the_order_is_processing(conn, aio_api):
     script = OrderScript(processing_order())
-    httpx_handler(script.handler)
+    aio_api(script.handler)
 
     task = asyncio.create_task(make_trigger().run().__anext__())
     await asyncio.sleep(0.3)
@@ -254,13 +257,13 @@ async def test_not_done_while_the_order_is_processing(wf_conn, httpx_handler):
         await task
 
 
-async def test_merging_or_empty_orders_are_not_done(wf_conn, httpx_handler):
+async def test_merging_or_empty_orders_are_not_done(conn, aio_api):
     script = OrderScript(
         processing_order() | {"is_merging": True, "images": []},
         processing_order() | {"images": [], "is_processing": False},
         done_order(),
     )
-    httpx_handler(script.handler)
+    aio_api(script.handler)
 
     (event,) = await all_events(make_trigger())
 
@@ -268,9 +271,9 @@ async def test_merging_or_empty_orders_are_not_done(wf_conn, httpx_handler):
     assert script.count == 3
 
 
-async def test_trigger_is_read_only(wf_conn, httpx_handler):
+async def test_trigger_is_read_only(conn, aio_api):
     script = OrderScript(processing_order(), Status(503), processing_order(), failed_order())
-    seen = httpx_handler(script.handler)
+    seen = aio_api(script.handler)
 
     (event,) = await all_events(make_trigger(hook_params={**FAST, "retry_limit": 0}))
 
@@ -279,7 +282,7 @@ async def test_trigger_is_read_only(wf_conn, httpx_handler):
     assert {request.url.path for request in seen} == {f"/v3/orders/{ORDER_ID}"}
 
 
-async def test_unexpected_exception_still_ends_in_one_error_event(wf_conn, monkeypatch):
+async def test_unexpected_exception_still_ends_in_one_error_event(conn, monkeypatch):
     monkeypatch.setattr(AutoenhanceAsyncHook, "get_order", mock.AsyncMock(side_effect=RuntimeError("boom")))
 
     (event,) = await all_events(make_trigger())
@@ -305,8 +308,8 @@ async def test_trigger_with_patched_hook_passes_hook_params(monkeypatch):
     hook.aclose.assert_awaited_once()
 
 
-async def test_the_client_is_closed_when_the_trigger_ends(wf_conn, httpx_handler, monkeypatch):
-    httpx_handler(OrderScript(done_order()).handler)
+async def test_the_client_is_closed_when_the_trigger_ends(conn, aio_api, monkeypatch):
+    aio_api(OrderScript(done_order()).handler)
     closed = mock.AsyncMock()
     real_close = AutoenhanceAsyncHook.aclose
 
@@ -322,8 +325,8 @@ async def test_the_client_is_closed_when_the_trigger_ends(wf_conn, httpx_handler
 
 
 # ------------------------------------------------------------------------------ the async hook
-async def test_async_hook_sends_the_key_to_the_api_host(wf_conn, httpx_handler):
-    seen = httpx_handler(OrderScript(done_order()).handler)
+async def test_async_hook_sends_the_key_to_the_api_host(conn, aio_api):
+    seen = aio_api(OrderScript(done_order()).handler)
 
     async with AutoenhanceAsyncHook(**FAST) as hook:
         order = await hook.get_order(ORDER_ID)
@@ -335,28 +338,31 @@ async def test_async_hook_sends_the_key_to_the_api_host(wf_conn, httpx_handler):
     assert request.method == "GET"
 
 
-async def test_async_hook_quotes_ids_as_one_path_segment(wf_conn, httpx_handler):
-    seen = httpx_handler(lambda request: httpx.Response(200, json={"order_id": "x"}))
+async def test_async_hook_quotes_ids_as_one_path_segment(conn, aio_api):
+    seen = aio_api(lambda request: Reply(200, {"order_id": "x"}))
 
     async with AutoenhanceAsyncHook(**FAST) as hook:
         await hook.get_order("crm:4711@x+y~z")
 
-    assert seen[0].url.raw_path == b"/v3/orders/crm%3A4711%40x%2By~z"
+    # one path segment that reads back as the id; on the wire aiohttp (yarl) leaves ":" and "@"
+    # bare, as RFC 3986 allows in a segment, and keeps "+" encoded
+    assert seen[0].url.parts == ("/", "v3", "orders", "crm:4711@x+y~z")
+    assert seen[0].url.raw_path == "/v3/orders/crm:4711@x%2By~z"
 
 
-async def test_async_hook_refuses_a_path_changing_id_before_any_request(wf_conn, httpx_handler):
+async def test_async_hook_refuses_a_path_changing_id_before_any_request(conn, aio_api):
     from autoenhance_provider.exceptions import AutoenhanceValidationError
 
-    seen = httpx_handler(lambda request: httpx.Response(200, json={"order_id": "x"}))
+    seen = aio_api(lambda request: Reply(200, {"order_id": "x"}))
     async with AutoenhanceAsyncHook(**FAST) as hook:
         with pytest.raises(AutoenhanceValidationError, match="order_id"):
             await hook.get_order("../orders/x")
     assert seen == []
 
 
-async def test_async_hook_honours_retry_after_on_429(wf_conn, httpx_handler, monkeypatch):
+async def test_async_hook_honours_retry_after_on_429(conn, aio_api, monkeypatch):
     script = OrderScript(Status(429, headers={"Retry-After": "7"}), done_order())
-    httpx_handler(script.handler)
+    aio_api(script.handler)
     sleeps: list[float] = []
     test_loop = asyncio.get_running_loop()
     real_sleep = asyncio.sleep
@@ -378,9 +384,9 @@ async def test_async_hook_honours_retry_after_on_429(wf_conn, httpx_handler, mon
     assert script.count == 2
 
 
-async def test_async_hook_gives_up_after_its_retry_limit(wf_conn, httpx_handler):
+async def test_async_hook_gives_up_after_its_retry_limit(conn, aio_api):
     script = OrderScript(Status(503))
-    httpx_handler(script.handler)
+    aio_api(script.handler)
 
     async with AutoenhanceAsyncHook(retry_limit=2, **FAST) as hook:
         with pytest.raises(AutoenhanceTransientError) as info:
@@ -390,9 +396,9 @@ async def test_async_hook_gives_up_after_its_retry_limit(wf_conn, httpx_handler)
     assert script.count == 3
 
 
-async def test_async_hook_does_not_retry_401(wf_conn, httpx_handler):
+async def test_async_hook_does_not_retry_401(conn, aio_api):
     script = OrderScript(Status(401, {"message": "Unauthorized", "detail": {}}))
-    httpx_handler(script.handler)
+    aio_api(script.handler)
 
     async with AutoenhanceAsyncHook(**FAST) as hook:
         with pytest.raises(AutoenhanceAuthError) as info:
@@ -403,9 +409,9 @@ async def test_async_hook_does_not_retry_401(wf_conn, httpx_handler):
     assert FAKE_KEY not in str(info.value)
 
 
-async def test_async_hook_404_is_not_found(wf_conn, httpx_handler):
+async def test_async_hook_404_is_not_found(conn, aio_api):
     script = OrderScript(Status(404))
-    httpx_handler(script.handler)
+    aio_api(script.handler)
 
     async with AutoenhanceAsyncHook(**FAST) as hook:
         with pytest.raises(AutoenhanceNotFoundError):
@@ -413,13 +419,13 @@ async def test_async_hook_404_is_not_found(wf_conn, httpx_handler):
     assert script.count == 1
 
 
-async def test_async_hook_refuses_a_redirect_to_another_host(wf_conn, httpx_handler):
+async def test_async_hook_refuses_a_redirect_to_another_host(conn, aio_api):
     def handler(request):
         if request.url.host == "api.autoenhance.test":
-            return httpx.Response(302, headers={"Location": "https://evil.example.test/steal"})
-        return httpx.Response(200, json=done_order())
+            return Reply(302, headers={"Location": "https://evil.example.test/steal"})
+        return Reply(200, done_order())
 
-    seen = httpx_handler(handler)
+    seen = aio_api(handler)
 
     async with AutoenhanceAsyncHook(**FAST) as hook:
         with pytest.raises(AutoenhanceAPIError, match="redirected to another host"):
@@ -429,13 +435,13 @@ async def test_async_hook_refuses_a_redirect_to_another_host(wf_conn, httpx_hand
     assert all(r.url.host != "evil.example.test" for r in seen)
 
 
-async def test_async_hook_follows_a_redirect_on_the_api_host(wf_conn, httpx_handler):
+async def test_async_hook_follows_a_redirect_on_the_api_host(conn, aio_api):
     def handler(request):
         if request.url.path == f"/v3/orders/{ORDER_ID}":
-            return httpx.Response(308, headers={"Location": f"/v3/orders/{ORDER_ID}/"})
-        return httpx.Response(200, json=done_order())
+            return Reply(308, headers={"Location": f"/v3/orders/{ORDER_ID}/"})
+        return Reply(200, done_order())
 
-    seen = httpx_handler(handler)
+    seen = aio_api(handler)
 
     async with AutoenhanceAsyncHook(**FAST) as hook:
         order = await hook.get_order(ORDER_ID)
@@ -444,8 +450,8 @@ async def test_async_hook_follows_a_redirect_on_the_api_host(wf_conn, httpx_hand
     assert [r.url.path for r in seen] == [f"/v3/orders/{ORDER_ID}", f"/v3/orders/{ORDER_ID}/"]
 
 
-async def test_async_hook_non_json_body_is_an_api_error(wf_conn, httpx_handler):
-    httpx_handler(lambda request: httpx.Response(200, text="<html>maintenance</html>"))
+async def test_async_hook_non_json_body_is_an_api_error(conn, aio_api):
+    aio_api(lambda request: Reply(200, body="<html>maintenance</html>"))
 
     async with AutoenhanceAsyncHook(**FAST) as hook:
         with pytest.raises(AutoenhanceAPIError, match="not JSON"):
@@ -453,7 +459,7 @@ async def test_async_hook_non_json_body_is_an_api_error(wf_conn, httpx_handler):
 
 
 @pytest.mark.parametrize("form", ["json", "uri"])
-async def test_async_hook_reads_a_connection_from_an_env_var(monkeypatch, httpx_handler, form):
+async def test_async_hook_reads_a_connection_from_an_env_var(monkeypatch, aio_api, form):
     if form == "json":
         value = json.dumps(
             {
@@ -466,7 +472,7 @@ async def test_async_hook_reads_a_connection_from_an_env_var(monkeypatch, httpx_
     else:
         value = "autoenhance://:env-key-0123456789@api.other-region.test?api_version=2025-05-08"
     monkeypatch.setenv("AIRFLOW_CONN_AE_FROM_ENV", value)
-    seen = httpx_handler(lambda request: httpx.Response(200, json=done_order()))
+    seen = aio_api(lambda request: Reply(200, done_order()))
 
     async with AutoenhanceAsyncHook("ae_from_env", **FAST) as hook:
         config = await hook.get_config()
@@ -571,9 +577,9 @@ def test_serialize_keeps_the_webhook():
     assert rebuilt.serialize() == (classpath, kwargs)
 
 
-async def test_webhook_note_ends_the_wait_with_one_poll(wf_conn, httpx_handler, state_store):
+async def test_webhook_note_ends_the_wait_with_one_poll(conn, aio_api, state_store):
     state_store.finish(at_check=3)
-    seen = httpx_handler(OrderScript(done_order()).handler)
+    seen = aio_api(OrderScript(done_order()).handler)
 
     events = await all_events(webhook_trigger())  # the safety poll is 30 s away: not waited for
 
@@ -584,15 +590,15 @@ async def test_webhook_note_ends_the_wait_with_one_poll(wf_conn, httpx_handler, 
     assert all(key.startswith("finished:") for _, key in state_store.reads)
 
 
-async def test_named_webhook_reads_its_own_account_asset(wf_conn, httpx_handler, state_store):
+async def test_named_webhook_reads_its_own_account_asset(conn, aio_api, state_store):
     state_store.finish()
-    httpx_handler(OrderScript(done_order()).handler)
+    aio_api(OrderScript(done_order()).handler)
     events = await all_events(webhook_trigger(webhook="agency_b"))
     assert events[0].payload["status"] == "success"
     assert {name for name, _ in state_store.reads} == {"autoenhance/agency_b/order_finished"}
 
 
-async def test_many_waits_share_the_reads(wf_conn, httpx_handler, state_store, monkeypatch):
+async def test_many_waits_share_the_reads(conn, aio_api, state_store, monkeypatch):
     """One read per minute entry and check for all waits: not one read per waiting order."""
     # Without the request-rate pacing (tests/unit/test_ratelimit.py): its few ms per poll would
     # let the 10 ms checks run more often than the polls this test counts them against.
@@ -606,10 +612,8 @@ async def test_many_waits_share_the_reads(wf_conn, httpx_handler, state_store, m
     ids = [f"order-{i}" for i in range(40)]
     for order_id in ids:
         state_store.finish(order_id, at_check=2)
-    seen = httpx_handler(
-        lambda request: httpx.Response(
-            200, json={**done_order(), "order_id": str(request.url).rsplit("/", 1)[1]}
-        )
+    seen = aio_api(
+        lambda request: Reply(200, json={**done_order(), "order_id": str(request.url).rsplit("/", 1)[1]})
     )
 
     async def everything():
@@ -622,9 +626,9 @@ async def test_many_waits_share_the_reads(wf_conn, httpx_handler, state_store, m
     assert len(state_store.reads) < len(ids)
 
 
-async def test_no_note_means_only_safety_polls(wf_conn, httpx_handler, state_store):
+async def test_no_note_means_only_safety_polls(conn, aio_api, state_store):
     script = OrderScript(processing_order(), processing_order(), done_order())
-    seen = httpx_handler(script.handler)
+    seen = aio_api(script.handler)
 
     events = await all_events(webhook_trigger(poll_interval=0.1, first_poll_at=None))
 
@@ -633,21 +637,21 @@ async def test_no_note_means_only_safety_polls(wf_conn, httpx_handler, state_sto
     assert state_store.checks >= 3  # read between polls, never a reason to poll
 
 
-async def test_other_orders_notes_do_not_hurry_this_wait(wf_conn, httpx_handler, state_store):
+async def test_other_orders_notes_do_not_hurry_this_wait(conn, aio_api, state_store):
     state_store.finish("another-order")
-    seen = httpx_handler(OrderScript(processing_order()).handler)
+    seen = aio_api(OrderScript(processing_order()).handler)
     events = await all_events(webhook_trigger(end_time=time.time() + 0.3))
     assert events[0].payload["status"] == "timeout"
     assert len(seen) == 1  # only the poll at the deadline
     assert state_store.checks > 1
 
 
-async def test_note_before_the_api_agrees_gets_bounded_follow_ups(wf_conn, httpx_handler, state_store):
+async def test_note_before_the_api_agrees_gets_bounded_follow_ups(conn, aio_api, state_store):
     """A note for an order still processing: poll now and twice more, then only safety polls."""
     from autoenhance_provider.triggers.autoenhance import WEBHOOK_FOLLOW_UPS
 
     state_store.finish()
-    seen = httpx_handler(OrderScript(processing_order()).handler)
+    seen = aio_api(OrderScript(processing_order()).handler)
 
     events = await all_events(webhook_trigger(end_time=time.time() + 0.6))
 
@@ -657,18 +661,18 @@ async def test_note_before_the_api_agrees_gets_bounded_follow_ups(wf_conn, httpx
     assert state_store.checks > len(seen)
 
 
-async def test_follow_up_poll_finds_the_order_done(wf_conn, httpx_handler, state_store):
+async def test_follow_up_poll_finds_the_order_done(conn, aio_api, state_store):
     state_store.finish()
-    seen = httpx_handler(OrderScript(processing_order(), done_order()).handler)
+    seen = aio_api(OrderScript(processing_order(), done_order()).handler)
     events = await all_events(webhook_trigger())
     assert events[0].payload["status"] == "success"
     assert len(seen) == 2
 
 
-async def test_note_of_an_earlier_finish_is_ignored(wf_conn, httpx_handler, state_store):
+async def test_note_of_an_earlier_finish_is_ignored(conn, aio_api, state_store):
     """Images added to a finished order: its old note must not end (or hurry) the new wait."""
     state_store.finish(age=3600)
-    seen = httpx_handler(OrderScript(processing_order()).handler)
+    seen = aio_api(OrderScript(processing_order()).handler)
 
     events = await all_events(webhook_trigger(end_time=time.time() + 0.3))
 
@@ -677,12 +681,12 @@ async def test_note_of_an_earlier_finish_is_ignored(wf_conn, httpx_handler, stat
     assert state_store.checks > 1
 
 
-async def test_unreadable_store_falls_back_to_plain_polling(wf_conn, httpx_handler, state_store, monkeypatch):
+async def test_unreadable_store_falls_back_to_plain_polling(conn, aio_api, state_store, monkeypatch):
     import autoenhance_provider.triggers.autoenhance as trigger_module
 
     monkeypatch.setattr(trigger_module, "DEFAULT_POLL_INTERVAL", 0.05)  # the plain pace, shortened
     state_store.fail = RuntimeError("execution API unavailable")
-    seen = httpx_handler(OrderScript(processing_order(), processing_order(), done_order()).handler)
+    seen = aio_api(OrderScript(processing_order(), processing_order(), done_order()).handler)
 
     events = await all_events(webhook_trigger(poll_interval=300.0))  # safety poll: 5 minutes
 
@@ -691,7 +695,7 @@ async def test_unreadable_store_falls_back_to_plain_polling(wf_conn, httpx_handl
     assert len(state_store.reads) == 1  # one failed read turns the watch off
 
 
-async def test_airflow_without_a_state_store_polls(wf_conn, httpx_handler, monkeypatch):
+async def test_airflow_without_a_state_store_polls(conn, aio_api, monkeypatch):
     """Airflow 3.0 to 3.2: no AssetStateStoreAccessor to import."""
     import airflow.sdk.execution_time.context as context_module
 
@@ -699,7 +703,7 @@ async def test_airflow_without_a_state_store_polls(wf_conn, httpx_handler, monke
 
     monkeypatch.delattr(context_module, "AssetStateStoreAccessor", raising=False)
     monkeypatch.setattr(trigger_module, "DEFAULT_POLL_INTERVAL", 0.05)
-    seen = httpx_handler(OrderScript(processing_order(), done_order()).handler)
+    seen = aio_api(OrderScript(processing_order(), done_order()).handler)
 
     events = await all_events(webhook_trigger(poll_interval=300.0))
 
@@ -707,32 +711,30 @@ async def test_airflow_without_a_state_store_polls(wf_conn, httpx_handler, monke
     assert len(seen) == 2
 
 
-async def test_outside_a_triggerer_the_real_accessor_fails_and_the_wait_polls(
-    wf_conn, httpx_handler, monkeypatch
-):
+async def test_outside_a_triggerer_the_real_accessor_fails_and_the_wait_polls(conn, aio_api, monkeypatch):
     """The real accessor with no supervisor to talk to: any error means plain polling."""
     import autoenhance_provider.triggers.autoenhance as trigger_module
 
     monkeypatch.setattr(trigger_module, "DEFAULT_POLL_INTERVAL", 0.05)
-    seen = httpx_handler(OrderScript(processing_order(), done_order()).handler)
+    seen = aio_api(OrderScript(processing_order(), done_order()).handler)
     events = await all_events(webhook_trigger(poll_interval=300.0))
     assert [e.payload["status"] for e in events] == ["success"]
     assert len(seen) == 2
 
 
-async def test_webhook_wait_stays_read_only_and_emits_one_event(wf_conn, httpx_handler, state_store):
+async def test_webhook_wait_stays_read_only_and_emits_one_event(conn, aio_api, state_store):
     state_store.finish(at_check=2)
-    seen = httpx_handler(OrderScript(failed_order()).handler)
+    seen = aio_api(OrderScript(failed_order()).handler)
     events = await all_events(webhook_trigger())
     assert [e.payload["status"] for e in events] == ["failed"]
     assert {request.method for request in seen} == {"GET"}
 
 
-async def test_a_finished_wait_leaves_the_watcher(wf_conn, httpx_handler, state_store):
+async def test_a_finished_wait_leaves_the_watcher(conn, aio_api, state_store):
     from autoenhance_provider.triggers.autoenhance import _AccountWatcher
 
     state_store.finish()
-    httpx_handler(OrderScript(done_order()).handler)
+    aio_api(OrderScript(done_order()).handler)
     await all_events(webhook_trigger())
     watchers = _AccountWatcher._by_loop.get(asyncio.get_running_loop(), {})
     assert all(not watcher.waiters for watcher in watchers.values())

@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import time
 
-import httpx
 import pytest
-from wf_helpers import ORDER_ID, OrderScript, done_order, processing_order
 
 from autoenhance_provider.hooks.autoenhance_async import AutoenhanceAsyncHook
 from autoenhance_provider.http.aio import _SHARED_CLIENTS
 from autoenhance_provider.triggers.autoenhance import AutoenhanceOrderTrigger
+from support.aio import Reply
+from support.api import ORDER_ID, OrderScript, done_order, processing_order
 
 
 def client_of(hook):
@@ -31,7 +31,7 @@ async def events_of(trigger: AutoenhanceOrderTrigger) -> list[dict]:
 
 
 # ------------------------------------------------------------------------------ first_poll_at
-def test_the_sensor_defers_with_the_first_poll_one_interval_after_its_check(wf_conn, requests_mock):
+def test_the_sensor_defers_with_the_first_poll_one_interval_after_its_check(conn, requests_mock):
     try:  # Airflow >= 3.2
         from airflow.sdk.exceptions import TaskDeferred
     except ImportError:  # Airflow 3.0, 3.1
@@ -51,7 +51,7 @@ def test_the_sensor_defers_with_the_first_poll_one_interval_after_its_check(wf_c
     assert requests_mock.call_count == 1  # the sensor's own check
 
 
-async def test_no_poll_before_first_poll_at(wf_conn, httpx_handler):
+async def test_no_poll_before_first_poll_at(conn, aio_api):
     seen_at: list[float] = []
     script = OrderScript(done_order())
 
@@ -59,7 +59,7 @@ async def test_no_poll_before_first_poll_at(wf_conn, httpx_handler):
         seen_at.append(time.time())
         return script.handler(request)
 
-    httpx_handler(handler)
+    aio_api(handler)
     start = time.time()
     trigger = AutoenhanceOrderTrigger(
         order_id=ORDER_ID, poll_interval=30, end_time=start + 60, first_poll_at=start + 0.3, hook_params=FAST
@@ -70,8 +70,8 @@ async def test_no_poll_before_first_poll_at(wf_conn, httpx_handler):
     assert seen_at[0] >= start + 0.3
 
 
-async def test_first_poll_at_after_the_deadline_polls_at_the_deadline(wf_conn, httpx_handler):
-    seen = httpx_handler(OrderScript(processing_order()).handler)
+async def test_first_poll_at_after_the_deadline_polls_at_the_deadline(conn, aio_api):
+    seen = aio_api(OrderScript(processing_order()).handler)
     start = time.time()
     trigger = AutoenhanceOrderTrigger(
         order_id=ORDER_ID,
@@ -86,8 +86,8 @@ async def test_first_poll_at_after_the_deadline_polls_at_the_deadline(wf_conn, h
     assert time.time() - start < 5
 
 
-async def test_first_poll_at_in_the_past_polls_at_once(wf_conn, httpx_handler):
-    seen = httpx_handler(OrderScript(done_order()).handler)
+async def test_first_poll_at_in_the_past_polls_at_once(conn, aio_api):
+    seen = aio_api(OrderScript(done_order()).handler)
     trigger = AutoenhanceOrderTrigger(
         order_id=ORDER_ID, poll_interval=30, first_poll_at=time.time() - 100, hook_params=FAST
     )
@@ -98,8 +98,8 @@ async def test_first_poll_at_in_the_past_polls_at_once(wf_conn, httpx_handler):
 
 
 # ------------------------------------------------------------------------------ shared client
-async def test_hooks_on_one_loop_share_one_client_until_the_last_closes(wf_conn, httpx_handler):
-    httpx_handler(OrderScript(done_order()).handler)
+async def test_hooks_on_one_loop_share_one_client_until_the_last_closes(conn, aio_api):
+    aio_api(OrderScript(done_order()).handler)
     hooks = [AutoenhanceAsyncHook(**FAST) for _ in range(3)]
     for hook in hooks:
         await hook.get_order(ORDER_ID)
@@ -114,8 +114,8 @@ async def test_hooks_on_one_loop_share_one_client_until_the_last_closes(wf_conn,
     assert _SHARED_CLIENTS.get(asyncio.get_running_loop()) == {}
 
 
-async def test_a_closed_hook_can_be_used_again(wf_conn, httpx_handler):
-    httpx_handler(OrderScript(done_order()).handler)
+async def test_a_closed_hook_can_be_used_again(conn, aio_api):
+    aio_api(OrderScript(done_order()).handler)
     hook = AutoenhanceAsyncHook(**FAST)
     await hook.get_order(ORDER_ID)
     await hook.aclose()
@@ -124,8 +124,8 @@ async def test_a_closed_hook_can_be_used_again(wf_conn, httpx_handler):
     await hook.aclose()
 
 
-async def test_different_settings_get_different_clients(wf_conn, httpx_handler):
-    httpx_handler(OrderScript(done_order()).handler)
+async def test_different_settings_get_different_clients(conn, aio_api):
+    aio_api(OrderScript(done_order()).handler)
     a, b = AutoenhanceAsyncHook(timeout=5, **FAST), AutoenhanceAsyncHook(timeout=7, **FAST)
     await a.get_order(ORDER_ID)
     await b.get_order(ORDER_ID)
@@ -134,15 +134,15 @@ async def test_different_settings_get_different_clients(wf_conn, httpx_handler):
     await b.aclose()
 
 
-async def test_many_triggers_share_one_client_and_all_finish(wf_conn, httpx_handler):
+async def test_many_triggers_share_one_client_and_all_finish(conn, aio_api):
     created: list[object] = []
     calls = {"n": 0}
 
     def handler(request):
         calls["n"] += 1  # every trigger sees "processing" once, so all of them hold the client
-        return httpx.Response(200, json=processing_order() if calls["n"] <= 50 else done_order())
+        return Reply(200, processing_order() if calls["n"] <= 50 else done_order())
 
-    seen = httpx_handler(handler)
+    seen = aio_api(handler)
     # count the sessions the hook builds (the fixture replaced new_async_session already)
     import autoenhance_provider.http.aio as module
 
@@ -169,10 +169,10 @@ async def test_many_triggers_share_one_client_and_all_finish(wf_conn, httpx_hand
 
 
 # ------------------------------------------------------------------------------ connection lookups
-async def test_overlapping_lookups_of_a_connection_share_one(wf_conn, httpx_handler, monkeypatch):
+async def test_overlapping_lookups_of_a_connection_share_one(conn, aio_api, monkeypatch):
     import autoenhance_provider.hooks.autoenhance_async as module
 
-    httpx_handler(OrderScript(done_order()).handler)
+    aio_api(OrderScript(done_order()).handler)
     real = module.aget_connection
     lookups: list[str] = []
 
@@ -194,7 +194,7 @@ async def test_overlapping_lookups_of_a_connection_share_one(wf_conn, httpx_hand
         await hook.aclose()
 
 
-async def test_a_failed_lookup_fails_every_waiter_and_is_not_remembered(wf_conn, monkeypatch):
+async def test_a_failed_lookup_fails_every_waiter_and_is_not_remembered(conn, monkeypatch):
     import autoenhance_provider.hooks.autoenhance_async as module
     from autoenhance_provider.exceptions import AutoenhanceConfigError
 

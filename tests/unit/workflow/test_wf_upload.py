@@ -10,22 +10,6 @@ from unittest import mock
 
 import pytest
 from airflow.sdk import ObjectStoragePath
-from autoenhance_unit_helpers import FakeClock
-from wf_helpers import (
-    APP_URL,
-    BASE_URL,
-    FAKE_KEY,
-    ORDER_ID,
-    STORAGE_HOST,
-    FakeTI,
-    api,
-    image,
-    make_context,
-    order,
-    path_of,
-    rendered,
-    write_image,
-)
 
 import autoenhance_provider.uploads as upload_module
 from autoenhance_provider.exceptions import (
@@ -38,6 +22,11 @@ from autoenhance_provider.exceptions import (
 )
 from autoenhance_provider.hooks.autoenhance import AutoenhanceHook
 from autoenhance_provider.operators.upload import UploadBracketsOperator, UploadImagesOperator
+from support.api import APP_URL, BASE_URL, FAKE_KEY, ORDER_ID, STORAGE_HOST, api, image, order, path_of
+from support.images import write_image
+from support.logs import rendered
+from support.task import FakeTI, task_context
+from support.timing import FakeClock
 
 FAST = {"retry_limit": 2, "retry_delay": 0, "retry_max_delay": 0}
 SIGNATURE = "X-Amz-Signature=0123456789abcdef"
@@ -111,12 +100,12 @@ class FakeAPI:
                         img["status"] = "processing"
                     img["_polls_left"] -= 1
             images = [{k: v for k, v in img.items() if not k.startswith("_")} for img in self.images.values()]
-            return json.dumps(order(images, is_processing=bool(images)))
+            return json.dumps(order(ORDER_ID, images, is_processing=bool(images)))
 
     def _create_order(self, request, context):
         with self.lock:
             self.order_exists = True
-            return json.dumps(order([], order_id=request.json().get("order_id", ORDER_ID)))
+            return json.dumps(order(request.json().get("order_id", ORDER_ID)))
 
     def _create_image(self, request, context):
         body = request.json()
@@ -183,7 +172,7 @@ class FakeAPI:
 
 
 @pytest.fixture
-def fake_api(wf_conn, requests_mock):
+def fake_api(conn, requests_mock):
     return FakeAPI(requests_mock)
 
 
@@ -230,7 +219,7 @@ EXPECTED_TYPES = {
 def test_uploads_every_file_of_a_folder(fake_api, shoot, no_sleep):
     ti = FakeTI()
 
-    result = upload_op(str(shoot)).execute(make_context(ti))
+    result = upload_op(str(shoot)).execute(task_context(ti))
 
     assert [r["image_name"] for r in result] == list(EXPECTED_TYPES)
     assert all(r["image_id"].startswith("img-") for r in result)
@@ -248,7 +237,7 @@ def test_uploads_every_file_of_a_folder(fake_api, shoot, no_sleep):
 
 
 def test_the_key_goes_to_the_api_only(fake_api, shoot, no_sleep):
-    upload_op(str(shoot)).execute(make_context())
+    upload_op(str(shoot)).execute(task_context())
 
     puts = fake_api.puts()
     assert len(puts) == 4
@@ -270,7 +259,7 @@ def test_source_forms(fake_api, shoot, no_sleep, kind):
         "file_uri": (jpg.as_uri(), ["a-kitchen.jpg"]),
     }[kind]
 
-    result = upload_op(source).execute(make_context())
+    result = upload_op(source).execute(task_context())
 
     assert [r["image_name"] for r in result] == expected
     assert sorted(c["image_name"] for c in fake_api.creates()) == sorted(expected)
@@ -284,7 +273,7 @@ def test_local_paths_with_spaces_and_non_ascii_characters(fake_api, tmp_path, no
     write_image(folder / "100% garden.png")
     source = {"folder": str(folder), "glob": str(folder / "*"), "file": str(folder / "Küche 1.jpg")}[how]
 
-    result = upload_op(source).execute(make_context())
+    result = upload_op(source).execute(task_context())
 
     expected = ["100% garden.png", "Küche 1.jpg"] if how != "file" else ["Küche 1.jpg"]
     assert [r["image_name"] for r in result] == expected
@@ -296,7 +285,7 @@ def test_hidden_files_in_a_folder_are_ignored(fake_api, tmp_path, no_sleep):
     write_image(tmp_path / "photo.jpg")
     (tmp_path / ".DS_Store").write_bytes(b"\x00\x01")
 
-    result = upload_op(str(tmp_path)).execute(make_context())
+    result = upload_op(str(tmp_path)).execute(task_context())
 
     assert [r["image_name"] for r in result] == ["photo.jpg"]
 
@@ -311,7 +300,7 @@ def test_settings_as_kwargs_are_validated_and_sent(fake_api, shoot, no_sleep):
         settings={"lens_correction": False},
     )
 
-    op.execute(make_context())
+    op.execute(task_context())
 
     (body,) = fake_api.creates()
     assert body["enhance_type"] == "warm"
@@ -339,7 +328,7 @@ def test_templated_settings_are_checked_at_run_time(fake_api, shoot, no_sleep):
     op.settings = {"enhance_type": "sepia"}  # what a bad rendering would produce
 
     with pytest.raises(AutoenhanceValidationError, match="sepia"):
-        op.execute(make_context())
+        op.execute(task_context())
     assert fake_api.requests() == []
 
 
@@ -378,7 +367,7 @@ def test_retry_skips_uploaded_images_and_redoes_half_done_ones(fake_api, shoot, 
     fake_api.add_image("stale-c", "c-hall.tiff", "waiting")
     fake_api.add_image("other", "not-from-this-source.jpg", "waiting")
 
-    result = upload_op(str(shoot)).execute(make_context())
+    result = upload_op(str(shoot)).execute(task_context())
 
     assert sorted(c["image_name"] for c in fake_api.creates()) == ["c-hall.tiff", "d-bath.webp"]
     deletes = [path_of(r.url) for r in fake_api.requests("DELETE")]
@@ -395,7 +384,7 @@ def test_retry_with_everything_uploaded_sends_nothing(fake_api, shoot, no_sleep)
     for i, name in enumerate(EXPECTED_TYPES):
         fake_api.add_image(f"done-{i}", name, "processed")
 
-    result = upload_op(str(shoot)).execute(make_context())
+    result = upload_op(str(shoot)).execute(task_context())
 
     assert [r["image_id"] for r in result] == ["done-0", "done-1", "done-2", "done-3"]
     assert fake_api.creates() == []
@@ -419,7 +408,7 @@ def test_bad_files_are_refused_before_any_request(fake_api, tmp_path, problem):
         (tmp_path / bad[0]).write_bytes(bad[1])
 
     with pytest.raises(AutoenhanceSourceError) as info:
-        upload_op(str(tmp_path)).execute(make_context())
+        upload_op(str(tmp_path)).execute(task_context())
 
     assert bad[0] in str(info.value)
     assert "good.jpg" not in str(info.value)
@@ -432,7 +421,7 @@ def test_all_problems_are_listed_at_once(fake_api, tmp_path):
     (tmp_path / "c.png").write_bytes(b"\xff\xd8\xff\xe0 jpeg bytes")
 
     with pytest.raises(AutoenhanceSourceError) as info:
-        upload_op(str(tmp_path)).execute(make_context())
+        upload_op(str(tmp_path)).execute(task_context())
 
     message = str(info.value)
     assert "3 file(s)" in message
@@ -453,7 +442,7 @@ def test_missing_sources_are_refused_before_any_request(fake_api, tmp_path, what
     }[what]
 
     with pytest.raises(AutoenhanceSourceError) as info:
-        upload_op(source).execute(make_context())
+        upload_op(source).execute(task_context())
 
     assert str(Path(source).name) in str(info.value) or str(tmp_path) in str(info.value)
     assert fake_api.mock.call_count == 0
@@ -464,7 +453,7 @@ def test_on_invalid_skip_uploads_the_rest_with_a_warning(fake_api, tmp_path, no_
     (tmp_path / "broken.jpg").write_bytes(b"nope")
     (tmp_path / "notes.txt").write_text("x")
 
-    result = upload_op(str(tmp_path), on_invalid="skip").execute(make_context())
+    result = upload_op(str(tmp_path), on_invalid="skip").execute(task_context())
 
     assert [r["image_name"] for r in result] == ["good.jpg"]
     warnings = "\n".join(rendered(logs, "warning"))
@@ -476,7 +465,7 @@ def test_on_invalid_skip_with_nothing_left_still_fails(fake_api, tmp_path):
     (tmp_path / "broken.jpg").write_bytes(b"nope")
 
     with pytest.raises(AutoenhanceSourceError, match="Nothing to upload"):
-        upload_op(str(tmp_path), on_invalid="skip").execute(make_context())
+        upload_op(str(tmp_path), on_invalid="skip").execute(task_context())
     assert fake_api.mock.call_count == 0
 
 
@@ -486,7 +475,7 @@ def test_duplicate_names_from_two_folders_are_refused(fake_api, tmp_path):
     write_image(tmp_path / "day2" / "back.jpg")
 
     with pytest.raises(AutoenhanceSourceError) as info:
-        upload_op([str(tmp_path / "day1"), str(tmp_path / "day2")]).execute(make_context())
+        upload_op([str(tmp_path / "day1"), str(tmp_path / "day2")]).execute(task_context())
 
     assert "front.jpg" in str(info.value)
     assert "same image name" in str(info.value)
@@ -514,7 +503,7 @@ def test_twenty_files_four_at_a_time_each_uploaded_once(fake_api, tmp_path, no_s
 
     monkeypatch.setattr(AutoenhanceHook, "upload_file", counting_upload)
 
-    result = upload_op(str(tmp_path), max_concurrency=4).execute(make_context())
+    result = upload_op(str(tmp_path), max_concurrency=4).execute(task_context())
 
     names = [f"photo-{i:02d}.jpg" for i in range(20)]
     assert [r["image_name"] for r in result] == names
@@ -531,7 +520,7 @@ def test_permanent_storage_rejection_fails_with_a_storage_error(fake_api, shoot,
     fake_api.put_status["b-garden.png"] = [403]
 
     with pytest.raises(AutoenhanceStorageError) as info:
-        upload_op(str(shoot)).execute(make_context())
+        upload_op(str(shoot)).execute(task_context())
 
     message = str(info.value)
     assert "b-garden.png" in message
@@ -549,7 +538,7 @@ def test_transient_failure_of_one_image_lets_the_others_finish(fake_api, tmp_pat
     fake_api.put_status["p2.jpg"] = [503]
 
     with pytest.raises(AutoenhanceError) as info:
-        upload_op(str(tmp_path), max_concurrency=2).execute(make_context())
+        upload_op(str(tmp_path), max_concurrency=2).execute(task_context())
 
     message = str(info.value)
     assert "1 of 5 upload(s) failed" in message
@@ -562,7 +551,7 @@ def test_transient_failure_of_one_image_lets_the_others_finish(fake_api, tmp_pat
 def test_a_transient_blip_is_retried_and_succeeds(fake_api, shoot, no_sleep):
     fake_api.put_status["a-kitchen.jpg"] = [503, 200]
 
-    result = upload_op(str(shoot)).execute(make_context())
+    result = upload_op(str(shoot)).execute(task_context())
 
     assert len(result) == 4
     assert len(fake_api.stored) == 4
@@ -576,7 +565,7 @@ def test_a_rejected_key_stops_the_remaining_uploads(fake_api, tmp_path, no_sleep
     fake_api.create_status = [401]
 
     with pytest.raises(AutoenhanceAuthError):
-        upload_op(str(tmp_path), max_concurrency=concurrency).execute(make_context())
+        upload_op(str(tmp_path), max_concurrency=concurrency).execute(task_context())
 
     # only what was already in flight when the first 401 came back
     assert 1 <= len(fake_api.requests("POST")) <= concurrency
@@ -584,10 +573,10 @@ def test_a_rejected_key_stops_the_remaining_uploads(fake_api, tmp_path, no_sleep
 
 
 # ------------------------------------------------------------------------------ wait_for_upload
-def test_wait_for_upload_polls_until_nothing_is_waiting(wf_conn, requests_mock, shoot, no_sleep):
+def test_wait_for_upload_polls_until_nothing_is_waiting(conn, requests_mock, shoot, no_sleep):
     fake = FakeAPI(requests_mock, confirm_after=3)
 
-    upload_op(str(shoot)).execute(make_context())
+    upload_op(str(shoot)).execute(task_context())
 
     gets = [r for r in fake.requests("GET") if path_of(r.url) == f"/v3/orders/{ORDER_ID}"]
     assert len(gets) == 1 + 4  # the idempotency check, then polls until registered
@@ -595,21 +584,21 @@ def test_wait_for_upload_polls_until_nothing_is_waiting(wf_conn, requests_mock, 
     assert all(img["status"] == "processing" for img in fake.images.values())
 
 
-def test_wait_for_upload_false_does_not_poll(wf_conn, requests_mock, shoot, no_sleep):
+def test_wait_for_upload_false_does_not_poll(conn, requests_mock, shoot, no_sleep):
     fake = FakeAPI(requests_mock, confirm_after=3)
 
-    upload_op(str(shoot), wait_for_upload=False).execute(make_context())
+    upload_op(str(shoot), wait_for_upload=False).execute(task_context())
 
     gets = [r for r in fake.requests("GET") if path_of(r.url) == f"/v3/orders/{ORDER_ID}"]
     assert len(gets) == 1
     assert no_sleep.sleeps == []
 
 
-def test_wait_for_upload_gives_up_after_its_timeout(wf_conn, requests_mock, shoot, no_sleep):
+def test_wait_for_upload_gives_up_after_its_timeout(conn, requests_mock, shoot, no_sleep):
     FakeAPI(requests_mock, confirm_after=10_000)
 
     with pytest.raises(AutoenhanceError, match="not registered"):
-        upload_op(str(shoot / "a-kitchen.jpg")).execute(make_context())
+        upload_op(str(shoot / "a-kitchen.jpg")).execute(task_context())
 
     assert sum(no_sleep.sleeps) >= upload_module.UPLOAD_CONFIRM_TIMEOUT - 10
 
@@ -626,7 +615,7 @@ def brackets(tmp_path) -> Path:
 def test_brackets_are_created_and_uploaded_as_octet_stream(fake_api, brackets, no_sleep):
     ti = FakeTI()
 
-    result = bracket_op(str(brackets)).execute(make_context(ti))
+    result = bracket_op(str(brackets)).execute(task_context(ti))
 
     assert [r["name"] for r in result] == ["b1-minus2.jpg", "b2-zero.jpg", "b3-plus2.jpg"]
     posts = [r.json() for r in fake_api.requests("POST") if path_of(r.url) == "/v3/brackets/"]
@@ -645,7 +634,7 @@ def test_brackets_default_to_one_at_a_time_in_source_order(fake_api, brackets, n
     op = bracket_op(str(brackets))
     assert op.max_concurrency == 1
 
-    op.execute(make_context())
+    op.execute(task_context())
 
     posts = [r.json()["name"] for r in fake_api.requests("POST") if path_of(r.url) == "/v3/brackets/"]
     assert posts == ["b1-minus2.jpg", "b2-zero.jpg", "b3-plus2.jpg"]
@@ -655,7 +644,7 @@ def test_already_uploaded_brackets_are_skipped(fake_api, brackets, no_sleep):
     fake_api.add_bracket("br-old1", "b1-minus2.jpg", uploaded=True)
     fake_api.add_bracket("br-half", "b2-zero.jpg", uploaded=False)
 
-    result = bracket_op(str(brackets)).execute(make_context())
+    result = bracket_op(str(brackets)).execute(task_context())
 
     posts = [r.json()["name"] for r in fake_api.requests("POST") if path_of(r.url) == "/v3/brackets/"]
     assert posts == ["b2-zero.jpg", "b3-plus2.jpg"]
@@ -664,19 +653,19 @@ def test_already_uploaded_brackets_are_skipped(fake_api, brackets, no_sleep):
 
 
 def test_brackets_into_a_missing_order_fail_without_creating_anything(
-    wf_conn, requests_mock, brackets, no_sleep
+    conn, requests_mock, brackets, no_sleep
 ):
     fake = FakeAPI(requests_mock, order_exists=False)
 
     with pytest.raises(AutoenhanceNotFoundError):
-        bracket_op(str(brackets)).execute(make_context())
+        bracket_op(str(brackets)).execute(task_context())
 
     assert fake.requests("POST") == []
     assert fake.stored == {}
 
 
 def test_bracket_upload_stops_at_the_first_failure_so_a_retry_keeps_the_order(
-    wf_conn, requests_mock, brackets, no_sleep
+    conn, requests_mock, brackets, no_sleep
 ):
     """One at a time means in order: after b2 fails, b3 must not be uploaded before it."""
     fake = FakeAPI(requests_mock)
@@ -692,7 +681,7 @@ def test_bracket_upload_stops_at_the_first_failure_so_a_retry_keeps_the_order(
 
     requests_mock.put(re.compile(re.escape(STORAGE_HOST) + r"/put/.*"), text=put)
     with pytest.raises(AutoenhanceError):
-        bracket_op(str(brackets), hook_params={"retry_limit": 0}).execute(make_context())
+        bracket_op(str(brackets), hook_params={"retry_limit": 0}).execute(task_context())
     assert len(calls) == 2
     assert len(fake.stored) == 1
 
@@ -701,5 +690,5 @@ def test_bad_bracket_files_are_refused_before_any_request(fake_api, brackets):
     (brackets / "b4.jpg").write_bytes(b"garbage")
 
     with pytest.raises(AutoenhanceSourceError, match=r"b4\.jpg"):
-        bracket_op(str(brackets)).execute(make_context())
+        bracket_op(str(brackets)).execute(task_context())
     assert fake_api.mock.call_count == 0
