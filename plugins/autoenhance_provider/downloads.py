@@ -40,6 +40,7 @@ from autoenhance_provider.http import (
     read_start,
     redact_url,
 )
+from autoenhance_provider.records import Image, ImageStatus, Order
 from autoenhance_provider.transfers import raise_for_failures, transfer
 from autoenhance_provider.validation import (
     DownloadRequest,
@@ -47,7 +48,7 @@ from autoenhance_provider.validation import (
     require_id,
     validate_download_params,
 )
-from autoenhance_provider.waiting import ImageStatus, evaluate_order
+from autoenhance_provider.waiting import evaluate_order
 
 if TYPE_CHECKING:
     from autoenhance_provider.hooks.autoenhance import AutoenhanceHook
@@ -62,17 +63,17 @@ MAX_BODY_ATTEMPTS = 3
 class PlannedFile(NamedTuple):
     """One image of an order and the file it goes to."""
 
-    image: dict[str, Any]
+    image: Image
     filename: str
 
     @property
     def image_id(self) -> str:
-        return str(self.image.get("image_id"))
+        return self.image.image_id
 
     @property
     def name(self) -> str:
         """How the image is named in progress lines and errors."""
-        return str(self.image.get("image_name") or self.image_id)
+        return self.image.label
 
 
 def download_image(
@@ -222,7 +223,7 @@ def download_order(
         )
     if kept:
         log.info("%d verified file(s) of order %s kept in %s", len(kept), order_id, folder)
-    if request.buys_full_size and any(p.image.get("downloaded") for p in todo):
+    if request.buys_full_size and any(p.image.downloaded for p in todo):
         log.info("Images bought earlier are fetched again at no charge")
 
     def download_one(item: PlannedFile) -> tuple[int, str]:
@@ -242,7 +243,7 @@ def download_order(
     return [str(folder / item.filename) for item in plan if item.filename in written]
 
 
-def plan_download(order: dict[str, Any], request: DownloadRequest, *, log: Any = None) -> list[PlannedFile]:
+def plan_download(order: Order, request: DownloadRequest, *, log: Any = None) -> list[PlannedFile]:
     """Which image goes to which file name; images that failed or are not ready are left out.
 
     Sorted, so every retry maps every name to the same image whatever order the API lists them in.
@@ -254,20 +255,18 @@ def plan_download(order: dict[str, Any], request: DownloadRequest, *, log: Any =
     )
     plan: list[PlannedFile] = []
     used: set[str] = set()
-    images = sorted(
-        (i for i in order.get("images") or [] if isinstance(i, dict)),
-        key=lambda i: (str(i.get("image_name")), str(i.get("image_id"))),
-    )
+    # By name, then id: str(None) for a missing name sorts as "None" (as it always has).
+    images = sorted(order.images, key=lambda i: (str(i.name), i.image_id))
     fmt = request.query.get("format")
     for image in images:
-        name = image.get("image_name") or image.get("image_id")
-        if ImageStatus.parse(image.get("status")) not in ready:
+        name = image.label
+        if image.status not in ready:
             if log is not None:
-                log.warning("Not downloading %s: its status is %s", name, image.get("status"))
+                log.warning("Not downloading %s: its status is %s", name, image.status_word)
             continue
-        image_id = str(image.get("image_id"))
-        stem = safe_stem(str(name), image_id)
-        ext = extension_for(request.kind, fmt, str(name))
+        image_id = image.image_id
+        stem = safe_stem(name, image_id)
+        ext = extension_for(request.kind, fmt, name)
         filename = f"{stem}{ext}"
         n = 1
         while filename.lower() in used:  # another image has that name already
@@ -276,7 +275,7 @@ def plan_download(order: dict[str, Any], request: DownloadRequest, *, log: Any =
         used.add(filename.lower())
         plan.append(PlannedFile(image, filename))
     if not plan and log is not None:
-        log.warning("Order %s has no image ready to download", order.get("order_id"))
+        log.warning("Order %s has no image ready to download", order.order_id)
     return plan
 
 

@@ -36,10 +36,10 @@ from autoenhance_provider.exceptions import (
 from autoenhance_provider.files.media import BRACKET_CONTENT_TYPE
 from autoenhance_provider.files.storage import SourceFile, open_source, seekable
 from autoenhance_provider.http import ERROR_BODY_BYTES, iter_body, read_start, redact_url, storage_error_text
+from autoenhance_provider.records import Image, ImageStatus, Order
 from autoenhance_provider.settings import validate_settings
 from autoenhance_provider.transfers import raise_for_failures, transfer
 from autoenhance_provider.validation import path_segment, require_id
-from autoenhance_provider.waiting import ImageStatus
 
 if TYPE_CHECKING:
     from autoenhance_provider.hooks.autoenhance import AutoenhanceHook
@@ -62,24 +62,23 @@ def upload_images(
     order_id = require_id("order_id", order_id)
     checked = validate_settings(settings or {}, api_version=hook.config.api_version, context="upload_images")
     order = hook.get_order_or_none(order_id)
-    if order is None:
-        if not create_missing_order:
-            raise AutoenhanceNotFoundError(
-                404,
-                "GET",
-                f"/v3/orders/{order_id}",
-                message=(
-                    f"order {order_id} does not exist. Create it first (CreateOrderOperator), check the "
-                    "order_id for a typo, or pass create_missing_order=True to let the upload create it"
-                ),
-                conn_id=hook.autoenhance_conn_id,
-            )
-        order = {}
+    if order is None and not create_missing_order:
+        raise AutoenhanceNotFoundError(
+            404,
+            "GET",
+            f"/v3/orders/{order_id}",
+            message=(
+                f"order {order_id} does not exist. Create it first (CreateOrderOperator), check the "
+                "order_id for a typo, or pass create_missing_order=True to let the upload create it"
+            ),
+            conn_id=hook.autoenhance_conn_id,
+        )
     names = {f.name for f in files}
     discard_unuploaded(hook, order, names)
-    existing = {img.get("image_name"): img for img in order.get("images") or [] if not _to_upload_again(img)}
+    images = order.images if order is not None else ()
+    existing = {img.name: img for img in images if not _to_upload_again(img)}
     results = {
-        f.name: {"image_id": str(existing[f.name]["image_id"]), "image_name": f.name}
+        f.name: {"image_id": existing[f.name].image_id, "image_name": f.name}
         for f in files
         if f.name in existing
     }
@@ -121,14 +120,14 @@ def _upload_all(
     raise_for_failures(failed, total=len(todo), succeeded=len(done), what="upload")
 
 
-def discard_unuploaded(hook: AutoenhanceHook, order: dict[str, Any], names: set[str]) -> None:
+def discard_unuploaded(hook: AutoenhanceHook, order: Order | None, names: set[str]) -> None:
     """Remove images of ``names`` that were registered but never received their bytes, and
     images the duplicate-name limit refused (never enhanced): both are uploaded again."""
-    for image in order.get("images") or []:
-        if image.get("image_name") in names and _to_upload_again(image):
-            what = "half-done" if _status(image) is ImageStatus.WAITING else "refused (duplicate name)"
-            hook.log.info("Removing %s image %s (%s)", what, image.get("image_id"), image.get("image_name"))
-            hook.delete_image(image["image_id"], missing_ok=True)
+    for image in order.images if order is not None else ():
+        if image.name in names and _to_upload_again(image):
+            what = "half-done" if image.status is ImageStatus.WAITING else "refused (duplicate name)"
+            hook.log.info("Removing %s image %s (%s)", what, image.image_id, image.name)
+            hook.delete_image(image.image_id, missing_ok=True)
 
 
 def _confirm_registered(hook: AutoenhanceHook, order_id: str, image_ids: set[str]) -> None:
@@ -136,12 +135,8 @@ def _confirm_registered(hook: AutoenhanceHook, order_id: str, image_ids: set[str
     deadline = time.monotonic() + UPLOAD_CONFIRM_TIMEOUT
     delay = 0.05
     while True:
-        images = {img.get("image_id"): img for img in (hook.get_order(order_id).get("images") or [])}
-        waiting = [
-            i
-            for i in image_ids
-            if i not in images or ImageStatus.parse(images[i].get("status")) is ImageStatus.WAITING
-        ]
+        images = {img.image_id: img for img in hook.get_order(order_id).images}
+        waiting = [i for i in image_ids if i not in images or images[i].status is ImageStatus.WAITING]
         if not waiting:
             hook.log.info("All %d upload(s) registered by Autoenhance", len(image_ids))
             return
@@ -236,7 +231,7 @@ def upload_brackets(
     order_id = require_id("order_id", order_id)
     uploaded = hook.uploaded_brackets(order_id)  # an unknown order is a 404 here
     results = {
-        f.name: {"bracket_id": str(uploaded[f.name]["bracket_id"]), "name": f.name}
+        f.name: {"bracket_id": uploaded[f.name].bracket_id, "name": f.name}
         for f in files
         if f.name in uploaded
     }
@@ -262,10 +257,8 @@ def resubmit_refused(
     order = hook.get_order(order_id)
     refused = [
         img
-        for img in order.get("images") or []
-        if isinstance(img, dict)
-        and ImageStatus.parse(img.get("status")) is ImageStatus.ERROR
-        and refusal_kind(img.get("status_reason")) == "daily_limit"
+        for img in order.images
+        if img.status is ImageStatus.ERROR and refusal_kind(img.status_reason) == "daily_limit"
     ]
     outcome: dict[str, list[str]] = {
         "reprocessed": [],
@@ -281,10 +274,10 @@ def resubmit_refused(
         len(refused),
     )
 
-    def resubmit(image: dict[str, Any]) -> tuple[str, str]:
-        name = str(image.get("image_name") or image.get("image_id"))
+    def resubmit(image: Image) -> tuple[str, str]:
+        name = image.label
         try:
-            answer = hook.reprocess_image(str(image["image_id"]))
+            answer = hook.reprocess_image(image.image_id)
         except (AutoenhanceAuthError, AutoenhanceNotFoundError):
             raise
         except AutoenhanceClientError as exc:
@@ -298,13 +291,9 @@ def resubmit_refused(
     done, failed = transfer(refused, resubmit, "resubmitt", max_concurrency, log=hook.log)
     for _, (kind, name) in done:
         outcome[kind].append(name)
-    outcome["failed"] = [str(img.get("image_name") or img.get("image_id")) for img, _ in failed]
+    outcome["failed"] = [img.label for img, _ in failed]
     raise_for_failures(
-        failed,
-        total=len(refused),
-        succeeded=len(done),
-        what="resubmit",
-        name=lambda img: str(img.get("image_name") or img.get("image_id")),
+        failed, total=len(refused), succeeded=len(done), what="resubmit", name=lambda img: img.label
     )
     hook.log.info(
         "Order %s: %d reprocessed, %d registered again, %d refused again",
@@ -316,23 +305,24 @@ def resubmit_refused(
     return outcome
 
 
-def _register_again(hook: AutoenhanceHook, order_id: str, image: dict[str, Any]) -> dict[str, Any]:
+def _register_again(hook: AutoenhanceHook, order_id: str, image: Image) -> dict[str, Any]:
     """Register a refused image's original again in the same order, then delete the refused one.
 
     The original comes from the API (``/original``): the source files are not needed. Its
     enhancement settings are carried over where this provider can check them.
     """
-    image_id = str(image["image_id"])
+    image_id = image.image_id
     response = hook.transport.attempts("GET", f"/v3/images/{path_segment('image_id', image_id)}/original")
     with hook.transport.deadline(), response:
         data = b"".join(iter_body(response, MAX_IMAGE_BYTES, "GET", "original"))
         content_type = (response.headers.get("Content-Type") or BRACKET_CONTENT_TYPE).split(";")[0].strip()
-    carried = {key: image[key] for key in _CARRIED_SETTINGS if image.get(key) is not None}
+    # The settings are carried as the API wrote them (read from the answer itself: not typed).
+    carried = {key: image.raw[key] for key in _CARRIED_SETTINGS if image.raw.get(key) is not None}
     try:
         checked = validate_settings(carried, api_version=hook.config.api_version, context="register again")
     except AutoenhanceValidationError:
         checked = validate_settings({}, api_version=hook.config.api_version, context="register again")
-    name = str(image.get("image_name") or image_id)
+    name = image.label
     created = hook._register_image(name, order_id, content_type, checked)
     hook.upload_file(created["upload_url"], io.BytesIO(data), content_type, size=len(data))
     hook.delete_image(image_id, missing_ok=True)
@@ -353,14 +343,9 @@ _CARRIED_SETTINGS = (
 )
 
 
-def _status(image: dict[str, Any]) -> ImageStatus:
-    return ImageStatus.parse(image.get("status"))
-
-
-def _to_upload_again(image: dict[str, Any]) -> bool:
+def _to_upload_again(image: Image) -> bool:
     """Registered but never uploaded, or refused by the duplicate-name limit (the API's ``error``
     reading of it): nothing of it was enhanced, and a retried upload registers it again."""
-    status = _status(image)
-    return status is ImageStatus.WAITING or (
-        status is ImageStatus.ERROR and refusal_kind(image.get("status_reason")) == "duplicate_name"
+    return image.status is ImageStatus.WAITING or (
+        image.status is ImageStatus.ERROR and refusal_kind(image.status_reason) == "duplicate_name"
     )

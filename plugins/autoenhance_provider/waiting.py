@@ -1,10 +1,12 @@
-"""Waiting for an order: the status vocabulary, the one rule for "done", and the one wait state machine.
+"""Waiting for an order: what its images add up to, the one rule for "done", the one wait state machine.
 
 The hook's blocking loop, the sensor (poke/reschedule) and the deferrable trigger all feed what
 they see into :class:`OrderWait` and turn its terminal :class:`WaitEvent` into a result with
 :meth:`WaitEvent.result`. So the three modes agree on success, failure, transient-error tolerance
 and timeouts. An event crosses from the triggerer to the worker as a small JSON dict
 (:meth:`WaitEvent.to_dict` / :meth:`WaitEvent.from_dict`); errors are rebuilt from it, never pickled.
+The status vocabulary (:class:`~autoenhance_provider.records.ImageStatus`) and the typed orders
+it reads are :mod:`autoenhance_provider.records`'.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable
-from enum import Enum
 from typing import Any, NamedTuple
 
 from autoenhance_provider.exceptions import (
@@ -27,7 +28,7 @@ from autoenhance_provider.exceptions import (
     error_for_status,
     refusal_kind,
 )
-from autoenhance_provider.readings import IMAGE_STATUS_SYNONYMS
+from autoenhance_provider.records import Image, ImageStatus, Order
 
 log = logging.getLogger(__name__)
 
@@ -37,43 +38,6 @@ DEFAULT_TIMEOUT = 24 * 3600.0
 FINAL_POLL_GRACE = 1.0
 #: Consecutive polls that may fail transiently (each after the client's own retries).
 DEFAULT_ERROR_BUDGET = 5
-
-
-class ImageStatus(str, Enum):
-    """Image statuses of the v3 API, plus ``UNKNOWN`` for anything new (treated as not finished)."""
-
-    WAITING = "waiting"
-    PROCESSING = "processing"
-    PROCESSED = "processed"
-    ERROR = "error"
-    EXPIRED = "expired"
-    UNKNOWN = "unknown"
-
-    @classmethod
-    def parse(cls, value: Any) -> ImageStatus:
-        """Map the API's word (and the synonyms third-party clients have seen) to a member."""
-        text = str(value or "").strip().lower()
-        return _IMAGE_SYNONYMS.get(text) or next((m for m in cls if m.value == text), cls.UNKNOWN)
-
-    @property
-    def is_terminal(self) -> bool:
-        return self in TERMINAL_IMAGE_STATUSES
-
-    @property
-    def is_failure(self) -> bool:
-        return self in FAILED_IMAGE_STATUSES
-
-
-_IMAGE_SYNONYMS = {word: ImageStatus(value) for word, value in IMAGE_STATUS_SYNONYMS.items()}
-
-TERMINAL_IMAGE_STATUSES = frozenset({ImageStatus.PROCESSED, ImageStatus.ERROR, ImageStatus.EXPIRED})
-FAILED_IMAGE_STATUSES = frozenset({ImageStatus.ERROR, ImageStatus.EXPIRED})
-
-
-def _truthy(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in {"1", "true", "yes"}
-    return bool(value)
 
 
 class OrderProgress(NamedTuple):
@@ -121,94 +85,45 @@ class OrderProgress(NamedTuple):
         }
 
 
-def image_failure(image: dict[str, Any]) -> dict[str, Any]:
-    """The fields worth reporting about a failed image."""
+def image_failure(image: Image) -> dict[str, Any]:
+    """The fields worth reporting about a failed image (a JSON dict: it travels in events and XCom)."""
     return {
-        "image_id": image.get("image_id"),
-        "image_name": image.get("image_name"),
-        "status": str(image.get("status")),
-        "status_reason": image.get("status_reason"),
+        "image_id": image.image_id,
+        "image_name": image.name,
+        "status": image.status_word,
+        "status_reason": image.status_reason,
     }
 
 
 def order_images(order: Any, path: str | None = None) -> list[dict[str, Any]]:
-    """An order's images, after checking the shape of the answer: the boundary for every reader.
-
-    The order must be a JSON object, its ``images`` a list (or absent), each image an object
-    with an ``image_id``. Anything else raises :class:`AutoenhanceAPIError` saying what was
-    wrong, instead of a wait that never ends or a request for ``/v3/images/None``.
-    """
-    if not isinstance(order, dict):
-        where = path or "/v3/orders/?"
-        raise AutoenhanceAPIError(
-            200, "GET", where, f"the answer is a JSON {_json_type(order)}, not an order"
-        )
-    where = path or f"/v3/orders/{order.get('order_id', '?')}"
-    images = order.get("images")
-    if images is None:
-        return []
-    if not isinstance(images, list):
-        raise AutoenhanceAPIError(
-            200, "GET", where, f"the order's 'images' is a JSON {_json_type(images)}, not a list of images"
-        )
-    for index, image in enumerate(images):
-        if not isinstance(image, dict):
-            raise AutoenhanceAPIError(
-                200,
-                "GET",
-                where,
-                f"the order's images must be objects; image {index} is a JSON {_json_type(image)}",
-            )
-        image_id = image.get("image_id")
-        if not isinstance(image_id, (str, int)) or isinstance(image_id, bool) or not str(image_id).strip():
-            name = image.get("image_name")
-            described = f" ({str(name)[:80]!r})" if isinstance(name, str) else ""
-            raise AutoenhanceAPIError(
-                200, "GET", where, f"image {index}{described} of the order has no image_id"
-            )
-    return images
+    """An order's images as the API sent them, after :meth:`Order.parse` checked the answer's shape."""
+    return [image.raw for image in Order.parse(order, path).images]
 
 
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object" if isinstance(value, dict) else type(value).__name__
-
-
-def evaluate_order(order: dict[str, Any]) -> OrderProgress:
+def evaluate_order(order: Order | dict[str, Any]) -> OrderProgress:
     """Decide whether an order is finished.
 
     Done means: not grouping brackets, not processing, at least one image, and every image in a
     terminal state. Unknown statuses count as still running, so a new API word can delay the
-    end of a wait but never end it early. A malformed order raises :class:`AutoenhanceAPIError`
-    (see :func:`order_images`).
+    end of a wait but never end it early. An answer that is not a record yet is read with
+    :meth:`Order.parse` (a malformed one raises :class:`AutoenhanceAPIError`).
     """
-    images = order_images(order)
-    statuses = [ImageStatus.parse(img.get("status")) for img in images]
-    failed = [image_failure(img) for img, st in zip(images, statuses, strict=True) if st.is_failure]
-    processed = sum(st is ImageStatus.PROCESSED for st in statuses)
-    pending = sum(not st.is_terminal for st in statuses)
-    is_merging = _truthy(order.get("is_merging"))
-    is_processing = _truthy(order.get("is_processing"))
-    done = bool(images) and not is_merging and not is_processing and pending == 0
+    order = Order.of(order)
+    images = order.images
+    failed = [image_failure(img) for img in images if img.status.is_failure]
+    processed = sum(img.status is ImageStatus.PROCESSED for img in images)
+    pending = sum(not img.status.is_terminal for img in images)
+    done = bool(images) and not order.is_merging and not order.is_processing and pending == 0
     return OrderProgress(
-        order_id=str(order.get("order_id", "")),
+        order_id=order.order_id,
         done=done,
         total=len(images),
         processed=processed,
         pending=pending,
-        is_merging=is_merging,
-        is_processing=is_processing,
+        is_merging=order.is_merging,
+        is_processing=order.is_processing,
         failed=failed,
-        counts=dict(Counter(st.value for st in statuses)),
+        counts=dict(Counter(img.status.value for img in images)),
     )
 
 
@@ -304,9 +219,9 @@ class OrderWait:
         self._log = logger or log
         self._last_description: str | None = None
 
-    def check(self, order: Any) -> WaitEvent | None:
+    def check(self, order: Order | Any) -> WaitEvent | None:
         """Look at a freshly fetched order; return the terminal event, or None to keep waiting."""
-        if not isinstance(order, dict):
+        if not isinstance(order, (Order, dict)):
             raise AutoenhanceTransientError(200, "GET", f"/v3/orders/{self.order_id}", "not an order object")
         self.errors_in_a_row = 0
         progress = self.last_progress = evaluate_order(order)

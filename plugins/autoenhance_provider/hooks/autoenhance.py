@@ -4,7 +4,9 @@ HTTP concerns (sessions, retries, redirects, redaction) live in :mod:`autoenhanc
 uploads and downloads, end to end, in :mod:`autoenhance_provider.uploads` and
 :mod:`autoenhance_provider.downloads`; files in
 :mod:`autoenhance_provider.files`; the wait state machine in :mod:`autoenhance_provider.waiting`.
-This module says what to ask the API, in which order, and how to make every call safe to repeat.
+This module says what to ask the API, in which order, and how to make every call safe to repeat;
+the answers that name orders, images and brackets are read here, once, into the typed records of
+:mod:`autoenhance_provider.records`.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from autoenhance_provider.http import (
     Timeout,
     deadline_cap,
 )
+from autoenhance_provider.records import Bracket, Image, Order
 from autoenhance_provider.settings import EnhancementSettings, validate_process_settings, validate_settings
 from autoenhance_provider.validation import (
     DownloadRequest,
@@ -61,7 +64,6 @@ from autoenhance_provider.waiting import (
     DEFAULT_TIMEOUT,
     FINAL_POLL_GRACE,
     OrderWait,
-    order_images,
 )
 
 TEST_CONNECTION_POLICY = RetryPolicy(max_attempts=2, initial_delay=0.5, max_delay=2.0, max_elapsed=15.0)
@@ -172,7 +174,7 @@ class AutoenhanceHook(BaseHook):
         recover = (lambda: self._existing_order(body["order_id"])) if order_id else None
         return self._api_object("POST", "/v3/orders/", json=body, recover=recover, idempotent=False)
 
-    def ensure_order(self, order_id: str, name: str | None = None) -> tuple[dict[str, Any], bool]:
+    def ensure_order(self, order_id: str, name: str | None = None) -> tuple[Order, bool]:
         """The order with this id, created unless it exists already: ``(order, created)``.
 
         A retry of the same task finds the order an earlier try created. What the API answers to
@@ -181,7 +183,7 @@ class AutoenhanceHook(BaseHook):
         """
         order_id = require_id("order_id", order_id)
         try:
-            return self.create_order(name=name, order_id=order_id), True
+            return Order.parse(self.create_order(name=name, order_id=order_id), "/v3/orders/", "POST"), True
         except AutoenhanceClientError as exc:
             if isinstance(exc, AutoenhanceAuthError):
                 raise
@@ -192,23 +194,22 @@ class AutoenhanceHook(BaseHook):
 
     def _existing_order(self, order_id: str) -> Recovered | None:
         order = self.get_order_or_none(order_id)
-        return Recovered(order) if order is not None else None
+        return Recovered(order.raw) if order is not None else None
 
-    def get_order(self, order_id: str) -> dict[str, Any]:
-        """The order; a malformed answer (images not objects, an image without id) raises
-        :class:`AutoenhanceAPIError` saying what was wrong."""
+    def get_order(self, order_id: str) -> Order:
+        """The order (a read-only mapping over the answer, with typed attributes); a malformed
+        answer (images not objects, an image without id) raises :class:`AutoenhanceAPIError`
+        saying what was wrong."""
         path = f"/v3/orders/{path_segment('order_id', order_id)}"
-        order = self._api_object("GET", path)
-        order_images(order, path)
-        return order
+        return Order.parse(self._api_object("GET", path), path)
 
-    def get_order_or_none(self, order_id: str) -> dict[str, Any] | None:
+    def get_order_or_none(self, order_id: str) -> Order | None:
         """The order, or None if it does not exist (or was deleted)."""
         try:
             order = self.get_order(order_id)
         except AutoenhanceNotFoundError:
             return None
-        return None if order.get("is_deleted") else order
+        return None if order.is_deleted else order
 
     def list_orders(
         self, per_page: int | None = None, *, max_pages: int = MAX_PAGES
@@ -317,13 +318,13 @@ class AutoenhanceHook(BaseHook):
 
     def _processing_started(self, order_id: str) -> Recovered | None:
         order = self.get_order_or_none(order_id)
-        return Recovered(order) if order and _processing_has_started(order) else None
+        return Recovered(order.raw) if order and _processing_has_started(order) else None
 
     def _resolve_bracket_groups(self, order_id: str, groups: list[list[str]]) -> list[dict[str, list[str]]]:
         """Accept bracket names as well as ids."""
         brackets = self.uploaded_brackets(order_id)
-        by_name = {name: b.get("bracket_id") for name, b in brackets.items()}
-        ids = {b.get("bracket_id") for b in brackets.values()}
+        by_name = {name: b.bracket_id for name, b in brackets.items()}
+        ids = {b.bracket_id for b in brackets.values()}
         return [
             {"bracket_ids": [ref if ref in ids else str(by_name.get(ref, ref)) for ref in map(str, group)]}
             for group in groups
@@ -372,7 +373,7 @@ class AutoenhanceHook(BaseHook):
         return _with_upload_url(created, "image", "image_id")
 
     def _discard_unuploaded(self, order_id: str, names: set[str]) -> None:
-        uploads.discard_unuploaded(self, self.get_order_or_none(order_id) or {}, names)
+        uploads.discard_unuploaded(self, self.get_order_or_none(order_id), names)
 
     def upload_file(
         self,
@@ -418,8 +419,10 @@ class AutoenhanceHook(BaseHook):
             create_missing_order=create_missing_order,
         )
 
-    def get_image(self, image_id: str) -> dict[str, Any]:
-        return self._api_object("GET", f"/v3/images/{path_segment('image_id', image_id)}")
+    def get_image(self, image_id: str) -> Image:
+        """The image (a read-only mapping over the answer, with typed attributes)."""
+        path = f"/v3/images/{path_segment('image_id', image_id)}"
+        return Image.parse(self._api_object("GET", path), path)
 
     def reprocess_image(self, image_id: str, **settings: Any) -> dict[str, Any]:
         """Enhance an image again; settings not given keep their previous values."""
@@ -491,17 +494,17 @@ class AutoenhanceHook(BaseHook):
         created = self._api("POST", "/v3/brackets/", json=body, idempotent=True, expect=dict)
         return _with_upload_url(created, "bracket", "bracket_id")
 
-    def list_brackets(self, order_id: str) -> list[dict[str, Any]]:
-        data = self._api("GET", f"/v3/orders/{path_segment('order_id', order_id)}/brackets") or {}
-        brackets = data.get("brackets") if isinstance(data, dict) else data
-        return [b for b in brackets or [] if isinstance(b, dict)]
+    def list_brackets(self, order_id: str) -> list[Bracket]:
+        """The order's brackets (read-only mappings over the answer's, with typed attributes)."""
+        path = f"/v3/orders/{path_segment('order_id', order_id)}/brackets"
+        return Bracket.parse_list(self._api("GET", path), path)
 
-    def uploaded_brackets(self, order_id: str) -> dict[str, dict[str, Any]]:
+    def uploaded_brackets(self, order_id: str) -> dict[str, Bracket]:
         """The order's brackets that received their bytes, by name.
 
         Only these count: a re-sent create may have left an empty bracket with the same name.
         """
-        return {str(b.get("name")): b for b in self.list_brackets(order_id) if b.get("is_uploaded")}
+        return {str(b.name): b for b in self.list_brackets(order_id) if b.is_uploaded}
 
     def upload_brackets(
         self, order_id: str, files: list[SourceFile], *, max_concurrency: int = 1
@@ -656,9 +659,9 @@ def _duplicate_name_error(name: str, exc: AutoenhanceTransientError) -> Autoenha
 DUPLICATE_NAMES_PER_HOUR = 30
 
 
-def _processing_has_started(order: dict[str, Any]) -> bool:
+def _processing_has_started(order: Order) -> bool:
     """Grouping or enhancement of an order's brackets has begun (so starting it again is wrong)."""
-    return bool(order.get("is_merging") or order.get("images"))
+    return order.is_merging or bool(order.images)
 
 
 def _bracket_groups(groups: Any) -> list[dict[str, list[str]]]:

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from typing import Any
 
 from autoenhance_provider.compat import BaseHook, aget_connection, amask_secret
 from autoenhance_provider.connection import DEFAULT_CONN_ID, AutoenhanceConnectionConfig
-from autoenhance_provider.exceptions import AutoenhanceAPIError
 from autoenhance_provider.http import AsyncTransport, RetryPolicy
+from autoenhance_provider.records import Order
 from autoenhance_provider.validation import path_segment
-from autoenhance_provider.waiting import order_images
 
 
 class AutoenhanceAsyncHook(BaseHook):
@@ -72,13 +70,11 @@ class AutoenhanceAsyncHook(BaseHook):
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    async def get_order(self, order_id: str) -> dict[str, Any]:
+    async def get_order(self, order_id: str) -> Order:
+        """The order, as :meth:`AutoenhanceHook.get_order` reads it (a malformed answer raises
+        :class:`~autoenhance_provider.exceptions.AutoenhanceAPIError` saying what was wrong)."""
         path = f"/v3/orders/{path_segment('order_id', order_id)}"
-        order = await (await self._get_transport()).get_json(path)
-        order_images(order, path)  # not an object, malformed images: raises saying what was wrong
-        if not isinstance(order, dict):  # (order_images has refused it already)
-            raise AutoenhanceAPIError(200, "GET", path, "the answer is not an order")
-        return order
+        return Order.parse(await (await self._get_transport()).get_json(path), path)
 
 
 _LOOKUPS: weakref.WeakKeyDictionary[

@@ -86,7 +86,7 @@ class CreateOrderOperator(AutoenhanceBaseOperator):
             self.log.info(
                 "Autoenhance order %s already exists (an earlier try created it); reusing it", order_id
             )
-        final_id = str(order.get("order_id") or order_id)
+        final_id = order.order_id or order_id
         if final_id != order_id:
             self.log.warning(
                 "The API assigned order id %s instead of %s; a retry of this task cannot re-find it",

@@ -21,6 +21,7 @@ from autoenhance_provider.connection import DEFAULT_CONN_ID
 from autoenhance_provider.exceptions import AutoenhanceError
 from autoenhance_provider.hooks.autoenhance_async import AutoenhanceAsyncHook
 from autoenhance_provider.http import within
+from autoenhance_provider.records import Order
 from autoenhance_provider.waiting import (
     DEFAULT_ERROR_BUDGET,
     DEFAULT_POLL_INTERVAL,
@@ -196,7 +197,7 @@ class AutoenhanceOrderTrigger(BaseTrigger):
             if signal.take():
                 return
 
-    async def _get_order(self, hook: AutoenhanceAsyncHook) -> dict[str, Any]:
+    async def _get_order(self, hook: AutoenhanceAsyncHook) -> Order:
         """One poll, never more than ``FINAL_POLL_GRACE`` past ``end_time``, however slow the server."""
         if self.end_time is None:
             return await hook.get_order(self.order_id)

@@ -201,7 +201,6 @@ def _owner(photos: PhotoSource, refs: list[OrderRef], image_id: str, fresh: bool
         except Exception as exc:
             log.warning("Autoenhance tab: could not read order %s: %s", ref.order_id, _error_text(exc))
             continue
-        for image in order.get("images") or []:
-            if isinstance(image, dict) and image.get("image_id") == image_id:
-                return ref.conn_id
+        if any(image.image_id == image_id for image in order.images):
+            return ref.conn_id
     return None

@@ -19,9 +19,9 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, Generic, NamedTuple, TypeVar
 
+from autoenhance_provider.records import Order
 from autoenhance_provider.ui import FULL_WIDTH, THUMB_WIDTH
 from autoenhance_provider.ui.render import ImageView, OrderView
-from autoenhance_provider.waiting import ImageStatus
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -109,28 +109,23 @@ def media_type(data: bytes) -> str | None:
     return None
 
 
-def order_view(order: dict[str, Any], web_url: str | None, tasks: tuple[str, ...]) -> OrderView:
+def order_view(order: Order, web_url: str | None, tasks: tuple[str, ...]) -> OrderView:
     """The API's order as the tab shows it (status words normalised, names and reasons kept)."""
-    images = []
-    for image in order.get("images") or []:
-        if not isinstance(image, dict) or not image.get("image_id"):
-            continue
-        status = ImageStatus.parse(image.get("status")).value
-        reason = image.get("status_reason")
-        images.append(
-            ImageView(
-                image_id=str(image["image_id"]),
-                name=str(image.get("image_name") or image["image_id"]),
-                status=status,
-                reason=str(reason) if reason else None,
-            )
+    images = tuple(
+        ImageView(
+            image_id=image.image_id,
+            name=image.label,
+            status=image.status.value,
+            reason=image.status_reason or None,
         )
+        for image in order.images
+    )
     return OrderView(
-        order_id=str(order.get("order_id") or ""),
-        name=str(order.get("name") or ""),
-        status=str(order.get("status") or ""),
+        order_id=order.order_id,
+        name=order.name or "",
+        status=order.status or "",
         web_url=web_url,
-        images=tuple(images),
+        images=images,
         tasks=tasks,
     )
 
@@ -148,7 +143,7 @@ class PhotoSource:
     ) -> None:
         self.hook_factory = hook_factory or default_hook
         self.hooks: BoundedCache[str, Any] = BoundedCache(HOOK_TTL, 64, on_evict=lambda hook: hook.close())
-        self.orders: BoundedCache[tuple[str, str], dict[str, Any]] = BoundedCache(order_ttl, 1024)
+        self.orders: BoundedCache[tuple[str, str], Order] = BoundedCache(order_ttl, 1024)
         self.photos: BoundedCache[tuple[str, str, str, str], Photo] = BoundedCache(
             photo_ttl, 100_000, photo_cache_bytes, size_of=lambda p: len(p.data)
         )
@@ -162,7 +157,7 @@ class PhotoSource:
             self.hooks.put(conn_id, hook)
         return hook
 
-    def order(self, conn_id: str, order_id: str, *, fresh: bool = False) -> dict[str, Any]:
+    def order(self, conn_id: str, order_id: str, *, fresh: bool = False) -> Order:
         key = (conn_id, order_id)
         order = None if fresh else self.orders.get(key)
         if order is None:

@@ -14,8 +14,8 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
+from autoenhance_provider.records import ImageStatus
 from autoenhance_provider.ui import FULL_WIDTH, THUMB_WIDTH
-from autoenhance_provider.waiting import ImageStatus
 
 #: The order statuses are listed in, errors first ("what needs me" before "what is fine").
 STATUS_ORDER = (
