@@ -8,7 +8,9 @@ import json
 import pytest
 
 from support.aio import AioAPI
-from support.api import BASE_URL, FAKE_KEY
+from support.api import BASE_URL, FAKE_KEY, OrderScript
+from support.downloads import IMAGES, FakeDownloads
+from support.timing import FakeClock
 
 
 @pytest.fixture
@@ -49,7 +51,7 @@ def hook(conn):
 
 
 # ---------------------------------------------------------------------------------------------
-# Added for the hook / core-module unit tests (test_hook_*.py, test_http.py, ...).
+# Added for the hook / core-module unit tests (hooks/, http/, ...).
 # ---------------------------------------------------------------------------------------------
 
 
@@ -147,6 +149,34 @@ def aio_api(monkeypatch: pytest.MonkeyPatch) -> AioAPI:
     api = AioAPI()
     monkeypatch.setattr(aio_module, "new_async_session", api.new_session)
     return api
+
+
+@pytest.fixture
+def api(conn, requests_mock, aio_api, monkeypatch):
+    """Install an OrderScript on both transports; sleeps of poke mode advance a fake clock.
+
+    One scripted ``GET /v3/orders/<id>`` serves the sync hook (requests-mock) and the trigger's async
+    hook, so a sensor sees the same answers in every mode (``support.waits.run_sensor``).
+    """
+    import airflow.sdk.bases.sensor as base_sensor_module
+
+    clock = FakeClock()
+    monkeypatch.setattr(base_sensor_module, "time", clock)
+
+    def install(*steps) -> OrderScript:
+        script = OrderScript(*steps)
+        script.install_sync(requests_mock)
+        aio_api(script.handler)
+        script.clock = clock
+        return script
+
+    return install
+
+
+@pytest.fixture
+def downloads(conn, requests_mock) -> FakeDownloads:
+    """The order ``support.downloads.IMAGES`` and its images, served as the API and its asset host do."""
+    return FakeDownloads(requests_mock, IMAGES)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ What is private here, and why: ``socket.socket._io_refs`` and ``_decref_socketio
 ``socket.SocketIO`` keeps a socket open while a file made by ``makefile()`` still reads it
 (``http.client`` closes the socket of a ``Connection: close`` answer and hands the reader to the
 response). :class:`_DeadlineRawIO` replaces that reader, so it keeps the same count. They have
-not changed since Python 3.2; ``tests/unit/test_http_sockets.py`` checks them on every Python CI runs.
+not changed since Python 3.2; ``tests/unit/http/test_sockets.py`` checks them on every Python CI runs.
 """
 
 from __future__ import annotations

@@ -4,11 +4,11 @@ in the hook, in the sensor's poke, in the trigger, and before any download reque
 from __future__ import annotations
 
 import pytest
-from test_wf_sensor import MODES, api, run_sensor  # noqa: F401 - the api fixture
 
 from autoenhance_provider.exceptions import AutoenhanceAPIError
 from autoenhance_provider.waiting import evaluate_order, order_images
 from support.api import ORDER_ID, done_order, image, order
+from support.waits import MODES, run_sensor
 
 STRINGS = order(ORDER_ID, ["img-1", "img-2"], status="processed")
 NO_ID = order(
@@ -45,7 +45,7 @@ def test_evaluate_order_refuses_images_that_are_not_objects():
     [(STRINGS, "image 0 is a JSON string"), (NO_ID, "has no image_id")],
     ids=["strings", "no-image-id"],
 )
-def test_sensor_fails_at_once_on_malformed_images_instead_of_waiting(api, mode, answer, reason):  # noqa: F811
+def test_sensor_fails_at_once_on_malformed_images_instead_of_waiting(api, mode, answer, reason):
     script = api(answer)
 
     with pytest.raises(AutoenhanceAPIError, match=reason):
@@ -55,7 +55,7 @@ def test_sensor_fails_at_once_on_malformed_images_instead_of_waiting(api, mode, 
 
 
 @pytest.mark.parametrize("mode", ["poke", "deferrable"])  # reschedule: the budget needs the task state store
-def test_a_sensor_that_gives_up_on_malformed_answers_keeps_the_reason(api, mode):  # noqa: F811
+def test_a_sensor_that_gives_up_on_malformed_answers_keeps_the_reason(api, mode):
     api([1, 2, 3])  # a JSON array where the order should be, every time
 
     with pytest.raises(AutoenhanceAPIError) as info:
@@ -68,9 +68,8 @@ def test_a_sensor_that_gives_up_on_malformed_answers_keeps_the_reason(api, mode)
 
 @pytest.mark.parametrize("answer", [STRINGS, NO_ID], ids=["strings", "no-image-id"])
 def test_download_refuses_a_malformed_order_before_any_image_request(conn, requests_mock, tmp_path, answer):
-    from test_wf_download import download_op
-
     from support.api import api as api_url
+    from support.downloads import download_op
     from support.task import task_context
 
     requests_mock.get(api_url(f"/v3/orders/{ORDER_ID}"), json=answer)
@@ -87,11 +86,11 @@ def test_download_refuses_a_malformed_order_before_any_image_request(conn, reque
     [(STRINGS, "image 0 is a JSON string"), (NO_ID, "has no image_id")],
     ids=["strings", "no-image-id"],
 )
-def test_trigger_ends_at_once_with_the_reason_on_malformed_images(api, answer, reason):  # noqa: F811
+def test_trigger_ends_at_once_with_the_reason_on_malformed_images(api, answer, reason):
     """The async hook's boundary: the trigger's first poll ends the wait with an error event."""
     import asyncio
 
-    from test_wf_trigger import all_events, make_trigger
+    from support.waits import all_events, make_trigger
 
     script = api(answer)
 

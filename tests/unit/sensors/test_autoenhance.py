@@ -6,7 +6,6 @@ hook of the trigger (answered in process by the same handler), so each mode sees
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import subprocess
@@ -17,7 +16,6 @@ from datetime import timedelta
 from pathlib import Path
 from unittest import mock
 
-import airflow.sdk.bases.sensor as base_sensor_module
 import pytest
 
 try:  # Airflow >= 3.1
@@ -39,77 +37,13 @@ from support.api import (
     APP_URL,
     CONNECT_ERROR,
     ORDER_ID,
-    OrderScript,
     Status,
     done_order,
     failed_order,
     processing_order,
 )
 from support.task import FakeTI, task_context
-from support.timing import FakeClock
-
-MODES = ["poke", "reschedule", "deferrable"]
-FAST = {"retry_limit": 0, "retry_delay": 0, "retry_max_delay": 0}
-
-
-def make_sensor(mode: str, **kwargs) -> OrderProcessedSensor:
-    kwargs.setdefault("task_id", "wait_for_order")
-    kwargs.setdefault("order_id", ORDER_ID)
-    kwargs.setdefault("poke_interval", 0.01)
-    kwargs.setdefault("timeout", 30)
-    kwargs.setdefault("hook_params", dict(FAST))
-    if mode == "deferrable":
-        return OrderProcessedSensor(deferrable=True, **kwargs)
-    return OrderProcessedSensor(mode=mode, deferrable=False, **kwargs)
-
-
-async def _first_event(trigger: AutoenhanceOrderTrigger):
-    async def first():
-        async for event in trigger.run():
-            return event
-        raise AssertionError("the trigger ended without an event")
-
-    return await asyncio.wait_for(first(), timeout=10)
-
-
-def run_sensor(mode: str, ti: FakeTI | None = None, *, max_rounds: int = 200, **kwargs):
-    """Run a sensor to its end the way Airflow would, without a DB or a triggerer.
-
-    reschedule: a fresh sensor object per attempt (a new worker process), with time moved on
-    by the reschedule interval; deferrable: the trigger runs to its event and the task resumes
-    through ``resume_execution`` (where Airflow applies soft_fail).
-    """
-    ti = ti or FakeTI()
-    for _ in range(max_rounds):
-        sensor = make_sensor(mode, **kwargs)
-        context = task_context(ti)
-        try:
-            return sensor.execute(context), ti
-        except AirflowRescheduleException as exc:
-            now = timezone.utcnow()
-            ti.first_reschedule_date = (ti.first_reschedule_date or now) - (exc.reschedule_date - now)
-        except TaskDeferred as deferred:
-            event = asyncio.run(_first_event(deferred.trigger))
-            resumed = make_sensor(mode, **kwargs)
-            next_kwargs = {**(deferred.kwargs or {}), "event": event.payload}
-            return resumed.resume_execution(deferred.method_name, next_kwargs, task_context(ti)), ti
-    raise AssertionError("the sensor never finished")
-
-
-@pytest.fixture
-def api(conn, requests_mock, aio_api, monkeypatch):
-    """Install an OrderScript on both transports; sleeps of poke mode advance a fake clock."""
-    clock = FakeClock()
-    monkeypatch.setattr(base_sensor_module, "time", clock)
-
-    def install(*steps) -> OrderScript:
-        script = OrderScript(*steps)
-        script.install_sync(requests_mock)
-        aio_api(script.handler)
-        script.clock = clock
-        return script
-
-    return install
+from support.waits import MODES, make_sensor, run_sensor
 
 
 # ------------------------------------------------------------------------------ same scenarios

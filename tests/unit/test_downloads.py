@@ -11,18 +11,13 @@ import threading
 import time
 
 import pytest
-from test_wf_download import IMAGES, FakeDownloads, content_of, download_op, listing
 
 from autoenhance_provider.exceptions import AutoenhanceError, AutoenhanceValidationError
 from autoenhance_provider.files.manifest import MANIFEST_NAME, Manifest
 from autoenhance_provider.files.storage import TempToken, sweep_temp_files, to_storage_path
 from support.api import ORDER_ID, api, order
+from support.downloads import IMAGES, content_of, download_op, listing
 from support.task import FakeTI, task_context
-
-
-@pytest.fixture
-def downloads(conn, requests_mock):
-    return FakeDownloads(requests_mock, IMAGES)
 
 
 def token_of(ti: FakeTI) -> TempToken:

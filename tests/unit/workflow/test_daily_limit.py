@@ -6,7 +6,6 @@ from __future__ import annotations
 import pickle
 
 import pytest
-from test_wf_sensor import api, run_sensor  # noqa: F401 - the scripted API fixture
 
 from autoenhance_provider.exceptions import (
     AutoenhanceDailyLimitError,
@@ -17,8 +16,8 @@ from autoenhance_provider.waiting import WaitEvent, evaluate_order
 from support.api import ORDER_ID, done_order, image, order
 from support.api import api as api_url
 from support.task import FakeTI
+from support.waits import MODES, run_sensor
 
-MODES = ["poke", "reschedule", "deferrable"]
 REASON = "Daily enhancement limit reached: this account may enhance 500 images per day."
 
 
@@ -56,7 +55,7 @@ def test_status_reasons_are_matched_loosely(reason, kind):
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_a_refusal_fails_the_task_saying_how_to_resume(api, mode):  # noqa: F811
+def test_a_refusal_fails_the_task_saying_how_to_resume(api, mode):
     script = api(refused_order())
     ti = FakeTI(task_id="wait_for_order", map_index=3, run_id="manual__day1", dag_id="listings")
 
@@ -80,7 +79,7 @@ def test_a_refusal_fails_the_task_saying_how_to_resume(api, mode):  # noqa: F811
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_a_later_try_sends_only_the_refused_images_again(api, requests_mock, mode):  # noqa: F811
+def test_a_later_try_sends_only_the_refused_images_again(api, requests_mock, mode):
     api(refused_order(), done_order())
     reprocess = requests_mock.post(
         api_url("/v3/images/img-2/process"),

@@ -31,24 +31,10 @@ from support.api import (
     failed_order,
     processing_order,
 )
+from support.waits import TRIGGER_FAST as FAST
+from support.waits import all_events, make_trigger
 
-FAST = {"retry_delay": 0, "retry_max_delay": 0}
 CLASSPATH = "autoenhance_provider.triggers.autoenhance.AutoenhanceOrderTrigger"
-
-
-def make_trigger(**kwargs) -> AutoenhanceOrderTrigger:
-    kwargs.setdefault("order_id", ORDER_ID)
-    kwargs.setdefault("poll_interval", 0.01)
-    kwargs.setdefault("end_time", time.time() + 60)
-    kwargs.setdefault("hook_params", dict(FAST))
-    return AutoenhanceOrderTrigger(**kwargs)
-
-
-async def all_events(trigger: AutoenhanceOrderTrigger, limit: float = 10.0) -> list:
-    async def collect():
-        return [event async for event in trigger.run()]
-
-    return await asyncio.wait_for(collect(), timeout=limit)
 
 
 # ------------------------------------------------------------------------------ serialization
