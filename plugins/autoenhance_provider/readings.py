@@ -20,7 +20,7 @@ from typing import Any
 # ``s3PutObjectUrl`` (camelCase) in older versions: SDK-2410/2502 (Oct 2024 / Feb 2025), EX,
 # DOCS-old; ``upload_url`` in newer ones: SDK-1.1.0 (June 2025), DOCS creating ("older API
 # version" note). Boundary date unknown. Read in this order.
-# Used by: hooks/autoenhance.py ``_with_upload_url`` (image and bracket creates).
+# Used by: records.py ``with_upload_url`` (image and bracket creates, read by the hook).
 UPLOAD_URL_FIELDS = ("upload_url", "s3PutObjectUrl")
 
 
@@ -95,7 +95,7 @@ def indirect_image_url(content_type: str, body: bytes) -> str | None:
 # The spec's words are ``waiting``, ``processing``, ``processed``, ``error``, ``expired``; there is
 # no ``failed`` (SDK-2410, Oct 2024). Third-party clients (a Supabase edge function, 3P) also treat
 # ``complete`` as done and poll an ``enhanced`` flag; these words are read as the spec's word.
-# Used by: waiting.py ``ImageStatus.parse``.
+# Used by: records.py ``ImageStatus.parse``.
 IMAGE_STATUS_SYNONYMS: Mapping[str, str] = {
     "complete": "processed",
     "completed": "processed",

@@ -9,7 +9,8 @@ XCom or a trigger event) and is a read-only :class:`~collections.abc.Mapping` ov
 ``hook.get_order(order_id)["images"]`` and ``dict(order)`` work as they did when the hook
 returned dicts. Unknown fields are kept in ``raw``; optional ones may be missing. Status words,
 synonyms included, are read by :meth:`ImageStatus.parse` alone (the synonyms are in
-:mod:`autoenhance_provider.readings`).
+:mod:`autoenhance_provider.readings`). Create answers stay dicts, checked for the new id and the
+presigned URL by :func:`with_upload_url`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from autoenhance_provider import readings
 from autoenhance_provider.exceptions import AutoenhanceAPIError
 from autoenhance_provider.readings import IMAGE_STATUS_SYNONYMS
 
@@ -238,6 +240,19 @@ class Bracket(_Answer):
         return parsed
 
 
+def with_upload_url(created: Any, what: str, id_field: str) -> dict[str, Any]:
+    """A create answer checked before use: it must name the new id and an upload URL."""
+    path = f"/v3/{what}s/"
+    if not isinstance(created, dict):
+        raise AutoenhanceAPIError(200, "POST", path, f"the answer is not a {what} object")
+    url = readings.upload_url(created)
+    if not url or not isinstance(url, str):
+        raise AutoenhanceAPIError(200, "POST", path, f"the created {what} has no upload URL")
+    if not created.get(id_field):
+        raise AutoenhanceAPIError(200, "POST", path, f"the created {what} has no {id_field}")
+    return {**created, "upload_url": url}
+
+
 def truthy(value: Any) -> bool:
     """A flag of an answer: JSON booleans, and the strings ``"true"``/``"false"`` some answers carry."""
     if isinstance(value, str):
@@ -275,4 +290,5 @@ __all__ = [
     "ImageStatus",
     "Order",
     "truthy",
+    "with_upload_url",
 ]

@@ -8,8 +8,9 @@ to the presigned URL without the key and, when the storage host refuses the sign
 as ``application/octet-stream``. HDR brackets (:func:`upload_brackets`) go one at a time by
 default. Images the daily enhancement limit refused are sent again (:func:`resubmit_refused`):
 reprocessed, or their original registered again.
-Registration itself (``POST /v3/images``) is the hook's endpoint; the hook's ``upload_file``,
-``upload_images`` and ``upload_brackets`` are the entry points.
+Registration itself (``POST /v3/images``) is the hook's endpoint (what its 429 means:
+:func:`duplicate_name_error`); the hook's ``upload_file``, ``upload_images``, ``upload_brackets``
+and ``resubmit_refused`` are the entry points.
 """
 
 from __future__ import annotations
@@ -26,9 +27,11 @@ from autoenhance_provider.downloads import MAX_IMAGE_BYTES
 from autoenhance_provider.exceptions import (
     AutoenhanceAuthError,
     AutoenhanceClientError,
+    AutoenhanceDuplicateNameError,
     AutoenhanceError,
     AutoenhanceNotFoundError,
     AutoenhanceStorageError,
+    AutoenhanceTransientError,
     AutoenhanceValidationError,
     SignedURLRefused,
     refusal_kind,
@@ -349,3 +352,27 @@ def _to_upload_again(image: Image) -> bool:
     return image.status is ImageStatus.WAITING or (
         image.status is ImageStatus.ERROR and refusal_kind(image.status_reason) == "duplicate_name"
     )
+
+
+def duplicate_name_error(name: str, exc: AutoenhanceTransientError) -> AutoenhanceDuplicateNameError:
+    """A registration refused with 429 through every retry: most likely the limit on one file name
+    per hour (the request-rate limit clears within seconds), so say the name, the limit and the fix."""
+    said = exc.api_message or exc.body or "no reason given"
+    return AutoenhanceDuplicateNameError(
+        429,
+        exc.method,
+        exc.path,
+        exc.body,
+        message=(
+            f"registering the image {name!r} was refused with HTTP 429 through every retry (Autoenhance "
+            f"said: {said}). Autoenhance accepts at most {DUPLICATE_NAMES_PER_HOUR} images with exactly "
+            "the same file name per hour, across the account. Fix: give each file a name unique to its "
+            "listing or order (for example prefix it with the listing id), or wait an hour and clear "
+            "this task: images already in the order are not uploaded again"
+        ),
+        conn_id=exc.conn_id,
+    )
+
+
+#: The documented limit on registrations of one file name (docs "Rate Limits").
+DUPLICATE_NAMES_PER_HOUR = 30

@@ -18,7 +18,7 @@ from typing import IO, Any
 
 import requests
 
-from autoenhance_provider import downloads, readings, uploads
+from autoenhance_provider import downloads, hdr, readings, uploads
 from autoenhance_provider.compat import BaseHook, mask_secret
 from autoenhance_provider.connection import (
     CONN_TYPE,
@@ -31,7 +31,6 @@ from autoenhance_provider.exceptions import (
     AutoenhanceAPIError,
     AutoenhanceAuthError,
     AutoenhanceClientError,
-    AutoenhanceDuplicateNameError,
     AutoenhanceError,
     AutoenhanceNotFoundError,
     AutoenhanceTransientError,
@@ -48,13 +47,12 @@ from autoenhance_provider.http import (
     Timeout,
     deadline_cap,
 )
-from autoenhance_provider.records import Bracket, Image, Order
+from autoenhance_provider.records import Bracket, Image, Order, with_upload_url
 from autoenhance_provider.settings import EnhancementSettings, validate_process_settings, validate_settings
 from autoenhance_provider.validation import (
     DownloadRequest,
     path_segment,
     require_id,
-    to_int,
     validate_download_params,
     validate_per_page,
     validate_report,
@@ -258,22 +256,13 @@ class AutoenhanceHook(BaseHook):
         or neither for automatic grouping. Falls back to the legacy ``/merge`` endpoint when the
         API has no ``/process``.
         """
-        popped = {k: settings.pop(k, None) for k in ("number_of_brackets_per_image", "images")}
-        grouping: dict[str, Any] = {k: v for k, v in popped.items() if v is not None}
-        if len(grouping) > 1:
-            raise AutoenhanceValidationError(
-                "Give either number_of_brackets_per_image or images (explicit bracket groups), not both"
-            )
-        if "number_of_brackets_per_image" in grouping:
-            grouping["number_of_brackets_per_image"] = to_int(
-                "number_of_brackets_per_image", grouping["number_of_brackets_per_image"], 1, 9
-            )
-        if "images" in grouping:
-            grouping["images"] = _bracket_groups(grouping["images"])
+        grouping = hdr.grouping(
+            settings.pop("number_of_brackets_per_image", None), settings.pop("images", None)
+        )
         checked = validate_process_settings(settings, api_version=self.config.api_version)
         body = {**checked.body(), **grouping}
         oid = path_segment("order_id", order_id)
-        recover = lambda: self._processing_started(order_id)  # noqa: E731
+        recover = lambda: hdr.started(self, order_id)  # noqa: E731
         try:
             path = f"/v3/orders/{oid}/{readings.PROCESS_ROUTE}"
             return self._api_object("POST", path, json=body, recover=recover)
@@ -304,31 +293,13 @@ class AutoenhanceHook(BaseHook):
         ``bracket_groups`` may name brackets by id or by file name. Returns False when the order
         was already grouping or had images (a retried task), True when it started now.
         """
-        if _processing_has_started(self.get_order(order_id)):
-            self.log.info("Order %s is already grouped/processing; not starting it again", order_id)
-            return False
-        groups = self._resolve_bracket_groups(order_id, bracket_groups) if bracket_groups else None
-        self.process_order(
+        return hdr.process_once(
+            self,
             order_id,
             number_of_brackets_per_image=number_of_brackets_per_image,
-            images=groups,
-            **dict(settings or {}),
+            bracket_groups=bracket_groups,
+            settings=settings,
         )
-        return True
-
-    def _processing_started(self, order_id: str) -> Recovered | None:
-        order = self.get_order_or_none(order_id)
-        return Recovered(order.raw) if order and _processing_has_started(order) else None
-
-    def _resolve_bracket_groups(self, order_id: str, groups: list[list[str]]) -> list[dict[str, list[str]]]:
-        """Accept bracket names as well as ids."""
-        brackets = self.uploaded_brackets(order_id)
-        by_name = {name: b.bracket_id for name, b in brackets.items()}
-        ids = {b.bracket_id for b in brackets.values()}
-        return [
-            {"bracket_ids": [ref if ref in ids else str(by_name.get(ref, ref)) for ref in map(str, group)]}
-            for group in groups
-        ]
 
     # ------------------------------------------------------------------ images
     def create_image(
@@ -369,8 +340,8 @@ class AutoenhanceHook(BaseHook):
         except AutoenhanceTransientError as exc:
             if exc.status_code != 429:
                 raise
-            raise _duplicate_name_error(str(image_name), exc) from None
-        return _with_upload_url(created, "image", "image_id")
+            raise uploads.duplicate_name_error(str(image_name), exc) from None
+        return with_upload_url(created, "image", "image_id")
 
     def _discard_unuploaded(self, order_id: str, names: set[str]) -> None:
         uploads.discard_unuploaded(self, self.get_order_or_none(order_id), names)
@@ -492,7 +463,7 @@ class AutoenhanceHook(BaseHook):
                 raise AutoenhanceValidationError("bracket metadata must be a dict")
             body["metadata"] = metadata
         created = self._api("POST", "/v3/brackets/", json=body, idempotent=True, expect=dict)
-        return _with_upload_url(created, "bracket", "bracket_id")
+        return with_upload_url(created, "bracket", "bracket_id")
 
     def list_brackets(self, order_id: str) -> list[Bracket]:
         """The order's brackets (read-only mappings over the answer's, with typed attributes)."""
@@ -632,63 +603,6 @@ class AutoenhanceHook(BaseHook):
     def get_connection_form_widgets(cls) -> dict[str, Any]:
         """Extra fields of the connection form for Airflow < 3.2."""
         return connection_form_widgets()
-
-
-# ---------------------------------------------------------------------- rules as functions
-def _duplicate_name_error(name: str, exc: AutoenhanceTransientError) -> AutoenhanceDuplicateNameError:
-    """A registration refused with 429 through every retry: most likely the limit on one file name
-    per hour (the request-rate limit clears within seconds), so say the name, the limit and the fix."""
-    said = exc.api_message or exc.body or "no reason given"
-    return AutoenhanceDuplicateNameError(
-        429,
-        exc.method,
-        exc.path,
-        exc.body,
-        message=(
-            f"registering the image {name!r} was refused with HTTP 429 through every retry (Autoenhance "
-            f"said: {said}). Autoenhance accepts at most {DUPLICATE_NAMES_PER_HOUR} images with exactly "
-            "the same file name per hour, across the account. Fix: give each file a name unique to its "
-            "listing or order (for example prefix it with the listing id), or wait an hour and clear "
-            "this task: images already in the order are not uploaded again"
-        ),
-        conn_id=exc.conn_id,
-    )
-
-
-#: The documented limit on registrations of one file name (docs "Rate Limits").
-DUPLICATE_NAMES_PER_HOUR = 30
-
-
-def _processing_has_started(order: Order) -> bool:
-    """Grouping or enhancement of an order's brackets has begun (so starting it again is wrong)."""
-    return order.is_merging or bool(order.images)
-
-
-def _bracket_groups(groups: Any) -> list[dict[str, list[str]]]:
-    if not isinstance(groups, list) or not groups:
-        raise AutoenhanceValidationError("images must be a non-empty list of bracket groups")
-    result = []
-    for group in groups:
-        ids = group.get("bracket_ids") if isinstance(group, dict) else group
-        if not isinstance(ids, list) or not ids or not all(str(i).strip() for i in ids):
-            raise AutoenhanceValidationError(
-                "each bracket group must be a non-empty list of bracket ids (or {'bracket_ids': [...]})"
-            )
-        result.append({"bracket_ids": [str(i) for i in ids]})
-    return result
-
-
-def _with_upload_url(created: Any, what: str, id_field: str) -> dict[str, Any]:
-    """A create answer checked before use: it must name the new id and an upload URL."""
-    path = f"/v3/{what}s/"
-    if not isinstance(created, dict):
-        raise AutoenhanceAPIError(200, "POST", path, f"the answer is not a {what} object")
-    url = readings.upload_url(created)
-    if not url or not isinstance(url, str):
-        raise AutoenhanceAPIError(200, "POST", path, f"the created {what} has no upload URL")
-    if not created.get(id_field):
-        raise AutoenhanceAPIError(200, "POST", path, f"the created {what} has no {id_field}")
-    return {**created, "upload_url": url}
 
 
 __all__ = ["AutoenhanceHook"]

@@ -1,0 +1,98 @@
+"""HDR processing: how an order's brackets are grouped into images, and starting that once.
+
+The grouping a caller asks for (:func:`grouping`: every N brackets, or explicit groups by id or
+file name), the rule that grouping or enhancement has begun (:func:`has_started`, which makes a
+retried task skip the start and a lost answer to ``/process`` count as done), and the start itself
+once (:func:`process_once`). The request (``POST /v3/orders/{id}/process``, or the legacy
+``/merge``) is the hook's endpoint ``process_order``; its ``process_order_once`` is the entry
+point. Uploading the brackets is :mod:`autoenhance_provider.uploads`'.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from autoenhance_provider.exceptions import AutoenhanceValidationError
+from autoenhance_provider.http import Recovered
+from autoenhance_provider.records import Order
+from autoenhance_provider.validation import to_int
+
+if TYPE_CHECKING:
+    from autoenhance_provider.hooks.autoenhance import AutoenhanceHook
+
+
+def grouping(number_of_brackets_per_image: Any, images: Any) -> dict[str, Any]:
+    """The grouping part of a ``/process`` body: ``number_of_brackets_per_image`` (1-9), or
+    ``images`` (explicit groups of bracket ids), or neither (automatic grouping)."""
+    given = {"number_of_brackets_per_image": number_of_brackets_per_image, "images": images}
+    body: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
+    if len(body) > 1:
+        raise AutoenhanceValidationError(
+            "Give either number_of_brackets_per_image or images (explicit bracket groups), not both"
+        )
+    if "number_of_brackets_per_image" in body:
+        body["number_of_brackets_per_image"] = to_int(
+            "number_of_brackets_per_image", body["number_of_brackets_per_image"], 1, 9
+        )
+    if "images" in body:
+        body["images"] = _bracket_groups(body["images"])
+    return body
+
+
+def _bracket_groups(groups: Any) -> list[dict[str, list[str]]]:
+    if not isinstance(groups, list) or not groups:
+        raise AutoenhanceValidationError("images must be a non-empty list of bracket groups")
+    result = []
+    for group in groups:
+        ids = group.get("bracket_ids") if isinstance(group, dict) else group
+        if not isinstance(ids, list) or not ids or not all(str(i).strip() for i in ids):
+            raise AutoenhanceValidationError(
+                "each bracket group must be a non-empty list of bracket ids (or {'bracket_ids': [...]})"
+            )
+        result.append({"bracket_ids": [str(i) for i in ids]})
+    return result
+
+
+def has_started(order: Order) -> bool:
+    """Grouping or enhancement of an order's brackets has begun (so starting it again is wrong)."""
+    return order.is_merging or bool(order.images)
+
+
+def started(hook: AutoenhanceHook, order_id: str) -> Recovered | None:
+    """The recovery check of ``/process`` after a lost answer: the order, if processing began."""
+    order = hook.get_order_or_none(order_id)
+    return Recovered(order.raw) if order and has_started(order) else None
+
+
+def process_once(
+    hook: AutoenhanceHook,
+    order_id: str,
+    *,
+    number_of_brackets_per_image: int | None = None,
+    bracket_groups: list[list[str]] | None = None,
+    settings: Mapping[str, Any] | None = None,
+) -> bool:
+    """Start processing unless it has started; see :meth:`AutoenhanceHook.process_order_once`."""
+    if has_started(hook.get_order(order_id)):
+        hook.log.info("Order %s is already grouped/processing; not starting it again", order_id)
+        return False
+    groups = _resolve(hook, order_id, bracket_groups) if bracket_groups else None
+    hook.process_order(
+        order_id,
+        number_of_brackets_per_image=number_of_brackets_per_image,
+        images=groups,
+        **dict(settings or {}),
+    )
+    return True
+
+
+def _resolve(hook: AutoenhanceHook, order_id: str, groups: list[list[str]]) -> list[dict[str, list[str]]]:
+    """Groups that name brackets by file name as well as by id, as groups of ids."""
+    brackets = hook.uploaded_brackets(order_id)
+    by_name = {name: b.bracket_id for name, b in brackets.items()}
+    ids = {b.bracket_id for b in brackets.values()}
+    return [
+        {"bracket_ids": [ref if ref in ids else str(by_name.get(ref, ref)) for ref in map(str, group)]}
+        for group in groups
+    ]
