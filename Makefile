@@ -21,9 +21,12 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-## The whole suite: unit, sandbox contract, integration, example DAGs in real Airflow.
+## The whole suite: unit, sandbox contract, integration, example DAGs in real Airflow, then the
+## end-to-end tests. Everything but the end-to-end tests runs on every core (pytest-xdist); the
+## end-to-end tests start whole Airflow stacks and run one at a time.
 test: install
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto --ignore=tests/e2e
+	$(PY) -m pytest tests/e2e
 
 ## ruff on everything; mypy --strict on the provider (settings in pyproject.toml).
 lint: install
@@ -34,7 +37,7 @@ lint: install
 ## The quick loop while editing (about a minute): lint, then the unit, contract and docs tests
 ## (every snippet of the docs run, no invented links). `make test` stays the whole suite.
 check: lint
-	$(PY) -m pytest -q tests/unit tests/contract tests/docs
+	$(PY) -m pytest -q -n auto tests/unit tests/contract tests/docs
 
 format: install
 	$(VENV)/bin/ruff format plugins dags tests bench scripts
