@@ -1,13 +1,9 @@
-"""File types, names and sources, and the small transport helpers (settings: test_validation.py)."""
+"""The image types Autoenhance takes (``files.media``): content types, magic bytes, safe names, extensions."""
 
 from __future__ import annotations
 
-import io
-
 import pytest
 
-from autoenhance_provider import __version__
-from autoenhance_provider.exceptions import AutoenhanceSourceError
 from autoenhance_provider.files.media import (
     BRACKET_CONTENT_TYPE,
     MAX_NAME_CHARS,
@@ -16,14 +12,8 @@ from autoenhance_provider.files.media import (
     safe_stem,
     sniff_matches,
 )
-from autoenhance_provider.files.storage import open_source
-from autoenhance_provider.files.targets import DownloadTarget
-from autoenhance_provider.http.sync import storage_error_text
-from autoenhance_provider.http.transport import user_agent
-from autoenhance_provider.readings import indirect_image_url
 
 
-# ------------------------------------------------------------------------------ media
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
@@ -113,84 +103,3 @@ def test_safe_stem_fallback_is_sanitised_too():
 )
 def test_extension_for(kind, fmt, name, ext):
     assert extension_for(kind, fmt, name) == ext
-
-
-# ------------------------------------------------------------------------------ transport helpers
-def test_user_agent_names_the_provider_and_airflow():
-    from importlib.metadata import version
-
-    ua = user_agent()
-    assert ua.startswith(f"airflow-provider-autoenhance/{__version__} ")
-    assert f"apache-airflow/{version('apache-airflow')}" in ua
-    assert "python-requests/" in ua
-    assert f"python-aiohttp/{version('aiohttp')}" in user_agent("aiohttp")
-
-
-@pytest.mark.parametrize(
-    ("content_type", "body", "url"),
-    [
-        ("application/json", b'{"image_url": "https://x/a.jpg"}', "https://x/a.jpg"),
-        ("application/json; charset=utf-8", b'{"imageSource": "https://x/b.jpg"}', "https://x/b.jpg"),
-        ("application/json", b'{"url": "/relative.jpg"}', "/relative.jpg"),
-        ("application/json", b'{"image_url": 5}', None),
-        ("application/json", b"[1]", None),
-        ("application/json", b"{broken", None),
-        ("text/html", b"<p>Redirecting to <a href='https://x/c.jpg'>here</a>", "https://x/c.jpg"),
-        ("text/html", b"<p>no link</p>", None),
-        ("image/jpeg", b"\xff\xd8", None),
-    ],
-)
-def test_indirect_image_url(content_type, body, url):
-    assert indirect_image_url(content_type, body) == url
-
-
-def test_storage_error_text():
-    xml = "<Error><Code>AccessDenied</Code><Message>Request has expired</Message><X>secret</X></Error>"
-    assert storage_error_text(xml) == "AccessDenied: Request has expired"
-    assert storage_error_text("<Error><Code>SlowDown</Code></Error>") == "SlowDown"
-    assert storage_error_text("oops https://h/p?sig=SECRET") == "oops https://h/p?<redacted>"
-    assert len(storage_error_text("y" * 1000)) == 200
-
-
-def test_open_source_path_and_file_object(tmp_path):
-    src = tmp_path / "a.jpg"
-    src.write_bytes(b"12345")
-    with open_source(src) as (handle, size):
-        assert size == 5
-        assert handle.read() == b"12345"
-    assert handle.closed  # a file the hook opened is closed again
-
-    buf = io.BytesIO(b"abcdef")
-    buf.seek(2)
-    with open_source(buf) as (handle, size):
-        assert handle is buf
-        assert size == 4
-    assert not buf.closed  # a caller's file object is left open
-
-
-def test_open_source_unseekable_stream_has_unknown_size():
-    class Stream:
-        def read(self, n=-1):
-            return b""
-
-        def seekable(self):
-            return False
-
-    with open_source(Stream()) as (_, size):
-        assert size is None
-
-
-def test_open_source_errors(tmp_path):
-    with (
-        pytest.raises(AutoenhanceSourceError, match="Source file not found"),
-        open_source(tmp_path / "missing.jpg"),
-    ):
-        pass
-    with pytest.raises(AutoenhanceSourceError, match="Source file not found"), open_source(tmp_path):
-        pass  # a directory is not a file
-
-
-def test_download_target_describes_itself(tmp_path):
-    assert DownloadTarget(tmp_path / "x.jpg").describe() == str(tmp_path / "x.jpg")
-    assert DownloadTarget(io.BytesIO()).describe() is None
-    assert DownloadTarget(io.BytesIO()).rewindable is True

@@ -21,6 +21,7 @@ from autoenhance_provider.exceptions import (
     AutoenhanceTransientError,
     AutoenhanceUnprocessableError,
 )
+from autoenhance_provider.http.policy import RetryPolicy
 from support.api import FAKE_KEY, UPLOAD_URL, api, image, order, path_of, validation_error
 
 
@@ -465,3 +466,12 @@ def test_key_is_only_sent_to_the_api_host(hook, requests_mock, tmp_path):
     api_req, put_req = requests_mock.request_history
     assert api_req.headers["x-api-key"] == FAKE_KEY
     assert FAKE_KEY not in str(dict(put_req.headers))
+
+
+def test_hook_maps_its_kwargs_onto_the_policy(conn):
+    from autoenhance_provider.hooks.autoenhance import AutoenhanceHook
+
+    assert AutoenhanceHook(retry_limit=2, retry_delay=0.5, retry_max_delay=4).retry_policy == RetryPolicy(
+        max_attempts=3, initial_delay=0.5, max_delay=4.0
+    )
+    assert AutoenhanceHook(retry_limit=-3).retry_policy.max_attempts == 1
