@@ -16,8 +16,10 @@ from autoenhance_provider.operators.order import (
     ProcessOrderOperator,
     deterministic_order_id,
 )
-from support.api import api, body_of, image, order, path_of
-from support.task import FakeTI
+from support.api import APP_URL, ORDER_ID, api, body_of, image, order, path_of
+from support.task import FakeTI, task_context
+
+FAST = {"retry_limit": 0, "retry_delay": 0, "retry_max_delay": 0}
 
 #: When the (fake) DAG run started, as the scheduler of one deployment recorded it.
 STARTED = dt.datetime(2026, 1, 1, 0, 0, 5, 123456, tzinfo=dt.timezone.utc)
@@ -358,3 +360,71 @@ def test_process_order_operator_resolves_bracket_names(conn, requests_mock):
     )
 
     assert body_of(requests_mock.last_request) == {"images": [{"bracket_ids": ["b-1", "b-2"]}]}
+
+
+# ------------------------------------------------------------------------------ process / delete
+def test_process_resolves_bracket_names_to_ids(conn, requests_mock):
+    requests_mock.get(api(f"/v3/orders/{ORDER_ID}"), json=order(ORDER_ID))
+    requests_mock.get(
+        api(f"/v3/orders/{ORDER_ID}/brackets"),
+        json={
+            "brackets": [
+                {"bracket_id": "br-1", "name": "a-1.jpg", "is_uploaded": True},
+                {"bracket_id": "br-2", "name": "a-2.jpg", "is_uploaded": True},
+                {"bracket_id": "br-3", "name": "b-1.jpg", "is_uploaded": True},
+            ]
+        },
+    )
+    process = requests_mock.post(api(f"/v3/orders/{ORDER_ID}/process"), json=order(ORDER_ID, is_merging=True))
+    ti = FakeTI()
+
+    result = ProcessOrderOperator(
+        task_id="process",
+        order_id=ORDER_ID,
+        bracket_groups=[["a-1.jpg", "a-2.jpg"], ["br-3"]],
+        enhance_type="neutral",
+        hook_params=FAST,
+    ).execute(task_context(ti))
+
+    assert result == ORDER_ID
+    body = process.last_request.json()
+    assert body["images"] == [{"bracket_ids": ["br-1", "br-2"]}, {"bracket_ids": ["br-3"]}]
+    assert body["enhance_type"] == "neutral"
+    assert "number_of_brackets_per_image" not in body
+    assert ti.xcoms["order_url"] == f"{APP_URL}/orders/{ORDER_ID}"
+
+
+def test_process_with_number_of_brackets_per_image(conn, requests_mock):
+    requests_mock.get(api(f"/v3/orders/{ORDER_ID}"), json=order(ORDER_ID))
+    process = requests_mock.post(api(f"/v3/orders/{ORDER_ID}/process"), json=order(ORDER_ID, is_merging=True))
+
+    ProcessOrderOperator(
+        task_id="process", order_id=ORDER_ID, number_of_brackets_per_image=3, hook_params=FAST
+    ).execute(task_context())
+
+    assert process.last_request.json() == {"number_of_brackets_per_image": 3}
+
+
+@pytest.mark.parametrize(
+    "state",
+    [{"is_merging": True}, {"images": [image("img-1", "processing")], "is_processing": True}],
+    ids=["merging", "images"],
+)
+def test_process_is_skipped_when_already_started(conn, requests_mock, state):
+    requests_mock.get(api(f"/v3/orders/{ORDER_ID}"), json=order(ORDER_ID, **state))
+
+    ProcessOrderOperator(task_id="process", order_id=ORDER_ID, hook_params=FAST).execute(task_context())
+
+    assert [r.method for r in requests_mock.request_history] == ["GET"]
+
+
+@pytest.mark.parametrize("status", [204, 404])
+def test_delete_succeeds_when_gone(conn, requests_mock, status):
+    requests_mock.delete(api(f"/v3/orders/{ORDER_ID}"), status_code=status, json={"message": "Not Found"})
+    requests_mock.get(api(f"/v3/orders/{ORDER_ID}"), status_code=404, json={"message": "Not Found"})
+
+    DeleteOrderOperator(task_id="delete", order_id=ORDER_ID, hook_params=FAST).execute(task_context())
+
+    assert [path_of(r.url) for r in requests_mock.request_history if r.method == "DELETE"] == [
+        f"/v3/orders/{ORDER_ID}"
+    ]

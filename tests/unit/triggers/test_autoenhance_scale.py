@@ -1,4 +1,7 @@
-"""What keeps waiting cheap at scale: no duplicate first poll, one HTTP client per event loop."""
+"""What keeps waiting cheap at scale: no duplicate first poll, many triggers on one HTTP client.
+
+How hooks share that client: tests/unit/http/test_aio.py; connection lookups shared:
+tests/unit/hooks/test_autoenhance_async.py."""
 
 from __future__ import annotations
 
@@ -7,20 +10,10 @@ import time
 
 import pytest
 
-from autoenhance_provider.hooks.autoenhance_async import AutoenhanceAsyncHook
-from autoenhance_provider.http.aio import _SHARED_CLIENTS
 from autoenhance_provider.triggers.autoenhance import AutoenhanceOrderTrigger
 from support.aio import Reply
 from support.api import ORDER_ID, OrderScript, done_order, processing_order
-
-
-def client_of(hook):
-    """The session a hook's transport shares (None before first use)."""
-    entry = hook._transport._entry if hook._transport else None
-    return entry.session if entry else None
-
-
-FAST = {"retry_delay": 0, "retry_max_delay": 0}
+from support.waits import TRIGGER_FAST as FAST
 
 
 async def events_of(trigger: AutoenhanceOrderTrigger) -> list[dict]:
@@ -98,42 +91,6 @@ async def test_first_poll_at_in_the_past_polls_at_once(conn, aio_api):
 
 
 # ------------------------------------------------------------------------------ shared client
-async def test_hooks_on_one_loop_share_one_client_until_the_last_closes(conn, aio_api):
-    aio_api(OrderScript(done_order()).handler)
-    hooks = [AutoenhanceAsyncHook(**FAST) for _ in range(3)]
-    for hook in hooks:
-        await hook.get_order(ORDER_ID)
-    clients = {id(client_of(hook)) for hook in hooks}
-    assert len(clients) == 1
-    client = client_of(hooks[0])
-    await hooks[0].aclose()
-    await hooks[1].aclose()
-    assert not client.closed
-    await hooks[2].aclose()
-    assert client.closed
-    assert _SHARED_CLIENTS.get(asyncio.get_running_loop()) == {}
-
-
-async def test_a_closed_hook_can_be_used_again(conn, aio_api):
-    aio_api(OrderScript(done_order()).handler)
-    hook = AutoenhanceAsyncHook(**FAST)
-    await hook.get_order(ORDER_ID)
-    await hook.aclose()
-    await hook.aclose()  # twice is harmless
-    assert (await hook.get_order(ORDER_ID))["order_id"] == ORDER_ID
-    await hook.aclose()
-
-
-async def test_different_settings_get_different_clients(conn, aio_api):
-    aio_api(OrderScript(done_order()).handler)
-    a, b = AutoenhanceAsyncHook(timeout=5, **FAST), AutoenhanceAsyncHook(timeout=7, **FAST)
-    await a.get_order(ORDER_ID)
-    await b.get_order(ORDER_ID)
-    assert client_of(a) is not client_of(b)
-    await a.aclose()
-    await b.aclose()
-
-
 async def test_many_triggers_share_one_client_and_all_finish(conn, aio_api):
     created: list[object] = []
     calls = {"n": 0}
@@ -166,40 +123,3 @@ async def test_many_triggers_share_one_client_and_all_finish(conn, aio_api):
     assert len(seen) == 100
     assert len(created) == 1
     assert created[0].closed
-
-
-# ------------------------------------------------------------------------------ connection lookups
-async def test_overlapping_lookups_of_a_connection_share_one(conn, aio_api, monkeypatch):
-    import autoenhance_provider.hooks.autoenhance_async as module
-
-    aio_api(OrderScript(done_order()).handler)
-    real = module.aget_connection
-    lookups: list[str] = []
-
-    async def counting(conn_id):
-        lookups.append(conn_id)
-        await asyncio.sleep(0.01)  # still in flight while the other hooks ask
-        return await real(conn_id)
-
-    monkeypatch.setattr(module, "aget_connection", counting)
-    hooks = [AutoenhanceAsyncHook(**FAST) for _ in range(20)]
-    await asyncio.gather(*(hook.get_order(ORDER_ID) for hook in hooks))
-    assert lookups == ["autoenhance_default"]
-
-    # a lookup after those ended reads the connection again (a changed key is seen)
-    later = AutoenhanceAsyncHook(**FAST)
-    await later.get_order(ORDER_ID)
-    assert len(lookups) == 2
-    for hook in [*hooks, later]:
-        await hook.aclose()
-
-
-async def test_a_failed_lookup_fails_every_waiter_and_is_not_remembered(conn, monkeypatch):
-    import autoenhance_provider.hooks.autoenhance_async as module
-    from autoenhance_provider.exceptions import AutoenhanceConfigError
-
-    monkeypatch.setenv("AIRFLOW_CONN_AUTOENHANCE_DEFAULT", '{"conn_type": "autoenhance", "password": ""}')
-    hooks = [AutoenhanceAsyncHook(**FAST) for _ in range(3)]
-    results = await asyncio.gather(*(h.get_order(ORDER_ID) for h in hooks), return_exceptions=True)
-    assert all(isinstance(r, AutoenhanceConfigError) for r in results), results
-    assert module._LOOKUPS.get(asyncio.get_running_loop()) == {}
