@@ -62,7 +62,7 @@ def has_started(order: Order) -> bool:
 def started(hook: AutoenhanceHook, order_id: str) -> Recovered | None:
     """The recovery check of ``/process`` after a lost answer: the order, if processing began."""
     order = hook.get_order_or_none(order_id)
-    return Recovered(order.raw) if order and has_started(order) else None
+    return Recovered(order) if order and has_started(order) else None
 
 
 def process_once(

@@ -4,10 +4,11 @@ Each record is built once, where the hooks read a response (:meth:`Order.parse`,
 :meth:`Image.parse`, :meth:`Bracket.parse_list`), and a malformed answer is refused there with one
 :class:`~autoenhance_provider.exceptions.AutoenhanceAPIError` saying what was wrong, instead of a
 wait that never ends or a request for ``/v3/images/None``. Above the hooks, code reads the typed
-attributes. Each record keeps the answer as it came (``raw``, a plain JSON dict: what goes into
-XCom or a trigger event) and is a read-only :class:`~collections.abc.Mapping` over it, so
-``hook.get_order(order_id)["images"]`` and ``dict(order)`` work as they did when the hook
-returned dicts. Unknown fields are kept in ``raw``; optional ones may be missing. Status words,
+attributes. Each record *is* the answer as it came: a ``dict`` subclass holding the JSON
+object unchanged, with the typed attributes read once beside it. So what the hooks return still
+works everywhere a dict did (``order["images"]``, ``json.dumps``, a task's return value, an XCom:
+Airflow serialises it as the plain dict). Unknown fields stay in the dict; optional ones may be
+missing. Status words,
 synonyms included, are read by :meth:`ImageStatus.parse` alone (the synonyms are in
 :mod:`autoenhance_provider.readings`). Create answers stay dicts, checked for the new id and the
 presigned URL by :func:`with_upload_url`.
@@ -15,8 +16,6 @@ presigned URL by :func:`with_upload_url`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
@@ -56,27 +55,25 @@ TERMINAL_IMAGE_STATUSES = frozenset({ImageStatus.PROCESSED, ImageStatus.ERROR, I
 FAILED_IMAGE_STATUSES = frozenset({ImageStatus.ERROR, ImageStatus.EXPIRED})
 
 
-class _Answer(Mapping[str, Any]):
-    """A read-only mapping over the answer as it came (``raw``)."""
+class _Answer(dict[str, Any]):
+    """The answer as it came (a plain JSON object), with typed attributes read once beside it.
+
+    The attributes describe the answer as parsed; code above the hooks reads them and never
+    changes the dict. A copy made by Airflow (XCom, serialisation) is a plain dict again.
+    """
 
     __slots__ = ()
-    raw: dict[str, Any]
 
-    def __getitem__(self, key: str) -> Any:
-        return self.raw[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.raw)
-
-    def __len__(self) -> int:
-        return len(self.raw)
+    @property
+    def raw(self) -> dict[str, Any]:
+        """The answer as a plain dict (a copy), e.g. for a value that must be exactly a ``dict``."""
+        return dict(self)
 
 
-@dataclass(frozen=True, slots=True, eq=False)
 class Image(_Answer):
     """One image of an order (``GET /v3/images/{id}`` or an element of an order's ``images``)."""
 
-    raw: dict[str, Any]
+    __slots__ = ("downloaded", "image_id", "name", "order_id", "status", "status_reason", "status_word")
     #: Always a non-empty string (the API's ids are strings; an integer id is read as its digits).
     image_id: str
     #: ``image_name``; None when the answer has none.
@@ -111,23 +108,21 @@ class Image(_Answer):
             named = f" ({str(name)[:80]!r})" if isinstance(name, str) else ""
             raise AutoenhanceAPIError(200, method, where, f"{which}{named}{of} has no image_id")
         status = raw.get("status")
-        return cls(
-            raw=raw,
-            image_id=str(image_id),
-            name=_text(raw.get("image_name")),
-            status=ImageStatus.parse(status),
-            status_word=str(status),
-            status_reason=_text(raw.get("status_reason")),
-            order_id=_text(raw.get("order_id")),
-            downloaded=truthy(raw.get("downloaded")),
-        )
+        image = cls(raw)
+        image.image_id = str(image_id)
+        image.name = _text(raw.get("image_name"))
+        image.status = ImageStatus.parse(status)
+        image.status_word = str(status)
+        image.status_reason = _text(raw.get("status_reason"))
+        image.order_id = _text(raw.get("order_id"))
+        image.downloaded = truthy(raw.get("downloaded"))
+        return image
 
 
-@dataclass(frozen=True, slots=True, eq=False)
 class Order(_Answer):
     """An order (``GET /v3/orders/{id}``) and its images."""
 
-    raw: dict[str, Any]
+    __slots__ = ("images", "is_deleted", "is_merging", "is_processing", "name", "order_id", "status")
     #: The order's id as the answer gives it (empty when it gives none).
     order_id: str
     name: str | None
@@ -173,16 +168,15 @@ class Order(_Answer):
                 )
             parsed.append(Image._of(image, where, method, f"image {index}", " of the order"))
         order_id = answer.get("order_id")
-        return cls(
-            raw=answer,
-            order_id="" if order_id is None else str(order_id),
-            name=_text(answer.get("name")),
-            status=_text(answer.get("status")),
-            images=tuple(parsed),
-            is_merging=truthy(answer.get("is_merging")),
-            is_processing=truthy(answer.get("is_processing")),
-            is_deleted=truthy(answer.get("is_deleted")),
-        )
+        order = cls(answer)
+        order.order_id = "" if order_id is None else str(order_id)
+        order.name = _text(answer.get("name"))
+        order.status = _text(answer.get("status"))
+        order.images = tuple(parsed)
+        order.is_merging = truthy(answer.get("is_merging"))
+        order.is_processing = truthy(answer.get("is_processing"))
+        order.is_deleted = truthy(answer.get("is_deleted"))
+        return order
 
     @classmethod
     def of(cls, order: Order | Any, path: str | None = None) -> Order:
@@ -190,11 +184,10 @@ class Order(_Answer):
         return order if isinstance(order, Order) else cls.parse(order, path)
 
 
-@dataclass(frozen=True, slots=True, eq=False)
 class Bracket(_Answer):
     """One HDR bracket of an order (an element of ``GET /v3/orders/{id}/brackets``)."""
 
-    raw: dict[str, Any]
+    __slots__ = ("bracket_id", "is_uploaded", "name", "order_id")
     bracket_id: str
     name: str | None
     #: The bracket received its bytes (only those are grouped).
@@ -228,15 +221,12 @@ class Bracket(_Answer):
                 name = bracket.get("name")
                 named = f" ({str(name)[:80]!r})" if isinstance(name, str) else ""
                 raise AutoenhanceAPIError(200, "GET", path, f"bracket {index}{named} has no bracket_id")
-            parsed.append(
-                cls(
-                    raw=bracket,
-                    bracket_id=str(bracket_id),
-                    name=_text(bracket.get("name")),
-                    is_uploaded=truthy(bracket.get("is_uploaded")),
-                    order_id=_text(bracket.get("order_id")),
-                )
-            )
+            record = cls(bracket)
+            record.bracket_id = str(bracket_id)
+            record.name = _text(bracket.get("name"))
+            record.is_uploaded = truthy(bracket.get("is_uploaded"))
+            record.order_id = _text(bracket.get("order_id"))
+            parsed.append(record)
         return parsed
 
 

@@ -320,7 +320,7 @@ def _register_again(hook: AutoenhanceHook, order_id: str, image: Image) -> dict[
         data = b"".join(iter_body(response, MAX_IMAGE_BYTES, "GET", "original"))
         content_type = (response.headers.get("Content-Type") or BRACKET_CONTENT_TYPE).split(";")[0].strip()
     # The settings are carried as the API wrote them (read from the answer itself: not typed).
-    carried = {key: image.raw[key] for key in _CARRIED_SETTINGS if image.raw.get(key) is not None}
+    carried = {key: image[key] for key in _CARRIED_SETTINGS if image.get(key) is not None}
     try:
         checked = validate_settings(carried, api_version=hook.config.api_version, context="register again")
     except AutoenhanceValidationError:

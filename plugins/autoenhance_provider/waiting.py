@@ -95,10 +95,6 @@ def image_failure(image: Image) -> dict[str, Any]:
     }
 
 
-def order_images(order: Any, path: str | None = None) -> list[dict[str, Any]]:
-    """An order's images as the API sent them, after :meth:`Order.parse` checked the answer's shape."""
-    return [image.raw for image in Order.parse(order, path).images]
-
 
 def evaluate_order(order: Order | dict[str, Any]) -> OrderProgress:
     """Decide whether an order is finished.

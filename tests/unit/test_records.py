@@ -1,11 +1,12 @@
 """The typed answers (records.py): every malformed shape refused with what was wrong, every status
-word and synonym, the Mapping view that keeps ``hook.get_order(...)["images"]`` working, and an
-oracle against the official SDK's models."""
+word and synonym, records that are still the plain dicts the hooks returned (JSON, a task's return
+value, an XCom), and an oracle against the official SDK's models."""
 
 from __future__ import annotations
 
-import dataclasses
+import copy
 import json
+import pickle
 from typing import Any
 
 import pytest
@@ -60,8 +61,9 @@ def test_an_order_is_read_into_typed_fields():
     assert third.status_reason is None
     assert third.order_id is None
     assert not third.downloaded
-    assert order.raw is raw
-    assert first.raw is raw["images"][0]
+    assert order == raw  # the answer itself, unchanged (a shallow copy of it)
+    assert order["images"][0] is raw["images"][0]
+    assert first == raw["images"][0]
 
 
 @pytest.mark.parametrize("images", [None, []])
@@ -171,11 +173,10 @@ def test_without_a_path_the_message_names_the_order():
     assert info.value.path == "/v3/orders/?"
 
 
-def test_waiting_keeps_its_readers_of_raw_answers():
-    assert waiting.order_images(answer([img()]), PATH) == [img()]
-    with pytest.raises(AutoenhanceAPIError, match="not a list of images"):
-        waiting.order_images(answer({}), PATH)
+def test_waiting_reads_raw_answers_too():
     assert waiting.evaluate_order(answer([img()])).done
+    with pytest.raises(AutoenhanceAPIError, match="not a list of images"):
+        waiting.evaluate_order(answer({}))
 
 
 @pytest.mark.parametrize(
@@ -230,7 +231,7 @@ def test_brackets_wrapped_or_bare():
         assert bracket["metadata"] == {"ev": -2}
 
 
-# ------------------------------------------------------------------------------ Mapping compatibility
+# ------------------------------------------------------------------------------ still the dict it came from
 def test_a_record_reads_like_the_dict_it_came_from():
     raw = answer([img("i-1"), img("i-2", "error")])
     order = Order.parse(raw)
@@ -245,19 +246,33 @@ def test_a_record_reads_like_the_dict_it_came_from():
     assert len(order) == len(raw)
     assert "name" in order
     assert {**order} == raw
-    assert json.loads(json.dumps(order.raw)) == raw
+    assert json.loads(json.dumps(order)) == raw
+    assert type(order.raw) is dict
+    assert order.raw == raw
     assert order.images[0] == raw["images"][0]
     assert [raw["images"][0]] == [order.images[0]]
     assert Order.parse(answer([])) != raw
 
 
-def test_a_record_is_immutable():
-    order = Order.parse(answer([img()]))
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        order.order_id = "other"  # type: ignore[misc]
-    with pytest.raises(TypeError):
-        order["order_id"] = "other"  # type: ignore[index]
-    assert not hasattr(order, "__dict__")  # slots
+def test_a_record_is_a_dict_wherever_the_hook_result_goes():
+    """What users did with the hook's dicts keeps working: a task's return value (Airflow's serde
+    makes the plain dict of it), pickling, copying, changing their own copy."""
+    from airflow.sdk.serde import deserialize, serialize
+
+    raw = answer([img()])
+    order = Order.parse(raw)
+    assert isinstance(order, dict)
+    assert isinstance(order.images[0], dict)
+    stored = deserialize(serialize(order))
+    assert type(stored) is dict
+    assert stored == raw
+    again = pickle.loads(pickle.dumps(order))  # noqa: S301 - our own bytes
+    assert again == raw
+    assert (again.order_id, again.images[0].status) == (order.order_id, ImageStatus.PROCESSED)
+    assert copy.deepcopy(order).images[0].image_id == "i-1"
+    assert not hasattr(order, "__dict__")  # slots: the typed attributes only
+    order["note"] = "mine"  # a caller's own copy, as with the dicts the hook returned before
+    assert order["note"] == "mine"
     assert isinstance(order.images, tuple)
 
 

@@ -192,10 +192,10 @@ class AutoenhanceHook(BaseHook):
 
     def _existing_order(self, order_id: str) -> Recovered | None:
         order = self.get_order_or_none(order_id)
-        return Recovered(order.raw) if order is not None else None
+        return Recovered(order) if order is not None else None
 
     def get_order(self, order_id: str) -> Order:
-        """The order (a read-only mapping over the answer, with typed attributes); a malformed
+        """The order (the answer as a dict, with typed attributes); a malformed
         answer (images not objects, an image without id) raises :class:`AutoenhanceAPIError`
         saying what was wrong."""
         path = f"/v3/orders/{path_segment('order_id', order_id)}"
@@ -391,7 +391,7 @@ class AutoenhanceHook(BaseHook):
         )
 
     def get_image(self, image_id: str) -> Image:
-        """The image (a read-only mapping over the answer, with typed attributes)."""
+        """The image (the answer as a dict, with typed attributes)."""
         path = f"/v3/images/{path_segment('image_id', image_id)}"
         return Image.parse(self._api_object("GET", path), path)
 
@@ -466,7 +466,7 @@ class AutoenhanceHook(BaseHook):
         return with_upload_url(created, "bracket", "bracket_id")
 
     def list_brackets(self, order_id: str) -> list[Bracket]:
-        """The order's brackets (read-only mappings over the answer's, with typed attributes)."""
+        """The order's brackets (the answer's, as dicts with typed attributes)."""
         path = f"/v3/orders/{path_segment('order_id', order_id)}/brackets"
         return Bracket.parse_list(self._api("GET", path), path)
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from autoenhance_provider.exceptions import AutoenhanceAPIError
-from autoenhance_provider.waiting import evaluate_order, order_images
+from autoenhance_provider.records import Order
+from autoenhance_provider.waiting import evaluate_order
 from support.api import ORDER_ID, done_order, image, order
 from support.waits import MODES, run_sensor
 
@@ -26,9 +27,9 @@ IMAGES_NOT_A_LIST = {**done_order(), "images": {"img-1": "processed"}}
         ([done_order()], "the answer is a JSON array, not an order"),
     ],
 )
-def test_order_images_says_what_is_wrong(answer, reason):
+def test_the_order_record_says_what_is_wrong(answer, reason):
     with pytest.raises(AutoenhanceAPIError) as info:
-        order_images(answer, f"/v3/orders/{ORDER_ID}")
+        Order.parse(answer, f"/v3/orders/{ORDER_ID}")
     assert reason in str(info.value)
     assert f"/v3/orders/{ORDER_ID}" in str(info.value)
 
