@@ -3,9 +3,10 @@
 The grouping a caller asks for (:func:`grouping`: every N brackets, or explicit groups by id or
 file name), the rule that grouping or enhancement has begun (:func:`has_started`, which makes a
 retried task skip the start and a lost answer to ``/process`` count as done), and the start itself
-once (:func:`process_once`). The request (``POST /v3/orders/{id}/process``, or the legacy
-``/merge``) is the hook's endpoint ``process_order``; its ``process_order_once`` is the entry
-point. Uploading the brackets is :mod:`autoenhance_provider.uploads`'.
+once (:func:`process_once`), and the request itself (:func:`process`: ``POST
+/v3/orders/{id}/process``, else the legacy ``/merge``). The hook's ``process_order`` and
+``process_order_once`` are the entry points. Uploading the brackets is
+:mod:`autoenhance_provider.uploads`'.
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from autoenhance_provider.exceptions import AutoenhanceValidationError
+from autoenhance_provider import readings
+from autoenhance_provider.exceptions import AutoenhanceClientError, AutoenhanceValidationError
 from autoenhance_provider.http import Recovered
 from autoenhance_provider.records import Order
-from autoenhance_provider.validation import to_int
+from autoenhance_provider.settings import validate_process_settings
+from autoenhance_provider.validation import path_segment, to_int
 
 if TYPE_CHECKING:
     from autoenhance_provider.hooks.autoenhance import AutoenhanceHook
@@ -52,6 +55,31 @@ def _bracket_groups(groups: Any) -> list[dict[str, list[str]]]:
             )
         result.append({"bracket_ids": [str(i) for i in ids]})
     return result
+
+
+def process(hook: AutoenhanceHook, order_id: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """``POST /process`` (or the legacy ``/merge``); see :meth:`AutoenhanceHook.process_order`."""
+    groups = grouping(settings.pop("number_of_brackets_per_image", None), settings.pop("images", None))
+    checked = validate_process_settings(settings, api_version=hook.config.api_version)
+    body = {**checked.body(), **groups}
+    oid = path_segment("order_id", order_id)
+    recover = lambda: started(hook, order_id)  # noqa: E731
+    try:
+        path = f"/v3/orders/{oid}/{readings.PROCESS_ROUTE}"
+        return hook.transport.request_json("POST", path, json=body, recover=recover, expect=dict)  # type: ignore[no-any-return]
+    except AutoenhanceClientError as exc:
+        if exc.status_code not in readings.PROCESS_ROUTE_MISSING or (
+            exc.status_code == 404 and not hook.get_order_or_none(order_id)
+        ):
+            raise
+    if groups:
+        raise AutoenhanceValidationError(
+            "This Autoenhance API only offers the legacy /merge endpoint, which groups brackets "
+            "automatically; drop number_of_brackets_per_image / images"
+        )
+    hook.log.info("POST /process is not available; using the legacy /merge endpoint")
+    merge = f"/v3/orders/{oid}/{readings.MERGE_ROUTE}"
+    return hook.transport.request_json("POST", merge, json=body, recover=recover) or {}
 
 
 def has_started(order: Order) -> bool:

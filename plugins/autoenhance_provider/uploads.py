@@ -2,21 +2,20 @@
 
 An order's upload (:func:`upload_images`) keeps the images already in the order under the same
 name, removes half-done ones (registered, never uploaded, or refused by the duplicate-name limit),
-registers and PUTs the rest concurrently with progress lines, then waits until the API has
-registered every upload (:func:`_confirm_registered`). One file's PUT (:func:`upload_file`) goes
-to the presigned URL without the key and, when the storage host refuses the signature, once more
-as ``application/octet-stream``. HDR brackets (:func:`upload_brackets`) go one at a time by
-default. Images the daily enhancement limit refused are sent again (:func:`resubmit_refused`):
-reprocessed, or their original registered again.
-Registration itself (``POST /v3/images``) is the hook's endpoint (what its 429 means:
-:func:`duplicate_name_error`); the hook's ``upload_file``, ``upload_images``, ``upload_brackets``
-and ``resubmit_refused`` are the entry points.
+registers (:func:`register_image`, ``POST /v3/images``; what its 429 means:
+:func:`duplicate_name_error`) and PUTs the rest concurrently with progress lines, then waits until
+the API has registered every upload (:func:`~autoenhance_provider.waiting.wait_until_registered`).
+One file's PUT (:func:`upload_file`) goes to the presigned URL without the key and, when the
+storage host refuses the signature, once more as ``application/octet-stream``. HDR brackets
+(:func:`upload_brackets`) go one at a time by default. Images the daily enhancement limit refused
+are sent again (:func:`resubmit_refused`): reprocessed, or their original registered again. The
+hook's ``create_image``, ``upload_file``, ``upload_images``, ``upload_brackets`` and
+``resubmit_refused`` are the entry points.
 """
 
 from __future__ import annotations
 
 import io
-import time
 from collections.abc import Callable, Mapping
 from typing import IO, TYPE_CHECKING, Any
 
@@ -28,7 +27,6 @@ from autoenhance_provider.exceptions import (
     AutoenhanceAuthError,
     AutoenhanceClientError,
     AutoenhanceDuplicateNameError,
-    AutoenhanceError,
     AutoenhanceNotFoundError,
     AutoenhanceStorageError,
     AutoenhanceTransientError,
@@ -39,16 +37,14 @@ from autoenhance_provider.exceptions import (
 from autoenhance_provider.files.media import BRACKET_CONTENT_TYPE
 from autoenhance_provider.files.storage import SourceFile, open_source, seekable
 from autoenhance_provider.http import ERROR_BODY_BYTES, iter_body, read_start, redact_url, storage_error_text
-from autoenhance_provider.records import Image, ImageStatus, Order
-from autoenhance_provider.settings import validate_settings
+from autoenhance_provider.records import Image, ImageStatus, Order, with_upload_url
+from autoenhance_provider.settings import EnhancementSettings, validate_settings
 from autoenhance_provider.transfers import raise_for_failures, transfer
 from autoenhance_provider.validation import path_segment, require_id
+from autoenhance_provider.waiting import wait_until_registered
 
 if TYPE_CHECKING:
     from autoenhance_provider.hooks.autoenhance import AutoenhanceHook
-
-#: How long to wait for the API to register finished uploads (``wait_for_upload``).
-UPLOAD_CONFIRM_TIMEOUT = 120.0
 
 
 def upload_images(
@@ -89,7 +85,7 @@ def upload_images(
         hook.log.info("%d image(s) are already in order %s; not uploading them again", len(results), order_id)
 
     def upload_one(item: SourceFile) -> dict[str, str]:
-        created = hook._register_image(item.name, order_id, item.content_type, checked)
+        created = register_image(hook, item.name, order_id, item.content_type, checked)
         with item.open() as handle:
             hook.upload_file(created["upload_url"], handle, item.content_type, size=item.size)
         return {"image_id": str(created["image_id"]), "image_name": item.name}
@@ -97,7 +93,8 @@ def upload_images(
     todo = [f for f in files if f.name not in results]
     _upload_all(hook, todo, upload_one, max_concurrency, keep_order=False, results=results)
     if wait_for_upload and todo:
-        _confirm_registered(hook, order_id, {results[f.name]["image_id"] for f in todo})
+        image_ids = {results[f.name]["image_id"] for f in todo}
+        wait_until_registered(hook.get_order, order_id, image_ids, logger=hook.log)
     return [results[f.name] for f in files]
 
 
@@ -123,6 +120,47 @@ def _upload_all(
     raise_for_failures(failed, total=len(todo), succeeded=len(done), what="upload")
 
 
+def register_image(
+    hook: AutoenhanceHook,
+    image_name: str,
+    order_id: str | None,
+    content_type: str | None,
+    checked: EnhancementSettings,
+) -> dict[str, Any]:
+    """``POST /v3/images``: one image registered (settings and ``order_id`` already checked).
+
+    With an ``order_id``, a lost answer is recovered by removing the half-created image (still
+    ``waiting``, with no bytes) before re-sending, so no duplicate is left behind. A 429 that
+    outlasts the retries is the duplicate-name limit (:func:`duplicate_name_error`).
+    """
+    if not str(image_name or "").strip():
+        raise AutoenhanceValidationError("image_name must not be empty")
+    body: dict[str, Any] = {"image_name": str(image_name), **checked.body()}
+    if order_id is not None:
+        body["order_id"] = order_id
+    if content_type:
+        body["contentType"] = content_type
+
+    def recover() -> None:
+        assert order_id is not None
+        discard_unuploaded(hook, hook.get_order_or_none(order_id), {str(image_name)})
+
+    try:
+        created = hook.transport.request_json(
+            "POST",
+            "/v3/images/",
+            json=body,
+            recover=recover if order_id is not None else None,
+            idempotent=False,
+            expect=dict,
+        )
+    except AutoenhanceTransientError as exc:
+        if exc.status_code != 429:
+            raise
+        raise duplicate_name_error(str(image_name), exc) from None
+    return with_upload_url(created, "image", "image_id")
+
+
 def discard_unuploaded(hook: AutoenhanceHook, order: Order | None, names: set[str]) -> None:
     """Remove images of ``names`` that were registered but never received their bytes, and
     images the duplicate-name limit refused (never enhanced): both are uploaded again."""
@@ -131,26 +169,6 @@ def discard_unuploaded(hook: AutoenhanceHook, order: Order | None, names: set[st
             what = "half-done" if image.status is ImageStatus.WAITING else "refused (duplicate name)"
             hook.log.info("Removing %s image %s (%s)", what, image.image_id, image.name)
             hook.delete_image(image.image_id, missing_ok=True)
-
-
-def _confirm_registered(hook: AutoenhanceHook, order_id: str, image_ids: set[str]) -> None:
-    """Poll the order until no freshly uploaded image is still ``waiting`` (short backoff)."""
-    deadline = time.monotonic() + UPLOAD_CONFIRM_TIMEOUT
-    delay = 0.05
-    while True:
-        images = {img.image_id: img for img in hook.get_order(order_id).images}
-        waiting = [i for i in image_ids if i not in images or images[i].status is ImageStatus.WAITING]
-        if not waiting:
-            hook.log.info("All %d upload(s) registered by Autoenhance", len(image_ids))
-            return
-        if time.monotonic() > deadline:
-            raise AutoenhanceError(
-                f"{len(waiting)} upload(s) were not registered by Autoenhance within "
-                f"{UPLOAD_CONFIRM_TIMEOUT:.0f}s: {', '.join(sorted(waiting)[:10])}; "
-                "a retry uploads them again"
-            )
-        time.sleep(delay)
-        delay = min(delay * 2, 5.0)
 
 
 def upload_file(
@@ -326,7 +344,7 @@ def _register_again(hook: AutoenhanceHook, order_id: str, image: Image) -> dict[
     except AutoenhanceValidationError:
         checked = validate_settings({}, api_version=hook.config.api_version, context="register again")
     name = image.label
-    created = hook._register_image(name, order_id, content_type, checked)
+    created = register_image(hook, name, order_id, content_type, checked)
     hook.upload_file(created["upload_url"], io.BytesIO(data), content_type, size=len(data))
     hook.delete_image(image_id, missing_ok=True)
     return created

@@ -1,12 +1,14 @@
 """Waiting for an order: what its images add up to, the one rule for "done", the one wait state machine.
 
-The hook's blocking loop, the sensor (poke/reschedule) and the deferrable trigger all feed what
-they see into :class:`OrderWait` and turn its terminal :class:`WaitEvent` into a result with
-:meth:`WaitEvent.result`. So the three modes agree on success, failure, transient-error tolerance
-and timeouts. An event crosses from the triggerer to the worker as a small JSON dict
-(:meth:`WaitEvent.to_dict` / :meth:`WaitEvent.from_dict`); errors are rebuilt from it, never pickled.
-The status vocabulary (:class:`~autoenhance_provider.records.ImageStatus`) and the typed orders
-it reads are :mod:`autoenhance_provider.records`'.
+The hook's blocking loop (:func:`wait_until_done`), the sensor (poke/reschedule) and the
+deferrable trigger all feed what they see into :class:`OrderWait` and turn its terminal
+:class:`WaitEvent` into a result with :meth:`WaitEvent.result`. So the three modes agree on
+success, failure, transient-error tolerance and timeouts. An event crosses from the triggerer to
+the worker as a small JSON dict (:meth:`WaitEvent.to_dict` / :meth:`WaitEvent.from_dict`); errors
+are rebuilt from it, never pickled. The short wait of an upload until the API has registered its
+images is here too (:func:`wait_until_registered`). The status vocabulary
+(:class:`~autoenhance_provider.records.ImageStatus`) and the typed orders it reads are
+:mod:`autoenhance_provider.records`'.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from autoenhance_provider.exceptions import (
     error_for_status,
     refusal_kind,
 )
+from autoenhance_provider.http import deadline_cap
 from autoenhance_provider.records import Image, ImageStatus, Order
 
 log = logging.getLogger(__name__)
@@ -38,6 +41,8 @@ DEFAULT_TIMEOUT = 24 * 3600.0
 FINAL_POLL_GRACE = 1.0
 #: Consecutive polls that may fail transiently (each after the client's own retries).
 DEFAULT_ERROR_BUDGET = 5
+#: How long an upload waits for the API to register the images it put (``wait_for_upload``).
+UPLOAD_CONFIRM_TIMEOUT = 120.0
 
 
 class OrderProgress(NamedTuple):
@@ -93,7 +98,6 @@ def image_failure(image: Image) -> dict[str, Any]:
         "status": image.status_word,
         "status_reason": image.status_reason,
     }
-
 
 
 def evaluate_order(order: Order | dict[str, Any]) -> OrderProgress:
@@ -271,3 +275,57 @@ class OrderWait:
         if self.deadline is None:
             return poll_interval
         return max(0.0, min(poll_interval, self.deadline - self._clock()))
+
+
+def wait_until_done(
+    get_order: Callable[[str], Order],
+    order_id: str,
+    *,
+    poll_interval: float,
+    timeout: float,
+    allow_partial: bool,
+    logger: logging.Logger | Any = None,
+) -> dict[str, Any]:
+    """Poll in this thread until the order is done (:meth:`WaitEvent.result`), the blocking mode."""
+    wait = OrderWait(order_id, deadline=time.time() + float(timeout), logger=logger)
+    # No request may run past the wait's own deadline, however slowly the server answers.
+    with deadline_cap(time.monotonic() + float(timeout) + FINAL_POLL_GRACE):
+        while True:
+            try:
+                event = wait.check(get_order(order_id))
+            except AutoenhanceError as exc:
+                event = wait.on_error(exc)
+            event = event or wait.timeout_event()
+            if event:
+                return event.result(allow_partial=allow_partial)
+            time.sleep(wait.sleep_for(float(poll_interval)))
+
+
+def wait_until_registered(
+    get_order: Callable[[str], Order],
+    order_id: str,
+    image_ids: set[str],
+    *,
+    logger: logging.Logger | Any = None,
+) -> None:
+    """Poll the order until no freshly uploaded image is still ``waiting`` (short backoff).
+
+    Raises :class:`AutoenhanceError` after :data:`UPLOAD_CONFIRM_TIMEOUT` seconds: a retry of the
+    upload sends those images again.
+    """
+    deadline = time.monotonic() + UPLOAD_CONFIRM_TIMEOUT
+    delay = 0.05
+    while True:
+        images = {img.image_id: img for img in get_order(order_id).images}
+        waiting = [i for i in image_ids if i not in images or images[i].status is ImageStatus.WAITING]
+        if not waiting:
+            (logger or log).info("All %d upload(s) registered by Autoenhance", len(image_ids))
+            return
+        if time.monotonic() > deadline:
+            raise AutoenhanceError(
+                f"{len(waiting)} upload(s) were not registered by Autoenhance within "
+                f"{UPLOAD_CONFIRM_TIMEOUT:.0f}s: {', '.join(sorted(waiting)[:10])}; "
+                "a retry uploads them again"
+            )
+        time.sleep(delay)
+        delay = min(delay * 2, 5.0)

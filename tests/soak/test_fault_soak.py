@@ -147,12 +147,13 @@ class CrashOnFirstTry:
         self.tries = 0
 
     def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from autoenhance_provider import uploads
         from autoenhance_provider.hooks.autoenhance import AutoenhanceHook
         from autoenhance_provider.operators.upload import UploadImagesOperator
 
         crash = self
         real_execute = UploadImagesOperator.execute
-        real_register = AutoenhanceHook._register_image
+        real_register = uploads.register_image
         real_upload = AutoenhanceHook.upload_file
 
         def execute(operator, context):
@@ -163,7 +164,7 @@ class CrashOnFirstTry:
             finally:
                 crash.armed = False
 
-        # Every image registration of an upload goes through the hook's ``_register_image``.
+        # Every image registration of an upload goes through ``uploads.register_image``.
         def register_image(hook, image_name, *args, **kwargs):
             with crash.lock:
                 if crash.armed and crash.dead:
@@ -195,7 +196,7 @@ class CrashOnFirstTry:
             return result
 
         monkeypatch.setattr(UploadImagesOperator, "execute", execute)
-        monkeypatch.setattr(AutoenhanceHook, "_register_image", register_image)
+        monkeypatch.setattr(uploads, "register_image", register_image)
         monkeypatch.setattr(AutoenhanceHook, "upload_file", upload_file)
 
 

@@ -11,7 +11,6 @@ the answers that name orders, images and brackets are read here, once, into the 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator, Mapping
 from functools import cached_property
 from typing import IO, Any
@@ -31,9 +30,7 @@ from autoenhance_provider.exceptions import (
     AutoenhanceAPIError,
     AutoenhanceAuthError,
     AutoenhanceClientError,
-    AutoenhanceError,
     AutoenhanceNotFoundError,
-    AutoenhanceTransientError,
     AutoenhanceValidationError,
     scrub,
 )
@@ -45,10 +42,9 @@ from autoenhance_provider.http import (
     RetryPolicy,
     SyncTransport,
     Timeout,
-    deadline_cap,
 )
 from autoenhance_provider.records import Bracket, Image, Order, with_upload_url
-from autoenhance_provider.settings import EnhancementSettings, validate_process_settings, validate_settings
+from autoenhance_provider.settings import validate_settings
 from autoenhance_provider.validation import (
     DownloadRequest,
     path_segment,
@@ -57,12 +53,7 @@ from autoenhance_provider.validation import (
     validate_per_page,
     validate_report,
 )
-from autoenhance_provider.waiting import (
-    DEFAULT_POLL_INTERVAL,
-    DEFAULT_TIMEOUT,
-    FINAL_POLL_GRACE,
-    OrderWait,
-)
+from autoenhance_provider.waiting import DEFAULT_POLL_INTERVAL, DEFAULT_TIMEOUT, wait_until_done
 
 TEST_CONNECTION_POLICY = RetryPolicy(max_attempts=2, initial_delay=0.5, max_delay=2.0, max_elapsed=15.0)
 
@@ -256,29 +247,7 @@ class AutoenhanceHook(BaseHook):
         or neither for automatic grouping. Falls back to the legacy ``/merge`` endpoint when the
         API has no ``/process``.
         """
-        grouping = hdr.grouping(
-            settings.pop("number_of_brackets_per_image", None), settings.pop("images", None)
-        )
-        checked = validate_process_settings(settings, api_version=self.config.api_version)
-        body = {**checked.body(), **grouping}
-        oid = path_segment("order_id", order_id)
-        recover = lambda: hdr.started(self, order_id)  # noqa: E731
-        try:
-            path = f"/v3/orders/{oid}/{readings.PROCESS_ROUTE}"
-            return self._api_object("POST", path, json=body, recover=recover)
-        except AutoenhanceClientError as exc:
-            if exc.status_code not in readings.PROCESS_ROUTE_MISSING or (
-                exc.status_code == 404 and not self.get_order_or_none(order_id)
-            ):
-                raise
-        if grouping:
-            raise AutoenhanceValidationError(
-                "This Autoenhance API only offers the legacy /merge endpoint, which groups brackets "
-                "automatically; drop number_of_brackets_per_image / images"
-            )
-        self.log.info("POST /process is not available; using the legacy /merge endpoint")
-        merge = f"/v3/orders/{oid}/{readings.MERGE_ROUTE}"
-        return self._api("POST", merge, json=body, recover=recover) or {}
+        return hdr.process(self, order_id, settings)
 
     def process_order_once(
         self,
@@ -317,34 +286,8 @@ class AutoenhanceHook(BaseHook):
         ``order_id`` makes the API create that order.
         """
         checked = validate_settings(settings, api_version=self.config.api_version, context="create_image")
-        return self._register_image(image_name, order_id, content_type, checked)
-
-    def _register_image(
-        self, image_name: str, order_id: str | None, content_type: str | None, checked: EnhancementSettings
-    ) -> dict[str, Any]:
-        """``create_image`` with settings already checked (a bulk upload checks them once)."""
-        if not str(image_name or "").strip():
-            raise AutoenhanceValidationError("image_name must not be empty")
-        body: dict[str, Any] = {"image_name": str(image_name), **checked.body()}
-        if order_id is not None:
-            body["order_id"] = require_id("order_id", order_id)
-        if content_type:
-            body["contentType"] = content_type
-        recover = (
-            (lambda: self._discard_unuploaded(body["order_id"], {str(image_name)})) if order_id else None
-        )
-        try:
-            created = self._api(
-                "POST", "/v3/images/", json=body, recover=recover, idempotent=False, expect=dict
-            )
-        except AutoenhanceTransientError as exc:
-            if exc.status_code != 429:
-                raise
-            raise uploads.duplicate_name_error(str(image_name), exc) from None
-        return with_upload_url(created, "image", "image_id")
-
-    def _discard_unuploaded(self, order_id: str, names: set[str]) -> None:
-        uploads.discard_unuploaded(self, self.get_order_or_none(order_id), names)
+        checked_order_id = None if order_id is None else require_id("order_id", order_id)
+        return uploads.register_image(self, image_name, checked_order_id, content_type, checked)
 
     def upload_file(
         self,
@@ -556,18 +499,14 @@ class AutoenhanceHook(BaseHook):
         Raises :class:`AutoenhanceOrderFailedError` if images ended in ``error`` (unless
         ``allow_partial``) and :class:`AutoenhanceTimeoutError` after ``timeout`` seconds.
         """
-        wait = OrderWait(order_id, deadline=time.time() + float(timeout), logger=self.log)
-        # No request may run past the wait's own deadline, however slowly the server answers.
-        with deadline_cap(time.monotonic() + float(timeout) + FINAL_POLL_GRACE):
-            while True:
-                try:
-                    event = wait.check(self.get_order(order_id))
-                except AutoenhanceError as exc:
-                    event = wait.on_error(exc)
-                event = event or wait.timeout_event()
-                if event:
-                    return event.result(allow_partial=allow_partial)
-                time.sleep(wait.sleep_for(float(poll_interval)))
+        return wait_until_done(
+            self.get_order,
+            order_id,
+            poll_interval=poll_interval,
+            timeout=timeout,
+            allow_partial=allow_partial,
+            logger=self.log,
+        )
 
     # ------------------------------------------------------------------ connection test & UI
     def test_connection(self) -> tuple[bool, str]:

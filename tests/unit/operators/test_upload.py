@@ -11,7 +11,7 @@ from unittest import mock
 import pytest
 from airflow.sdk import ObjectStoragePath
 
-import autoenhance_provider.uploads as upload_module
+import autoenhance_provider.waiting as waiting_module
 from autoenhance_provider.exceptions import (
     AutoenhanceAuthError,
     AutoenhanceError,
@@ -180,7 +180,7 @@ def fake_api(conn, requests_mock):
 def no_sleep(monkeypatch):
     """The confirmation loop sleeps on a fake clock."""
     clock = FakeClock()
-    monkeypatch.setattr(upload_module, "time", clock)
+    monkeypatch.setattr(waiting_module, "time", clock)
     return clock
 
 
@@ -600,7 +600,7 @@ def test_wait_for_upload_gives_up_after_its_timeout(conn, requests_mock, shoot, 
     with pytest.raises(AutoenhanceError, match="not registered"):
         upload_op(str(shoot / "a-kitchen.jpg")).execute(task_context())
 
-    assert sum(no_sleep.sleeps) >= upload_module.UPLOAD_CONFIRM_TIMEOUT - 10
+    assert sum(no_sleep.sleeps) >= waiting_module.UPLOAD_CONFIRM_TIMEOUT - 10
 
 
 # ------------------------------------------------------------------------------ brackets
