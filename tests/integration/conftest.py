@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 
 import pytest
 
 from autoenhance_sandbox.testing import SandboxServer
 from support.images import jpeg_bytes
+from support.sandbox import connect
 
 pytestmark = pytest.mark.integration
 
@@ -18,14 +18,7 @@ def sandbox_conn(sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> Cal
     """Point an Airflow connection at the sandbox (JSON form); returns the conn id."""
 
     def _set(conn_id: str = "autoenhance_default", *, password: str | None = None, **extra) -> str:
-        conn = {
-            "conn_type": "autoenhance",
-            "host": sandbox.base_url,
-            "password": sandbox.api_key if password is None else password,
-            "extra": extra,
-        }
-        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
-        return conn_id
+        return connect(sandbox, monkeypatch, conn_id, password=password, **extra)
 
     _set()
     return _set

@@ -18,9 +18,8 @@ from pathlib import Path
 import pytest
 from s3_helpers import AWS_ENV, S3, aws_connection
 
-from autoenhance_sandbox.testing import SandboxServer, run_sandbox
 from free_ports import free_port
-from support.sandbox import use_sandbox
+from support.sandbox import sandbox_fixtures
 
 STARTUP_TIMEOUT = 30.0
 
@@ -72,13 +71,7 @@ def s3(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> S3:
     return S3(moto_endpoint)
 
 
-@pytest.fixture(scope="session")
-def s3_sandbox_session() -> Iterator[SandboxServer]:
-    with run_sandbox(processing_seconds=0.2, merge_seconds=0.1) as server:
-        yield server
-
-
-@pytest.fixture
-def sandbox(s3_sandbox_session: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> SandboxServer:
-    """The sandbox, reset, and ``autoenhance_default`` pointing at it."""
-    return use_sandbox(s3_sandbox_session, monkeypatch)
+#: The sandbox, reset, and ``autoenhance_default`` pointing at it.
+s3_sandbox_session, sandbox = sandbox_fixtures(
+    "s3_sandbox_session", "session", processing_seconds=0.2, merge_seconds=0.1
+)

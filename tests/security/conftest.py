@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 
 import pytest
 
 from autoenhance_sandbox.testing import SandboxServer
+from support.sandbox import connect
 
 
 @pytest.fixture
@@ -17,14 +17,7 @@ def conn(sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> Callable[..
     def _set(
         conn_id: str = "autoenhance_default", *, password: str | None = None, host: str | None = None, **extra
     ) -> str:
-        value = {
-            "conn_type": "autoenhance",
-            "host": sandbox.base_url if host is None else host,
-            "password": sandbox.api_key if password is None else password,
-            "extra": extra,
-        }
-        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(value))
-        return conn_id
+        return connect(sandbox, monkeypatch, conn_id, password=password, host=host, **extra)
 
     _set()
     return _set

@@ -14,19 +14,9 @@ from ui_helpers import FakeAirflow
 
 from autoenhance_provider.ui.app import Backend, create_app
 from autoenhance_provider.ui.photos import PhotoSource
-from autoenhance_sandbox.testing import SandboxServer, run_sandbox
-from support.sandbox import use_sandbox
+from support.sandbox import sandbox_fixtures
 
-
-@pytest.fixture(scope="session")
-def ui_sandbox() -> Iterator[SandboxServer]:
-    with run_sandbox(processing_seconds=0.2) as server:
-        yield server
-
-
-@pytest.fixture
-def sandbox(ui_sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> SandboxServer:
-    return use_sandbox(ui_sandbox, monkeypatch)
+ui_sandbox, sandbox = sandbox_fixtures("ui_sandbox", "session", processing_seconds=0.2)
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import json
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +28,9 @@ from autoenhance_provider.lineage import (
 )
 from autoenhance_provider.operators.download import DownloadImagesOperator
 from autoenhance_provider.operators.upload import UploadBracketsOperator, UploadImagesOperator
-from autoenhance_sandbox.testing import SandboxServer, run_sandbox
+from autoenhance_sandbox.testing import SandboxServer
 from support.images import jpeg_bytes
-from support.sandbox import use_sandbox
+from support.sandbox import sandbox_fixtures
 from support.task import task_context
 
 FAST = {"retry_delay": 0.01, "retry_max_delay": 0.05}
@@ -82,15 +81,9 @@ def test_many_sources_are_named_by_their_folders():
 
 
 # ------------------------------------------------------------------------------ after a real run
-@pytest.fixture(scope="module")
-def lineage_sandbox() -> Iterator[SandboxServer]:
-    with run_sandbox(processing_seconds=0.1, merge_seconds=0.1) as server:
-        yield server
-
-
-@pytest.fixture
-def sandbox(lineage_sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> SandboxServer:
-    return use_sandbox(lineage_sandbox, monkeypatch)
+lineage_sandbox, sandbox = sandbox_fixtures(
+    "lineage_sandbox", "module", processing_seconds=0.1, merge_seconds=0.1
+)
 
 
 def new_order() -> str:

@@ -7,17 +7,14 @@ then reads what the scheduler would: the alias's resolved asset, the event and t
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
-import pytest
 from airflow.sdk import Asset, AssetAlias, ObjectStoragePath
 
 from autoenhance_provider.operators.download import DOWNLOADS_ALIAS, DownloadImagesOperator
-from autoenhance_sandbox.testing import SandboxServer, run_sandbox
 from example_dags_support import DAGS, dag_bag
-from support.sandbox import use_sandbox
+from support.sandbox import sandbox_fixtures
 
 PRODUCER = "example_autoenhance_pipeline"
 CONSUMER = "example_autoenhance_asset_consumer"
@@ -114,15 +111,9 @@ def test_a_fixed_destination_describes_its_own_event(tmp_path):
 
 
 # ----------------------------------------------------------------------- the DAGs, in real Airflow
-@pytest.fixture(scope="module")
-def asset_sandbox() -> Iterator[SandboxServer]:
-    with run_sandbox(processing_seconds=0.5, merge_seconds=0.3) as server:
-        yield server
-
-
-@pytest.fixture
-def sandbox(asset_sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> SandboxServer:
-    return use_sandbox(asset_sandbox, monkeypatch, AUTOENHANCE_POLL_INTERVAL="0.5")
+asset_sandbox, sandbox = sandbox_fixtures(
+    "asset_sandbox", "module", {"AUTOENHANCE_POLL_INTERVAL": "0.5"}, processing_seconds=0.5, merge_seconds=0.3
+)
 
 
 def _sync_and_unpause(bag: Any, dag_id: str) -> None:
