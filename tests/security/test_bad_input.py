@@ -43,6 +43,7 @@ from autoenhance_provider.operators.download import DownloadImagesOperator
 from autoenhance_provider.operators.order import CreateOrderOperator
 from autoenhance_provider.operators.upload import UploadImagesOperator
 from autoenhance_provider.sensors.autoenhance import OrderProcessedSensor
+from support.connections import FORM_SAVED_EXTRAS
 from support.images import jpeg_bytes
 from support.task import FakeTI, task_context
 
@@ -161,18 +162,6 @@ def test_broken_extras_fail_naming_the_extra_before_any_request(sandbox, conn, e
     assert "'autoenhance_default'" in str(info.value)
     assert isinstance(info.value, AirflowFailException)
     assert requests_made(sandbox) == 0
-
-
-#: What the Airflow 3 connection form saves when only the key and host are filled in.
-FORM_SAVED_EXTRAS = {
-    "api_version": None,
-    "dev_mode": False,
-    "timeout": None,
-    "connect_timeout": "",
-    "allow_insecure_http": False,
-    "ca_bundle": None,
-    "app_url": "",
-}
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ from autoenhance_provider.connection import (
 )
 from autoenhance_provider.exceptions import AutoenhanceConfigError
 from support.api import FAKE_KEY, api, order
+from support.connections import FORM_SAVED_EXTRAS
 
 
 def config_for(set_connection, make_hook, **kwargs) -> AutoenhanceConnectionConfig:
@@ -358,19 +359,7 @@ def test_no_connection_lookup_until_first_use(monkeypatch):
 
 
 # ------------------------------------------------------------------------------ as the UI form saves it
-#: What the Airflow 3 connection form stores when only the key (and host) are filled in.
-FORM_EMPTY_EXTRAS = {
-    "api_version": None,
-    "dev_mode": False,
-    "timeout": None,
-    "connect_timeout": "",
-    "allow_insecure_http": False,
-    "ca_bundle": None,
-    "app_url": "",
-}
-
-
-@pytest.mark.parametrize("extra", [FORM_EMPTY_EXTRAS, json.dumps(FORM_EMPTY_EXTRAS)])
+@pytest.mark.parametrize("extra", [FORM_SAVED_EXTRAS, json.dumps(FORM_SAVED_EXTRAS)])
 def test_form_saved_empty_extras_mean_unset(set_connection, make_hook, extra, requests_mock):
     cfg = config_for(set_connection, make_hook, extra=extra, port=None, login="", schema="")
 

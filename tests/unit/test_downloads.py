@@ -217,12 +217,18 @@ def test_a_failed_download_leaves_no_temporary_file(downloads, tmp_path):
 
 
 # ------------------------------------------------------------------------------ owner safety
-def test_a_symlink_is_never_followed_nor_replaced_by_default(downloads, tmp_path):
+def symlinked_kitchen(tmp_path):
+    """A folder ``out`` whose ``Kitchen.jpg`` is a symlink to a photo of the user's outside it."""
     outside = tmp_path / "precious.jpg"
     outside.write_bytes(b"my own photo")
     folder = tmp_path / "out"
     folder.mkdir()
     (folder / "Kitchen.jpg").symlink_to(outside)
+    return folder, outside
+
+
+def test_a_symlink_is_never_followed_nor_replaced_by_default(downloads, tmp_path):
+    folder, outside = symlinked_kitchen(tmp_path)
 
     with pytest.raises(AutoenhanceValidationError, match=r"Kitchen\.jpg \(a symlink\)"):
         download_op(str(folder)).execute(task_context())
@@ -233,11 +239,7 @@ def test_a_symlink_is_never_followed_nor_replaced_by_default(downloads, tmp_path
 
 
 def test_overwrite_replaces_the_symlink_itself_never_its_target(downloads, tmp_path):
-    outside = tmp_path / "precious.jpg"
-    outside.write_bytes(b"my own photo")
-    folder = tmp_path / "out"
-    folder.mkdir()
-    (folder / "Kitchen.jpg").symlink_to(outside)
+    folder, outside = symlinked_kitchen(tmp_path)
 
     download_op(str(folder), if_exists="overwrite").execute(task_context())
 

@@ -370,9 +370,10 @@ def test_conn_field_schemas_accept_what_the_connection_accepts(set_connection, m
 
 
 # ------------------------------------------------------------------------------ Airflow sees it
-def test_airflow_providers_list_shows_the_provider(tmp_path):
+def _airflow_json(tmp_path: Path, *command: str):
+    """What ``airflow <command> --output json`` prints, run in a fresh AIRFLOW_HOME; it must succeed."""
     result = subprocess.run(
-        [str(Path(sys.executable).parent / "airflow"), "providers", "list", "--output", "json"],
+        [str(Path(sys.executable).parent / "airflow"), *command, "--output", "json"],
         capture_output=True,
         text=True,
         env=_clean_env(tmp_path),
@@ -381,24 +382,18 @@ def test_airflow_providers_list_shows_the_provider(tmp_path):
     )
 
     assert result.returncode == 0, result.stderr[-2000:]
-    providers = _json_output(result.stdout)
+    return _json_output(result.stdout)
+
+
+def test_airflow_providers_list_shows_the_provider(tmp_path):
+    providers = _airflow_json(tmp_path, "providers", "list")
     ours = [p for p in providers if p["package_name"] == DIST_NAME]
     assert ours, f"{DIST_NAME} missing from: {[p['package_name'] for p in providers]}"
     assert ours[0]["version"] == __version__
 
 
 def test_airflow_providers_hooks_registers_the_connection_type(tmp_path):
-    result = subprocess.run(
-        [str(Path(sys.executable).parent / "airflow"), "providers", "hooks", "--output", "json"],
-        capture_output=True,
-        text=True,
-        env=_clean_env(tmp_path),
-        timeout=180,
-        check=False,
-    )
-
-    assert result.returncode == 0, result.stderr[-2000:]
-    hooks = _json_output(result.stdout)
+    hooks = _airflow_json(tmp_path, "providers", "hooks")
     (ours,) = [h for h in hooks if h["connection_type"] == "autoenhance"]
     assert ours["class"] == "autoenhance_provider.hooks.autoenhance.AutoenhanceHook"
     assert ours["conn_id_attribute_name"] == "autoenhance_conn_id"
