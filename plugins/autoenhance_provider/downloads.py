@@ -44,16 +44,17 @@ from autoenhance_provider.records import Image, ImageStatus, Order
 from autoenhance_provider.transfers import raise_for_failures, transfer
 from autoenhance_provider.validation import (
     DownloadRequest,
+    IfExists,
     path_segment,
     require_id,
     validate_download_params,
+    validate_if_exists,
 )
 from autoenhance_provider.waiting import evaluate_order
 
 if TYPE_CHECKING:
     from autoenhance_provider.hooks.autoenhance import AutoenhanceHook
 
-IF_EXISTS = ("skip", "overwrite", "fail")
 #: The largest image the provider downloads (a 100-megapixel 16-bit TIFF is about 600 MB).
 MAX_IMAGE_BYTES = 2 * 1024 * 1024 * 1024
 #: Attempts at an image whose body breaks off or is not an image (within the hook's retry budget).
@@ -157,7 +158,7 @@ def download_order(
     folder: Any,
     *,
     request: DownloadRequest | None = None,
-    if_exists: str = "skip",
+    if_exists: str | IfExists = IfExists.SKIP,
     max_concurrency: int = 8,
     temp_token: TempToken | None = None,
 ) -> list[str]:
@@ -165,10 +166,7 @@ def download_order(
     log = hook.log
     order_id = require_id("order_id", order_id)
     request = request or validate_download_params("enhanced", {})
-    if if_exists not in IF_EXISTS:
-        raise AutoenhanceValidationError(
-            f"if_exists must be one of {', '.join(IF_EXISTS)}, got {if_exists!r}"
-        )
+    if_exists = validate_if_exists(if_exists)
     token = temp_token or TempToken.random()
     order = hook.get_order(order_id)
     progress = evaluate_order(order)
@@ -194,7 +192,7 @@ def download_order(
     priors: dict[str, dict[str, Any]] = {}
     refused: list[str] = []
     for item in plan:
-        if if_exists == "overwrite":
+        if if_exists is IfExists.OVERWRITE:
             todo.append(item)
             continue
         proof = manifest.examine(folder, item.filename)
@@ -204,7 +202,7 @@ def download_order(
             kept.append(item)
         elif (
             proof.state == "proven"
-            and if_exists == "skip"
+            and if_exists is IfExists.SKIP
             and (proof.identity or {}).get("order_id") == order_id
         ):
             todo.append(item)  # this order's file, another rendering (or an unfinished rename)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from enum import Enum
 from typing import Any, NamedTuple
 from urllib.parse import quote
 
@@ -156,6 +157,25 @@ def is_template(value: Any) -> bool:
     from autoenhance_provider.compat import RuntimeValue
 
     return isinstance(value, RuntimeValue)
+
+
+class IfExists(str, Enum):
+    """What a download does with a file already at an image's name (see ``download_order``)."""
+
+    SKIP = "skip"
+    OVERWRITE = "overwrite"
+    FAIL = "fail"
+
+
+def validate_if_exists(value: Any) -> IfExists:
+    """``if_exists`` checked once: a member comes back as it is, anything else is checked."""
+    if isinstance(value, IfExists):
+        return value
+    try:
+        return IfExists(value)
+    except ValueError:
+        allowed = ", ".join(m.value for m in IfExists)
+        raise AutoenhanceValidationError(f"if_exists must be one of {allowed}, got {value!r}") from None
 
 
 class DownloadRequest(NamedTuple):

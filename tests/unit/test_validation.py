@@ -148,3 +148,16 @@ def test_validate_report():
         validate_report([])
     with pytest.raises(AutoenhanceValidationError, match="Invalid report category 'UGLY'"):
         validate_report(["UGLY"])
+
+
+def test_if_exists_is_checked_once_and_comes_back_as_its_own_type():
+    from autoenhance_provider.validation import IfExists, validate_if_exists
+
+    checked = validate_if_exists("fail")
+    assert checked is IfExists.FAIL
+    assert validate_if_exists(checked) is checked  # a checked value is not checked again
+    assert checked == "fail"  # still the string users compare with
+    with pytest.raises(
+        AutoenhanceValidationError, match="if_exists must be one of skip, overwrite, fail, got 'Skip'"
+    ):
+        validate_if_exists("Skip")

@@ -9,12 +9,17 @@ from typing import Any
 
 from airflow.sdk import Asset, AssetAlias, Context, ObjectStoragePath
 
-from autoenhance_provider.downloads import IF_EXISTS
 from autoenhance_provider.exceptions import AutoenhanceValidationError
 from autoenhance_provider.files.storage import TempToken, prepare_destination, to_storage_path
 from autoenhance_provider.lineage import MAX_EVENT_FILES, TransferRecord, operator_lineage, storage_uri
 from autoenhance_provider.operators.base import AutoenhanceBaseOperator
-from autoenhance_provider.validation import DownloadRequest, is_template, validate_download_params
+from autoenhance_provider.validation import (
+    DownloadRequest,
+    IfExists,
+    is_template,
+    validate_download_params,
+    validate_if_exists,
+)
 
 _RENDER_PARAMS = ("format", "quality", "max_width", "scale", "preview", "watermark")
 
@@ -91,10 +96,7 @@ class DownloadImagesOperator(AutoenhanceBaseOperator):
     ) -> None:
         if int(max_concurrency) < 1:
             raise AutoenhanceValidationError("max_concurrency must be at least 1")
-        if if_exists not in IF_EXISTS:
-            raise AutoenhanceValidationError(
-                f"if_exists must be one of {', '.join(IF_EXISTS)}, got {if_exists!r}"
-            )
+        checked_if_exists = validate_if_exists(if_exists)
         hook_params = dict(kwargs.pop("hook_params", None) or {})
         hook_params.setdefault("pool_size", max(int(max_concurrency), 4))
         asset = _fixed_asset(destination)
@@ -114,7 +116,7 @@ class DownloadImagesOperator(AutoenhanceBaseOperator):
         self.scale = scale
         self.preview = preview
         self.watermark = watermark
-        self.if_exists = "overwrite" if overwrite else if_exists
+        self.if_exists = IfExists.OVERWRITE if overwrite else checked_if_exists
         self.max_concurrency = int(max_concurrency)
         self.asset_alias = asset_alias
         #: What the last ``execute`` moved, for OpenLineage (no API call after the fact).
