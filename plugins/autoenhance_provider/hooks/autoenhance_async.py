@@ -1,4 +1,4 @@
-"""Async, read-only access to orders and images for the triggerer (``aiohttp``).
+"""Async, read-only access to orders for the triggerer (``aiohttp``).
 
 A triggerer runs hundreds of waits in one event loop, so polling must never block it: no sync
 hook in a thread pool, no connection lookup on the loop thread. The transport, retries and error

@@ -1,4 +1,4 @@
-"""The tab's HTML: plain server-rendered pages, no script, every value escaped.
+"""The tab's HTML: server-rendered pages, every value escaped, one small script (links to a new tab).
 
 Pure functions of :class:`OrderView` records (no Airflow, no network), so they are cheap to test
 and to time. Photos are ``<img loading="lazy">`` elements pointing at the app's own photo route,
