@@ -76,7 +76,7 @@ $(COMPAT_VENV)/.installed: pyproject.toml
 	@touch $@
 
 compat: $(COMPAT_VENV)/.installed
-	$(COMPAT_VENV)/bin/python -m pytest tests/unit tests/integration tests/dags --ignore=tests/unit/test_lineage.py
+	$(COMPAT_VENV)/bin/python -m pytest -n auto tests/unit tests/integration tests/dags --ignore=tests/unit/test_lineage.py
 
 ## A local Airflow (api-server, scheduler, dag-processor, triggerer on SQLite in airflow_home/) plus
 ## the sandbox, with the example DAGs and the `autoenhance_default` connection; Ctrl-C stops it all.

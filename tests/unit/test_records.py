@@ -257,7 +257,10 @@ def test_a_record_reads_like_the_dict_it_came_from():
 def test_a_record_is_a_dict_wherever_the_hook_result_goes():
     """What users did with the hook's dicts keeps working: a task's return value (Airflow's serde
     makes the plain dict of it), pickling, copying, changing their own copy."""
-    from airflow.sdk.serde import deserialize, serialize
+    try:
+        from airflow.sdk.serde import deserialize, serialize
+    except ImportError:  # Airflow < 3.1
+        from airflow.serialization.serde import deserialize, serialize
 
     raw = answer([img()])
     order = Order.parse(raw)
