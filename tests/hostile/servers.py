@@ -9,6 +9,7 @@ client stuck on a hostile server is released at teardown and no thread outlives 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import json
@@ -335,6 +336,38 @@ def fast_hook(conn_id: str, **kwargs: Any) -> Any:
     return AutoenhanceHook(conn_id, **{**FAST, **kwargs})
 
 
+def async_get_order(conn_id: str, order_id: str = "o-1", **kwargs: Any) -> Any:
+    """GET ``order_id`` with the async hook on ``conn_id`` (``FAST``, ``kwargs`` on top), in a new loop."""
+    from autoenhance_provider.hooks.autoenhance_async import AutoenhanceAsyncHook
+
+    async def once() -> Any:
+        async with AutoenhanceAsyncHook(conn_id, **{**FAST, **kwargs}) as hook:
+            return await hook.get_order(order_id)
+
+    return asyncio.run(once())
+
+
+def first_trigger_event(conn_id: str, order_id: str = "o-1", **kwargs: Any) -> Any:
+    """Run an ``AutoenhanceOrderTrigger`` on ``conn_id`` (``kwargs`` as given) to its first event, in a
+    new event loop; None when it ends without one. Bound it with :func:`run_bounded`."""
+    from autoenhance_provider.triggers.autoenhance import AutoenhanceOrderTrigger
+
+    async def first_event() -> Any:
+        trigger = AutoenhanceOrderTrigger(order_id, autoenhance_conn_id=conn_id, **kwargs)
+        async for event in trigger.run():
+            return event
+        return None
+
+    return asyncio.run(first_event())
+
+
+def fast_operator(cls: Callable[..., Any], conn_id: str, **kwargs: Any) -> Any:
+    """An operator ``cls`` on ``conn_id`` for order ``o-1`` with the ``FAST`` retries (``kwargs`` on top)."""
+    kwargs.setdefault("order_id", "o-1")
+    kwargs.setdefault("hook_params", dict(FAST))
+    return cls(autoenhance_conn_id=conn_id, **kwargs)
+
+
 def done_order(order_id: str = "o-1", names: Iterable[str] = ("room.jpg",)) -> dict[str, Any]:
     """An order whose images are all processed (what the sensor and downloads wait for)."""
     return {
@@ -386,6 +419,14 @@ def run_bounded(fn: Callable[[], Any], limit: float) -> Outcome:
     if thread.is_alive():
         return Outcome(finished=False, elapsed=elapsed)
     return Outcome(finished=True, value=box.get("value"), error=box.get("error"), elapsed=elapsed)
+
+
+def execute_bounded(operator: Any, limit: float) -> Outcome:
+    """``operator.execute`` with a fresh task context, bounded like :func:`run_bounded`."""
+    from support.task import task_context
+
+    context = task_context()
+    return run_bounded(lambda: operator.execute(context), limit)
 
 
 def describe(outcome: Outcome) -> str:

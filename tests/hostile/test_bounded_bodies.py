@@ -7,7 +7,6 @@ MemoryError there instead of eating the shared machine's memory.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import json
 import os
@@ -18,8 +17,8 @@ import time
 
 import pytest
 from servers import (
-    FAST,
     Request,
+    async_get_order,
     describe,
     done_order,
     fast_hook,
@@ -134,13 +133,7 @@ class TestBoundedBodies:
         elif call == "sync_download":
             fn = lambda: fast_hook(conn, retry_limit=0).download_image("img-1", tmp_path / "x.jpg")  # noqa: E731
         else:
-            from autoenhance_provider.hooks.autoenhance_async import AutoenhanceAsyncHook
-
-            async def once():
-                async with AutoenhanceAsyncHook(conn, **{**FAST, "retry_limit": 0}) as hook:
-                    return await hook.get_order("o-1")
-
-            fn = lambda: asyncio.run(once())  # noqa: E731
+            fn = lambda: async_get_order(conn, retry_limit=0)  # noqa: E731
         outcome = run_bounded(fn, 15)
         assert outcome.finished, describe(outcome)
         assert isinstance(outcome.error, AutoenhanceAPIError), describe(outcome)

@@ -12,11 +12,19 @@ not performance assertions.
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import pytest
-from servers import FAST, Request, describe, fast_hook, run_bounded, slow_body, slow_headers
+from servers import (
+    FAST,
+    Request,
+    describe,
+    fast_hook,
+    first_trigger_event,
+    run_bounded,
+    slow_body,
+    slow_headers,
+)
 
 from autoenhance_provider.exceptions import AutoenhanceError, AutoenhanceTimeoutError
 from support.task import task_context
@@ -80,46 +88,27 @@ class TestTotalDeadline:
         assert list(tmp_path.iterdir()) == [], "a partial download was left at the destination"
 
     def test_trigger_never_runs_past_end_time(self, serve, connect) -> None:
-        from autoenhance_provider.triggers.autoenhance import AutoenhanceOrderTrigger
-
         server = serve(lambda r: slow_headers())
         conn = connect(server)  # no request_deadline: end_time alone must bound the trigger
         end_time = time.time() + 2
-
-        async def first_event():
-            trigger = AutoenhanceOrderTrigger(
-                "o-1", autoenhance_conn_id=conn, poll_interval=0.2, end_time=end_time, hook_params=dict(FAST)
-            )
-            async for event in trigger.run():
-                return event
-            return None
-
-        outcome = run_bounded(lambda: asyncio.run(first_event()), 2 + 6)
+        outcome = run_bounded(
+            lambda: first_trigger_event(conn, poll_interval=0.2, end_time=end_time, hook_params=dict(FAST)),
+            2 + 6,
+        )
         assert outcome.finished, f"the trigger ran past its end_time: {describe(outcome)}"
         assert outcome.error is None, describe(outcome)
         assert outcome.value is not None
         assert outcome.value.payload["status"] in ("timeout", "error")
 
     def test_trigger_slow_body_with_request_deadline(self, serve, connect) -> None:
-        from autoenhance_provider.triggers.autoenhance import AutoenhanceOrderTrigger
-
         server = serve(lambda r: slow_body())
         conn = connect(server, request_deadline=DEADLINE)
-
-        async def first_event():
-            trigger = AutoenhanceOrderTrigger(
-                "o-1",
-                autoenhance_conn_id=conn,
-                poll_interval=0.1,
-                end_time=time.time() + 120,
-                error_budget=1,
-                hook_params=dict(FAST),
-            )
-            async for event in trigger.run():
-                return event
-            return None
-
-        outcome = run_bounded(lambda: asyncio.run(first_event()), GUARD)
+        outcome = run_bounded(
+            lambda: first_trigger_event(
+                conn, poll_interval=0.1, end_time=time.time() + 120, error_budget=1, hook_params=dict(FAST)
+            ),
+            GUARD,
+        )
         assert outcome.finished, f"the async request ignored request_deadline: {describe(outcome)}"
         assert outcome.value is not None, describe(outcome)
         assert outcome.value.payload["status"] == "error", describe(outcome)

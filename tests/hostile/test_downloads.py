@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import pytest
 from servers import (
-    FAST,
     S3_ERROR_XML,
     Request,
     describe,
     done_order,
+    execute_bounded,
     fast_hook,
+    fast_operator,
     head,
     json_reply,
     reply,
@@ -23,7 +24,6 @@ from servers import (
 
 from autoenhance_provider.exceptions import AutoenhanceError
 from support.images import jpeg_bytes
-from support.task import task_context
 
 GUARD = 15
 HTML = b"<!DOCTYPE html><html><head><title>Sign in</title></head><body>Please sign in</body></html>"
@@ -46,18 +46,25 @@ def _files(folder) -> list[str]:
     return sorted(p.name for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST_NAME)
 
 
+def _download_into_a_new_folder(conn: str, tmp_path):
+    """Download ``img-1`` as ``room.jpg`` into a new, empty folder: the outcome and the folder."""
+    folder = tmp_path / "out"
+    folder.mkdir()
+    return run_bounded(lambda: fast_hook(conn).download_image("img-1", folder / "room.jpg"), GUARD), folder
+
+
+def _assert_failed_writing_nothing(outcome, folder) -> None:
+    assert outcome.finished, describe(outcome)
+    assert isinstance(outcome.error, AutoenhanceError), describe(outcome)
+    assert _files(folder) == [], f"something was written: {_files(folder)}"
+
+
 class TestDownloadsVerified:
     @pytest.mark.parametrize("case", sorted(NOT_AN_IMAGE))
     def test_a_200_that_is_not_an_image_is_an_error(self, serve, connect, tmp_path, case) -> None:
         content_type, body = NOT_AN_IMAGE[case]
         server = serve(lambda r: reply(200, body, content_type))
-        conn = connect(server)
-        folder = tmp_path / "out"
-        folder.mkdir()
-        outcome = run_bounded(lambda: fast_hook(conn).download_image("img-1", folder / "room.jpg"), GUARD)
-        assert outcome.finished, describe(outcome)
-        assert isinstance(outcome.error, AutoenhanceError), describe(outcome)
-        assert _files(folder) == [], f"something was written: {_files(folder)}"
+        _assert_failed_writing_nothing(*_download_into_a_new_folder(connect(server), tmp_path))
 
     @pytest.mark.parametrize("content_type", ["IMAGE/JPEG", "Image/Jpeg; charset=binary", "image/jpeg"])
     def test_content_type_check_is_case_insensitive(self, serve, connect, tmp_path, content_type) -> None:
@@ -73,13 +80,7 @@ class TestDownloadsVerified:
     def test_body_cut_short_writes_nothing(self, serve, connect, tmp_path) -> None:
         image = jpeg_bytes()
         server = serve(lambda r: truncated(len(image) + 5000, image[:300]))
-        conn = connect(server)
-        folder = tmp_path / "out"
-        folder.mkdir()
-        outcome = run_bounded(lambda: fast_hook(conn).download_image("img-1", folder / "room.jpg"), GUARD)
-        assert outcome.finished, describe(outcome)
-        assert isinstance(outcome.error, AutoenhanceError), describe(outcome)
-        assert _files(folder) == [], f"something was written: {_files(folder)}"
+        _assert_failed_writing_nothing(*_download_into_a_new_folder(connect(server), tmp_path))
 
     def test_body_cut_short_into_a_file_object_is_an_error(self, serve, connect) -> None:
         import io
@@ -115,15 +116,10 @@ class TestDownloadsVerified:
         conn = connect(serve(app))
 
         def run(folder, **kwargs):
-            operator = DownloadImagesOperator(
-                task_id="download",
-                order_id="o-1",
-                destination=str(folder),
-                autoenhance_conn_id=conn,
-                hook_params=dict(FAST),
-                **kwargs,
+            operator = fast_operator(
+                DownloadImagesOperator, conn, task_id="download", destination=str(folder), **kwargs
             )
-            outcome = run_bounded(lambda: operator.execute(task_context()), GUARD)
+            outcome = execute_bounded(operator, GUARD)
             assert outcome.finished, describe(outcome)
             return outcome
 
@@ -160,15 +156,9 @@ class TestWithoutContentLength:
     ) -> None:
         image = jpeg_bytes()
         server = serve(lambda r: self._close_delimited(image[: len(image) // 2]))
-        folder = tmp_path / "out"
-        folder.mkdir()
-        outcome = run_bounded(
-            lambda: fast_hook(connect(server)).download_image("img-1", folder / "room.jpg"), GUARD
-        )
-        assert outcome.finished, describe(outcome)
-        assert isinstance(outcome.error, AutoenhanceError), describe(outcome)
+        outcome, folder = _download_into_a_new_folder(connect(server), tmp_path)
+        _assert_failed_writing_nothing(outcome, folder)
         assert "cut short" in str(outcome.error)
-        assert _files(folder) == [], f"something was written: {_files(folder)}"
         assert len(server.seen()) >= 2, "a body cut short is retried"
 
     def test_a_whole_body_without_length_is_written(self, serve, connect, tmp_path) -> None:

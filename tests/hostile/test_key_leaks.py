@@ -8,7 +8,6 @@ encoded it: raw, JSON-escaped, percent-encoded, in a redirect or in a header.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from urllib.parse import quote
@@ -21,8 +20,10 @@ from servers import (
     MARKER,
     Request,
     assert_no_marker,
+    async_get_order,
     describe,
     exception_texts,
+    first_trigger_event,
     head,
     json_reply,
     reply,
@@ -107,41 +108,23 @@ class TestKeyNeverLeaks:
 
     @pytest.mark.parametrize("mode", MODES)
     def test_async_hook(self, serve, connect, logs, key, mode) -> None:
-        from autoenhance_provider.hooks.autoenhance_async import AutoenhanceAsyncHook
-
         server = serve(_echo_app(mode))
         conn = connect(server, key=key)
-
-        async def once():
-            async with AutoenhanceAsyncHook(conn, **ONE_TRY) as hook:
-                return await hook.get_order("o-1")
-
-        outcome = run_bounded(lambda: asyncio.run(once()), GUARD)
+        outcome = run_bounded(lambda: async_get_order(conn, **ONE_TRY), GUARD)
         assert server.seen(), "the server was never asked: the echo was not exercised"
         assert isinstance(outcome.error, AutoenhanceError), describe(outcome)
         _check_outcome(outcome, logs)
 
     @pytest.mark.parametrize("mode", MODES)
     def test_trigger_event(self, serve, connect, logs, key, mode) -> None:
-        from autoenhance_provider.triggers.autoenhance import AutoenhanceOrderTrigger
-
         server = serve(_echo_app(mode))
         conn = connect(server, key=key)
-
-        async def first_event():
-            trigger = AutoenhanceOrderTrigger(
-                "o-1",
-                autoenhance_conn_id=conn,
-                poll_interval=0.05,
-                end_time=time.time() + 10,
-                error_budget=1,
-                hook_params=dict(ONE_TRY),
-            )
-            async for event in trigger.run():
-                return event
-            return None
-
-        outcome = run_bounded(lambda: asyncio.run(first_event()), GUARD)
+        outcome = run_bounded(
+            lambda: first_trigger_event(
+                conn, poll_interval=0.05, end_time=time.time() + 10, error_budget=1, hook_params=dict(ONE_TRY)
+            ),
+            GUARD,
+        )
         assert outcome.finished, describe(outcome)
         assert outcome.error is None, describe(outcome)
         assert outcome.value is not None
@@ -189,16 +172,9 @@ class TestUnsendableKeyIsAConfigError:
 
     @pytest.mark.parametrize("name", sorted(BAD_KEYS))
     def test_async(self, serve, connect, logs, name) -> None:
-        from autoenhance_provider.hooks.autoenhance_async import AutoenhanceAsyncHook
-
         server = serve(lambda r: json_reply(200, {"order_id": "o-1", "images": []}))
         conn = connect(server, key=BAD_KEYS[name])
-
-        async def once():
-            async with AutoenhanceAsyncHook(conn, **ONE_TRY) as hook:
-                return await hook.get_order("o-1")
-
-        outcome = run_bounded(lambda: asyncio.run(once()), GUARD)
+        outcome = run_bounded(lambda: async_get_order(conn, **ONE_TRY), GUARD)
         assert outcome.finished, describe(outcome)
         assert isinstance(outcome.error, AutoenhanceConfigError), describe(outcome)
         assert server.seen() == []
@@ -215,8 +191,6 @@ def test_aiohttp_debug_records_that_carry_the_key_are_redacted(serve, connect, l
 
     from aiohttp import _cookie_helpers
 
-    from autoenhance_provider.hooks.autoenhance_async import AutoenhanceAsyncHook
-
     def app(request: Request):
         key = request.header("x-api-key")
         return json_reply(200, {"order_id": "o-1", "images": []}, [("Set-Cookie", f'bad"{key}=1')])
@@ -229,12 +203,7 @@ def test_aiohttp_debug_records_that_carry_the_key_are_redacted(serve, connect, l
     aiohttp_logger = logging.getLogger("aiohttp")
     aiohttp_logger.addHandler(handler)
     try:
-
-        async def once():
-            async with AutoenhanceAsyncHook(conn, **ONE_TRY) as hook:
-                return await hook.get_order("o-1")
-
-        outcome = run_bounded(lambda: asyncio.run(once()), GUARD)
+        outcome = run_bounded(lambda: async_get_order(conn, **ONE_TRY), GUARD)
         assert outcome.error is None, describe(outcome)
         # aiohttp's real DEBUG calls, with the key in their arguments:
         _cookie_helpers.parse_cookie_header(f'ok=1; bad"{KEY}=2')  # aiohttp.internal

@@ -7,12 +7,11 @@ carries the key to every hop, so it refuses a redirect to another host.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-from servers import FAST, Request, describe, fast_hook, head, json_reply, run_bounded
+from servers import FAST, Request, async_get_order, describe, fast_hook, head, json_reply, run_bounded
 
 from autoenhance_provider.exceptions import AutoenhanceAPIError, AutoenhanceTransientError
 
@@ -24,17 +23,7 @@ def _sync(conn: str) -> Any:
     return fast_hook(conn).get_order("o-1")
 
 
-def _async(conn: str) -> Any:
-    from autoenhance_provider.hooks.autoenhance_async import AutoenhanceAsyncHook
-
-    async def once() -> Any:
-        async with AutoenhanceAsyncHook(conn, **FAST) as hook:
-            return await hook.get_order("o-1")
-
-    return asyncio.run(once())
-
-
-BOTH = [pytest.param(_sync, id="sync"), pytest.param(_async, id="async")]
+BOTH = [pytest.param(_sync, id="sync"), pytest.param(async_get_order, id="async")]
 
 
 def _run(serve: Any, connect: Any, app: Callable[[Request], list], call: Callable[[str], Any]) -> Any:
@@ -90,7 +79,7 @@ def test_only_the_async_session_refuses_another_host(serve, connect) -> None:
     assert "authorization" not in {k.lower() for k in asset.requests[0].headers}
     assert not any("hostile-key" in v for v in asset.requests[0].headers.values())
 
-    asynced, _ = _run(serve, connect, app, _async)
+    asynced, _ = _run(serve, connect, app, async_get_order)
     assert isinstance(asynced.error, AutoenhanceAPIError), describe(asynced)
     assert "redirected to another host" in str(asynced.error)
     assert len(asset.requests) == 1  # nothing more reached the other host

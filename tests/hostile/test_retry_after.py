@@ -8,11 +8,10 @@ slow machine can only make larger.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 
 import pytest
-from servers import Request, describe, json_reply, run_bounded
+from servers import Request, async_get_order, describe, json_reply, run_bounded
 
 from autoenhance_provider.exceptions import AutoenhanceError, AutoenhanceTransientError
 
@@ -67,16 +66,9 @@ class TestRetryAfter:
 
     @pytest.mark.parametrize("value", VALUES)
     def test_async_hook_falls_back_to_backoff(self, serve, connect, value) -> None:
-        from autoenhance_provider.hooks.autoenhance_async import AutoenhanceAsyncHook
-
         server = serve(_app(value))
         conn = connect(server)
-
-        async def once():
-            async with AutoenhanceAsyncHook(conn, **RETRY) as hook:
-                return await hook.get_order("o-1")
-
-        outcome = run_bounded(lambda: asyncio.run(once()), GUARD)
+        outcome = run_bounded(lambda: async_get_order(conn, **RETRY), GUARD)
         assert outcome.finished, describe(outcome)
         assert isinstance(outcome.error, AutoenhanceError), describe(outcome)
         assert len(server.seen("GET")) == ATTEMPTS

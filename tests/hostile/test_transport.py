@@ -7,11 +7,20 @@ so "refused before any connection" is checked directly and no traffic can leave 
 
 from __future__ import annotations
 
-import asyncio
 import io
 
 import pytest
-from servers import FAST, S3_ERROR_XML, Request, describe, fast_hook, head, json_reply, reply, run_bounded
+from servers import (
+    S3_ERROR_XML,
+    Request,
+    async_get_order,
+    describe,
+    fast_hook,
+    head,
+    json_reply,
+    reply,
+    run_bounded,
+)
 
 from autoenhance_provider.exceptions import AutoenhanceAuthError, AutoenhanceError, AutoenhanceStorageError
 from support.images import jpeg_bytes
@@ -35,15 +44,8 @@ class TestPlainHttpOffMachineIsRefused:
 
     @pytest.mark.parametrize("location", OFF_MACHINE)
     def test_api_redirect_async(self, serve, connect, outside, location) -> None:
-        from autoenhance_provider.hooks.autoenhance_async import AutoenhanceAsyncHook
-
         conn = connect(serve(lambda r: _redirect(location)))
-
-        async def once():
-            async with AutoenhanceAsyncHook(conn, **FAST) as hook:
-                return await hook.get_order("o-1")
-
-        outcome = run_bounded(lambda: asyncio.run(once()), GUARD)
+        outcome = run_bounded(lambda: async_get_order(conn), GUARD)
         assert outcome.finished, describe(outcome)
         assert isinstance(outcome.error, AutoenhanceError), describe(outcome)
         assert outside == [], f"the provider tried to reach {outside}"
@@ -138,13 +140,7 @@ class TestProxyFromTheEnvironment:
 
     @staticmethod
     def _get_order_async(conn: str):
-        from autoenhance_provider.hooks.autoenhance_async import AutoenhanceAsyncHook
-
-        async def once():
-            async with AutoenhanceAsyncHook(conn, **FAST) as hook:
-                return await hook.get_order("o-1")
-
-        return run_bounded(lambda: asyncio.run(once()), GUARD)
+        return run_bounded(lambda: async_get_order(conn), GUARD)
 
     def test_requests_go_through_the_proxy_with_its_credentials(
         self, serve, connect, outside, monkeypatch

@@ -3,10 +3,22 @@ AutoenhanceAPIError naming the endpoint, never an AttributeError, KeyError or Ty
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
-from servers import FAST, Request, describe, done_order, fast_hook, head, json_reply, reply, run_bounded
+from servers import (
+    FAST,
+    Request,
+    async_get_order,
+    describe,
+    done_order,
+    execute_bounded,
+    fast_hook,
+    fast_operator,
+    first_trigger_event,
+    head,
+    json_reply,
+    reply,
+    run_bounded,
+)
 
 from autoenhance_provider.exceptions import AutoenhanceAPIError, AutoenhanceError
 from support.images import jpeg_bytes
@@ -49,33 +61,18 @@ class TestResponsesCheckedBeforeUse:
         _assert_api_error_naming(outcome, "/v3/orders/o-1")
 
     def test_get_order_async(self, odd_order_server, connect) -> None:
-        from autoenhance_provider.hooks.autoenhance_async import AutoenhanceAsyncHook
-
         conn = connect(odd_order_server)
-
-        async def once():
-            async with AutoenhanceAsyncHook(conn, **FAST) as hook:
-                return await hook.get_order("o-1")
-
-        _assert_api_error_naming(run_bounded(lambda: asyncio.run(once()), GUARD), "/v3/orders/o-1")
+        _assert_api_error_naming(run_bounded(lambda: async_get_order(conn), GUARD), "/v3/orders/o-1")
 
     def test_trigger_event_is_an_api_error(self, odd_order_server, connect) -> None:
         """The trigger's event says what was wrong with the answer, not a Python exception name."""
         import time
 
-        from autoenhance_provider.triggers.autoenhance import AutoenhanceOrderTrigger
-
         conn = connect(odd_order_server)
-
-        async def first_event():
-            trigger = AutoenhanceOrderTrigger(
-                "o-1", autoenhance_conn_id=conn, poll_interval=0.1, end_time=time.time() + 30, error_budget=1
-            )
-            async for event in trigger.run():
-                return event
-            return None
-
-        outcome = run_bounded(lambda: asyncio.run(first_event()), GUARD)
+        outcome = run_bounded(
+            lambda: first_trigger_event(conn, poll_interval=0.1, end_time=time.time() + 30, error_budget=1),
+            GUARD,
+        )
         assert outcome.finished, describe(outcome)
         assert outcome.error is None, describe(outcome)
         payload = outcome.value.payload
@@ -99,14 +96,10 @@ class TestResponsesCheckedBeforeUse:
         from autoenhance_provider.operators.download import DownloadImagesOperator
 
         conn = connect(odd_order_server)
-        operator = DownloadImagesOperator(
-            task_id="download",
-            order_id="o-1",
-            destination=str(tmp_path / "out"),
-            autoenhance_conn_id=conn,
-            hook_params=dict(FAST),
+        operator = fast_operator(
+            DownloadImagesOperator, conn, task_id="download", destination=str(tmp_path / "out")
         )
-        outcome = run_bounded(lambda: operator.execute(task_context()), GUARD)
+        outcome = execute_bounded(operator, GUARD)
         assert outcome.finished, describe(outcome)
         assert isinstance(outcome.error, AutoenhanceAPIError), describe(outcome)
 
@@ -128,15 +121,10 @@ class TestResponsesCheckedBeforeUse:
 
         source = tmp_path / "room.jpg"
         source.write_bytes(jpeg_bytes())
-        operator = UploadImagesOperator(
-            task_id="upload",
-            order_id="o-1",
-            source=str(source),
-            autoenhance_conn_id=conn,
-            hook_params=dict(FAST),
-            wait_for_upload=False,
+        operator = fast_operator(
+            UploadImagesOperator, conn, task_id="upload", source=str(source), wait_for_upload=False
         )
-        outcome = run_bounded(lambda: operator.execute(task_context()), GUARD)
+        outcome = execute_bounded(operator, GUARD)
         assert outcome.finished, describe(outcome)
         assert isinstance(outcome.error, AutoenhanceError), describe(outcome)
         assert server.seen("PUT") == [], "bytes were uploaded for an image the API never identified"
@@ -182,11 +170,7 @@ class TestResponsesCheckedBeforeUse:
 
         server = serve(app)
         conn = connect(server)
-        operator = CreateOrderOperator(
-            task_id="create", order_id="o-1", autoenhance_conn_id=conn, hook_params=dict(FAST)
-        )
-        ti_context = task_context()
-        outcome = run_bounded(lambda: operator.execute(ti_context), GUARD)
+        outcome = execute_bounded(fast_operator(CreateOrderOperator, conn, task_id="create"), GUARD)
         assert outcome.finished, describe(outcome)
         assert isinstance(outcome.error, AutoenhanceError), (
             f"CreateOrderOperator reported success for an order the API never created: {describe(outcome)}"
