@@ -66,15 +66,29 @@ def upload(s3: S3, order_id: str) -> tuple[UploadImagesOperator, list[dict[str, 
 
 
 def download_op(s3: S3, order_id: str, **kwargs: Any) -> DownloadImagesOperator:
+    """Download ``order_id`` to ``enhanced/`` (the full-size images) unless ``kwargs`` say otherwise."""
+    kwargs.setdefault("destination", s3.uri("enhanced/"))
+    kwargs.setdefault("preview", False)
     kwargs.setdefault("hook_params", dict(FAST))
     return DownloadImagesOperator(
-        task_id="download",
-        order_id=order_id,
-        destination=s3.uri("enhanced/"),
-        destination_conn_id="aws_default",
-        preview=False,
-        **kwargs,
+        task_id="download", order_id=order_id, destination_conn_id="aws_default", **kwargs
     )
+
+
+def processed_order(s3: S3) -> str:
+    """A new order holding the shoot's photos, uploaded from S3 and processed: its id."""
+    put_shoot(s3)
+    order_id = new_order()
+    upload(s3, order_id)
+    wait_processed(order_id)
+    return order_id
+
+
+def downloaded_order(s3: S3) -> str:
+    """A :func:`processed_order` downloaded once to ``enhanced/``: its id."""
+    order_id = processed_order(s3)
+    download_op(s3, order_id).execute(task_context())
+    return order_id
 
 
 def image_keys(s3: S3) -> list[str]:
@@ -141,11 +155,7 @@ def test_upload_from_an_s3_prefix_skips_what_is_not_a_photo(s3, sandbox):
 
 
 def test_a_second_run_uploads_and_downloads_nothing_again(s3, sandbox):
-    put_shoot(s3)
-    order_id = new_order()
-    upload(s3, order_id)
-    wait_processed(order_id)
-    download_op(s3, order_id).execute(task_context())
+    order_id = downloaded_order(s3)
     before = s3.objects("enhanced/")
     stats = sandbox.stats()
 
@@ -162,11 +172,7 @@ def test_a_second_run_uploads_and_downloads_nothing_again(s3, sandbox):
 
 
 def test_a_retry_keeps_verified_files_and_downloads_only_the_lost_one(s3, sandbox):
-    put_shoot(s3)
-    order_id = new_order()
-    upload(s3, order_id)
-    wait_processed(order_id)
-    download_op(s3, order_id).execute(task_context())
+    order_id = downloaded_order(s3)
     before = s3.objects("enhanced/")
     downloads = sandbox.stats()["downloads"]["enhanced"]
     s3.client.delete_object(Bucket=s3.bucket, Key="enhanced/front.jpg")  # lost
@@ -182,11 +188,7 @@ def test_a_retry_keeps_verified_files_and_downloads_only_the_lost_one(s3, sandbo
 
 
 def test_someone_elses_object_is_refused_by_default_and_replaced_with_overwrite(s3, sandbox):
-    put_shoot(s3)
-    order_id = new_order()
-    upload(s3, order_id)
-    wait_processed(order_id)
-    download_op(s3, order_id).execute(task_context())
+    order_id = downloaded_order(s3)
     downloads = sandbox.stats()["downloads"]["enhanced"]
     s3.put("enhanced/kitchen.jpg", jpeg_bytes(level=99))  # someone else's file under the same name
 
@@ -204,10 +206,7 @@ def test_someone_elses_object_is_refused_by_default_and_replaced_with_overwrite(
 def test_a_later_try_sweeps_the_temporary_keys_of_an_earlier_one(s3, sandbox):
     """A worker killed mid-download leaves its temporary key; the next try of the task removes it
     (and no other task's), and the manifest, saved per file, spares the files that had landed."""
-    put_shoot(s3)
-    order_id = new_order()
-    upload(s3, order_id)
-    wait_processed(order_id)
+    order_id = processed_order(s3)
     ti = {"dag_id": "d", "task_id": "download", "run_id": "r", "map_index": -1}
     earlier = TempToken.for_task(*ti.values(), 1)
     other_task = TempToken.for_task("d", "another", "r", -1, 1)
@@ -227,10 +226,7 @@ def test_a_later_try_sweeps_the_temporary_keys_of_an_earlier_one(s3, sandbox):
 
 
 def test_a_body_that_breaks_off_never_lands_under_its_final_key(s3, sandbox):
-    put_shoot(s3)
-    order_id = new_order()
-    upload(s3, order_id)
-    wait_processed(order_id)
+    order_id = processed_order(s3)
     # Every file body breaks off part-way, on every attempt.
     sandbox.set_faults(0.0, endpoints={ASSETS_ROUTE: 1.0}, kinds=["drop"])
 
@@ -248,10 +244,7 @@ def test_a_body_that_breaks_off_never_lands_under_its_final_key(s3, sandbox):
 
 
 def test_a_broken_body_is_retried_within_the_task_into_a_fresh_temporary_key(s3, sandbox):
-    put_shoot(s3)
-    order_id = new_order()
-    upload(s3, order_id)
-    wait_processed(order_id)
+    order_id = processed_order(s3)
     seed = int(os.environ.get("S3_FAULT_SEED", "5"))
     sandbox.set_faults(0.0, endpoints={ASSETS_ROUTE: 0.5}, kinds=["drop"], seed=seed)
 
@@ -269,17 +262,8 @@ def test_a_broken_body_is_retried_within_the_task_into_a_fresh_temporary_key(s3,
 
 
 def test_a_templated_s3_destination_emits_its_asset_through_the_alias(s3, sandbox):
-    put_shoot(s3)
-    order_id = new_order()
-    upload(s3, order_id)
-    wait_processed(order_id)
-    op = DownloadImagesOperator(
-        task_id="download",
-        order_id=order_id,
-        destination=s3.uri("enhanced/{{ ds }}"),
-        destination_conn_id="aws_default",
-        hook_params=dict(FAST),
-    )
+    order_id = processed_order(s3)
+    op = download_op(s3, order_id, destination=s3.uri("enhanced/{{ ds }}"), preview=None)
     assert op.outlets == [AssetAlias("autoenhance-downloads")]
     op.destination = s3.uri(f"enhanced/{order_id}")  # what rendering the template gives
     context = task_context()
