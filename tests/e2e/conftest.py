@@ -101,18 +101,9 @@ def pipeline_run(celery_stack: CeleryStack) -> dict[str, Any]:
     """Trigger example_autoenhance_pipeline once through the REST API and wait for the end."""
     stack = celery_stack
     output = Path(tempfile.mkdtemp(prefix="enhanced-", dir=stack.root))
-    # The dag-processor must have serialised the DAG before it can be triggered.
-    stack.wait_for(f"{DAG_ID} to be parsed", lambda: stack.api("GET", f"/dags/{DAG_ID}").ok, timeout=120)
-    response = stack.api("PATCH", f"/dags/{DAG_ID}", json={"is_paused": False})
-    assert response.ok, response.text
+    stack.unpause_when_parsed(DAG_ID, timeout=120)
     started = time.monotonic()
-    response = stack.api(
-        "POST",
-        f"/dags/{DAG_ID}/dagRuns",
-        json={"logical_date": None, "conf": {"output_folder": str(output)}},
-    )
-    assert response.status_code == 200, response.text
-    run_id = response.json()["dag_run_id"]
+    run_id = stack.trigger(DAG_ID, {"output_folder": str(output)})
     seen_states: set[tuple[str, str]] = set()
 
     def finished() -> dict[str, Any] | None:
@@ -124,11 +115,10 @@ def pipeline_run(celery_stack: CeleryStack) -> dict[str, Any]:
 
     run = stack.wait_for(f"dag run {run_id}", finished, timeout=300, interval=0.5)
     TIMINGS["pipeline_run"] = time.monotonic() - started
-    instances = stack.api("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances").json()["task_instances"]
     return {
         "run_id": run_id,
         "run": run,
-        "task_instances": {ti["task_id"]: ti for ti in instances},
+        "task_instances": stack.task_instances(DAG_ID, run_id),
         "seen_states": seen_states,
         "output": output,
     }

@@ -15,17 +15,18 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
-import requests
+from airflow_client import AirflowClient, clean_env
 from run_celery_stack import REPO, free_port
 
 # The key scripts/airflow_local.py gives the sandbox (scripts/airflow_local.py: SANDBOX_KEY).
 SANDBOX_KEY = "local-sandbox-key"
 
 
-class LocalAirflow:
+class LocalAirflow(AirflowClient):
     """One run of scripts/airflow_local.py under ``home``; ``start()``, use, ``stop()``."""
+
+    wait_interval = 0.5
 
     def __init__(self, home: Path) -> None:
         self.home = home
@@ -41,7 +42,7 @@ class LocalAirflow:
         self._token: str | None = None
 
     def start(self, timeout: float = 300) -> LocalAirflow:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "AUTOENHANCE", "PYTEST"))}
+        env = clean_env()
         self.process = subprocess.Popen(
             [sys.executable, str(REPO / "scripts" / "airflow_local.py"), "--home", str(self.home),
              "--port", str(self.port), "--sandbox-port", str(self.sandbox_port)],
@@ -83,34 +84,6 @@ class LocalAirflow:
         path = self.home / "local-logs" / f"{name}.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
-    def token(self) -> str:
-        if self._token is None:
-            response = requests.post(
-                f"{self.url}/auth/token",
-                json={"username": self.username, "password": self.password},
-                timeout=10,
-            )
-            response.raise_for_status()
-            self._token = response.json()["access_token"]
-        return self._token
-
-    def api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        headers = {"Authorization": f"Bearer {self.token()}", **kwargs.pop("headers", {})}
-        return requests.request(method, f"{self.url}/api/v2{path}", headers=headers, timeout=30, **kwargs)
-
-    def sandbox_get(self, path: str) -> requests.Response:
-        return requests.get(f"{self.sandbox_url}{path}", timeout=5)
-
-    def wait_for(self, what: str, probe: Any, timeout: float, interval: float = 0.5) -> Any:
-        """Poll ``probe`` until it returns something truthy; bounded in time; fails if the script died."""
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.process is not None and self.process.poll() is not None:
-                raise RuntimeError(f"make airflow exited while waiting for {what}:\n{self.text()[-3000:]}")
-            with contextlib.suppress(Exception):
-                result = probe()
-                if result:
-                    return result
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
-            time.sleep(interval)
+    def _check_alive(self, what: str = "") -> None:
+        if self.process is not None and self.process.poll() is not None:
+            raise RuntimeError(f"make airflow exited while waiting for {what}:\n{self.text()[-3000:]}")

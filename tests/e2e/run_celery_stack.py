@@ -44,6 +44,8 @@ from typing import Any
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/, also when run as a script
+from airflow_client import AirflowClient, clean_env
+
 from free_ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -165,7 +167,7 @@ def _importable(module: str) -> bool:
         return False
 
 
-class CeleryStack:
+class CeleryStack(AirflowClient):
     """The whole stack under one temporary root. ``start()``, use, ``stop()``."""
 
     def __init__(
@@ -210,11 +212,7 @@ class CeleryStack:
 
     def airflow_env(self) -> dict[str, str]:
         """The environment of every Airflow component: nothing inherited from the test process."""
-        base = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("AIRFLOW", "AUTOENHANCE", "PYTEST", "_AIRFLOW"))
-        }
+        base = clean_env("_AIRFLOW")
         db = f"postgresql+psycopg2://airflow@127.0.0.1:{self.ports['postgres']}/airflow"
         conn = {"conn_type": "autoenhance", "host": self.sandbox_url, "password": self.api_key}
         webhook_conn = {"conn_type": "generic", "password": self.webhook_token}
@@ -293,23 +291,11 @@ class CeleryStack:
         path = self.log_dir / f"{name}.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
-    def _check_alive(self) -> None:
+    def _check_alive(self, what: str = "") -> None:
         for name, process in self.processes.items():
             if process.poll() is not None:
                 tail = self.log_text(name)[-3000:]
                 raise RuntimeError(f"{name} exited with {process.returncode}; its log ends with:\n{tail}")
-
-    def wait_for(self, what: str, probe: Any, timeout: float, interval: float = 0.25) -> Any:
-        deadline = time.monotonic() + timeout
-        while True:
-            self._check_alive()
-            with contextlib.suppress(Exception):
-                result = probe()
-                if result:
-                    return result
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
-            time.sleep(interval)
 
     # -- start -----------------------------------------------------------------------------------
 
@@ -443,11 +429,21 @@ class CeleryStack:
 
         self.wait_for("Redis", ping, timeout=15)
 
-    def _start_sandbox(self) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "AUTOENHANCE", "PYTEST"))}
-        env["AUTOENHANCE_SANDBOX_API_KEY"] = self.api_key  # not on the command line
+    def _sandbox_options(self) -> list[str]:
+        """The sandbox's options besides its address, speed and log level: where its webhooks go."""
         # The webhook token is an argument of the sandbox's CLI (its only way in); the sandbox is a
         # test double, and the token a throwaway one of this stack.
+        return [
+            "--webhook-url",
+            self.webhook_url,
+            # One argument with "=": a token_urlsafe() secret may start with "-", which argparse
+            # would take for an option ("--webhook-token: expected one argument").
+            f"--webhook-token={self.webhook_token}",
+        ]
+
+    def _start_sandbox(self) -> None:
+        env = clean_env()
+        env["AUTOENHANCE_SANDBOX_API_KEY"] = self.api_key  # not on the command line
         self._spawn(
             "sandbox",
             [
@@ -458,11 +454,7 @@ class CeleryStack:
                 str(self.ports["sandbox"]),
                 "--processing-seconds",
                 str(self.processing_seconds),
-                "--webhook-url",
-                self.webhook_url,
-                # One argument with "=": a token_urlsafe() secret may start with "-", which argparse
-                # would take for an option ("--webhook-token: expected one argument").
-                f"--webhook-token={self.webhook_token}",
+                *self._sandbox_options(),
                 "--log-level",
                 "warning",
             ],
@@ -472,6 +464,20 @@ class CeleryStack:
 
     def _airflow(self, *args: str) -> list[str]:
         return [str(VENV_BIN / "airflow"), *args]
+
+    def _spawn_worker(self, env: dict[str, str]) -> None:
+        self._spawn(
+            "celery-worker",
+            self._airflow(
+                "celery",
+                "worker",
+                "--celery-hostname",
+                "e2e-worker@%h",
+                "--without-gossip",
+                "--without-mingle",
+            ),
+            env,
+        )
 
     def _migrate(self) -> None:
         (self.home / "passwords.json").write_text(json.dumps({self.username: self.password}))
@@ -490,18 +496,7 @@ class CeleryStack:
         self._spawn("scheduler", self._airflow("scheduler"), env)
         self._spawn("dag-processor", self._airflow("dag-processor"), env)
         self._spawn("triggerer", self._airflow("triggerer"), env)
-        self._spawn(
-            "celery-worker",
-            self._airflow(
-                "celery",
-                "worker",
-                "--celery-hostname",
-                "e2e-worker@%h",
-                "--without-gossip",
-                "--without-mingle",
-            ),
-            env,
-        )
+        self._spawn_worker(env)
 
         def healthy() -> bool:
             health = requests.get(f"{self.api_url}/api/v2/monitor/health", timeout=5).json()
@@ -512,30 +507,6 @@ class CeleryStack:
 
         self.wait_for("the Airflow components to report healthy", healthy, timeout=180, interval=1)
         self.wait_for("the Celery worker", lambda: " ready." in self.log_text("celery-worker"), timeout=120)
-
-    # -- REST API --------------------------------------------------------------------------------
-
-    def token(self) -> str:
-        """A JWT from the simple auth manager: ``POST /auth/token`` with username and password."""
-        if self._token is None:
-            response = requests.post(
-                f"{self.api_url}/auth/token",
-                json={"username": self.username, "password": self.password},
-                timeout=10,
-            )
-            response.raise_for_status()
-            self._token = response.json()["access_token"]
-        return self._token
-
-    def api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        headers = {"Authorization": f"Bearer {self.token()}", **kwargs.pop("headers", {})}
-        return requests.request(method, f"{self.api_url}/api/v2{path}", headers=headers, timeout=30, **kwargs)
-
-    def sandbox_get(self, path: str) -> requests.Response:
-        return requests.get(f"{self.sandbox_url}{path}", timeout=5)
-
-    def sandbox_post(self, path: str, body: dict[str, Any]) -> requests.Response:
-        return requests.post(f"{self.sandbox_url}{path}", json=body, timeout=30)
 
     # -- stop -------------------------------------------------------------------------------------
 
@@ -573,6 +544,17 @@ class CeleryStack:
             tail = self.log_text(name).splitlines()[-lines:]
             parts.append(f"--- {name} ---\n" + "\n".join(tail))
         return "\n".join(parts)
+
+    def assert_in_no_log_file(self, secret: str) -> int:
+        """Fail, naming the file, if ``secret`` is in any file of the log folder (task, trigger and
+        dag-processor logs) or in any component's output; the number of files read."""
+        scanned = 0
+        for folder in (self.home / "logs", self.log_dir):
+            for path in folder.rglob("*"):
+                if path.is_file():
+                    scanned += 1
+                    assert secret not in path.read_text(errors="replace"), f"API key in {path}"
+        return scanned
 
     def leftovers(self) -> list[str]:
         """Processes of any group this stack started that are still alive (should be none)."""

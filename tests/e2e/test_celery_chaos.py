@@ -26,7 +26,6 @@ import contextlib
 import hashlib
 import http.client
 import json
-import os
 import signal
 import tempfile
 import textwrap
@@ -40,7 +39,7 @@ from typing import Any
 import psutil
 import pytest
 from PIL import Image
-from run_celery_stack import FAKE_API_KEY, SAMPLE_PHOTOS, VENV_BIN, CeleryStack, ensure_prerequisites, log
+from run_celery_stack import FAKE_API_KEY, SAMPLE_PHOTOS, CeleryStack, ensure_prerequisites, log
 
 pytestmark = pytest.mark.e2e
 
@@ -258,29 +257,14 @@ class ChaosStack(CeleryStack):
         )
         return env
 
-    def _start_sandbox(self) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "AUTOENHANCE", "PYTEST"))}
-        env["AUTOENHANCE_SANDBOX_API_KEY"] = self.api_key
-        self._spawn(
-            "sandbox",
-            [
-                str(VENV_BIN / "autoenhance-sandbox"),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.ports["sandbox"]),
-                "--processing-seconds",
-                str(self.processing_seconds),
-                "--data-dir",
-                str(self.root / "sandbox-data"),
-                "--asset-base-url",
-                f"http://localhost:{self.proxy_port}",
-                "--log-level",
-                "warning",
-            ],
-            env=env,
-        )
-        self.wait_for("the sandbox", lambda: self.sandbox_get("/_sandbox/health").ok, timeout=20)
+    def _sandbox_options(self) -> list[str]:
+        """State on disk (it survives a restart), assets through the proxy; no webhooks."""
+        return [
+            "--data-dir",
+            str(self.root / "sandbox-data"),
+            "--asset-base-url",
+            f"http://localhost:{self.proxy_port}",
+        ]
 
     # -- chaos -------------------------------------------------------------------------------------
     def kill_tree(self, name: str) -> list[int]:
@@ -297,18 +281,7 @@ class ChaosStack(CeleryStack):
         return [v.pid for v in victims]
 
     def restart_worker(self) -> None:
-        self._spawn(
-            "celery-worker",
-            self._airflow(
-                "celery",
-                "worker",
-                "--celery-hostname",
-                "e2e-worker@%h",
-                "--without-gossip",
-                "--without-mingle",
-            ),
-            self.airflow_env(),
-        )
+        self._spawn_worker(self.airflow_env())
 
     def restart_triggerer(self) -> None:
         self._spawn("triggerer", self._airflow("triggerer"), self.airflow_env())
@@ -339,18 +312,8 @@ def _temp_files(folder: Path) -> list[Path]:
 def test_chaos_run_succeeds_without_duplicates_or_litter(chaos: tuple[ChaosStack, ThrottlingProxy]) -> None:
     stack, proxy = chaos
     output = Path(tempfile.mkdtemp(prefix="chaos-out-", dir=stack.root))
-    stack.wait_for(f"{DAG_ID} to be parsed", lambda: stack.api("GET", f"/dags/{DAG_ID}").ok, timeout=180)
-    assert stack.api("PATCH", f"/dags/{DAG_ID}", json={"is_paused": False}).ok
-    response = stack.api(
-        "POST",
-        f"/dags/{DAG_ID}/dagRuns",
-        json={
-            "logical_date": None,
-            "conf": {"input_folder": str(SAMPLE_PHOTOS), "output_folder": str(output)},
-        },
-    )
-    assert response.status_code == 200, response.text
-    run_id = response.json()["dag_run_id"]
+    stack.unpause_when_parsed(DAG_ID, timeout=180)
+    run_id = stack.trigger(DAG_ID, {"input_folder": str(SAMPLE_PHOTOS), "output_folder": str(output)})
     started = time.monotonic()
 
     def ti_state(task_id: str) -> str:
@@ -392,16 +355,9 @@ def test_chaos_run_succeeds_without_duplicates_or_litter(chaos: tuple[ChaosStack
     stack.restart_worker()
     log(f"killed mid-download: {download_at_kill[3]}; temp files {parts_at_kill}")
 
-    def finished() -> dict[str, Any] | None:
-        run = stack.api("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}").json()
-        return run if run["state"] in ("success", "failed") else None
-
-    run = stack.wait_for(f"dag run {run_id}", finished, timeout=RUN_TIMEOUT, interval=1)
+    run = stack.finished_run(DAG_ID, run_id, timeout=RUN_TIMEOUT, interval=1)
     elapsed = time.monotonic() - started
-    instances = {
-        ti["task_id"]: ti
-        for ti in stack.api("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances").json()["task_instances"]
-    }
+    instances = stack.task_instances(DAG_ID, run_id)
     summary = {k: (v["state"], v["try_number"]) for k, v in instances.items()}
     assert run["state"] == "success", (summary, stack.diagnostics())
 
@@ -455,13 +411,7 @@ def test_chaos_run_succeeds_without_duplicates_or_litter(chaos: tuple[ChaosStack
     assert _temp_files(output) == [], _temp_files(output)
 
     # The API key in no log: task logs, triggerer, scheduler, worker, sandbox.
-    scanned = 0
-    for where in (stack.home / "logs", stack.log_dir):
-        for path in where.rglob("*"):
-            if path.is_file():
-                scanned += 1
-                assert FAKE_API_KEY not in path.read_text(errors="replace"), f"API key in {path}"
-    assert scanned > len(instances)
+    assert stack.assert_in_no_log_file(FAKE_API_KEY) > len(instances)
     log(
         f"chaos run: {elapsed:.0f}s, tries {summary}; upload cut at {upload_at_kill[3]}; download cut at "
         f"{download_at_kill[3]} with {parts_at_kill}; complete downloads {len(complete)} for {len(PHOTOS)} "

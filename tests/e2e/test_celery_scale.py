@@ -85,11 +85,7 @@ def run_states(stack: CeleryStack, run_id: str) -> dict[tuple[str, int], str]:
 
 
 def wait_run(stack: CeleryStack, run_id: str, timeout: float) -> str:
-    def finished() -> str | None:
-        state = stack.api("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}").json()["state"]
-        return state if state in ("success", "failed") else None
-
-    return stack.wait_for(f"dag run {run_id}", finished, timeout=timeout, interval=1)
+    return stack.finished_run(DAG_ID, run_id, timeout=timeout, interval=1)["state"]
 
 
 def files_in(folder: Path) -> list[Path]:
@@ -112,16 +108,9 @@ def test_a_day_over_the_daily_limit_and_the_resume_next_day(scale_stack: ScaleSt
     }
     assert stack.sandbox_post("/_sandbox/limits", limits).ok
 
-    stack.wait_for(f"{DAG_ID} to be parsed", lambda: stack.api("GET", f"/dags/{DAG_ID}").ok, timeout=120)
-    assert stack.api("PATCH", f"/dags/{DAG_ID}", json={"is_paused": False}).ok
+    stack.unpause_when_parsed(DAG_ID, timeout=120)
     started = time.monotonic()
-    response = stack.api(
-        "POST",
-        f"/dags/{DAG_ID}/dagRuns",
-        json={"logical_date": None, "conf": {"listings_folder": str(listings), "output_folder": str(output)}},
-    )
-    assert response.status_code == 200, response.text
-    run_id = response.json()["dag_run_id"]
+    run_id = stack.trigger(DAG_ID, {"listings_folder": str(listings), "output_folder": str(output)})
 
     # ---- day 1: the limit is reached; what was enhanced is downloaded, the rest is refused
     assert wait_run(stack, run_id, timeout=420) == "failed"

@@ -35,17 +35,6 @@ def ti_path(run: dict[str, Any], task_id: str) -> str:
     return f"/dags/{DAG_ID}/dagRuns/{run['run_id']}/taskInstances/{task_id}"
 
 
-def task_log(stack: CeleryStack, run: dict[str, Any], task_id: str, try_number: int) -> list[dict[str, Any]]:
-    response = stack.api(
-        "GET",
-        f"{ti_path(run, task_id)}/logs/{try_number}",
-        params={"full_content": "true"},
-        headers={"Accept": "application/json"},
-    )
-    assert response.status_code == 200, response.text
-    return response.json()["content"]
-
-
 def side_by_side(left_png: bytes, right_png: bytes, path: Path) -> None:
     """One PNG of two real screenshots of the same dialog (its two sections), next to each other."""
     left, right = Image.open(io.BytesIO(left_png)), Image.open(io.BytesIO(right_png))
@@ -89,7 +78,7 @@ def test_wait_was_deferred_and_resumed_by_the_triggerer(
     tries = stack.api("GET", f"{ti_path(run, 'wait_for_enhancement')}/tries").json()["task_instances"]
     assert [(t["try_number"], t["state"]) for t in tries] == [(1, "success")]
     # 3. The task log (through the REST API) holds the triggerer's part: the trigger ran and fired.
-    lines = task_log(stack, run, "wait_for_enhancement", 1)
+    lines = stack.task_log(DAG_ID, run["run_id"], "wait_for_enhancement", 1)
     text = "\n".join(str(line.get("event", "")) for line in lines)
     assert "Pausing task as DEFERRED" in text
     assert ".log.trigger." in text  # the triggerer's own log file of this task instance
@@ -136,17 +125,11 @@ def test_api_key_in_no_log(celery_stack: CeleryStack, pipeline_run: dict[str, An
     stack = celery_stack
     # Every task log, as the UI shows it (REST API), including the triggerer's part.
     for task_id, ti in pipeline_run["task_instances"].items():
-        content = json.dumps(task_log(stack, pipeline_run, task_id, ti["try_number"]))
+        content = json.dumps(stack.task_log(DAG_ID, pipeline_run["run_id"], task_id, ti["try_number"]))
         assert "autoenhance_provider" in content, f"{task_id}: no line of the provider in its log?"
         assert FAKE_API_KEY not in content, f"API key in the log of {task_id}"
     # Every file of the log folder (tasks, triggers, dag-processor) and every component's output.
-    scanned = 0
-    for folder in (stack.home / "logs", stack.log_dir):
-        for path in folder.rglob("*"):
-            if path.is_file():
-                scanned += 1
-                assert FAKE_API_KEY not in path.read_text(errors="replace"), f"API key in {path}"
-    assert scanned >= len(TASKS) + 5
+    assert stack.assert_in_no_log_file(FAKE_API_KEY) >= len(TASKS) + 5
 
 
 def test_connection_form_in_chromium(celery_stack: CeleryStack, browser: Any, screenshot_dir: Path) -> None:

@@ -20,6 +20,7 @@ import re
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -84,20 +85,32 @@ def type_into(field: Any, text: str) -> None:
     raise AssertionError(f"the form kept {field.get_attribute('value')!r} instead of {text!r}")
 
 
+@dataclass(frozen=True)
+class FormUI:
+    """What each test here works with: the stack (its DAG unpaused), the signed-in browser, and
+    whether this Airflow's test route refuses the UI's port 0 (a future: a heavy import)."""
+
+    stack: LocalAirflow
+    browser: Any
+    port_zero_verdict: Future[bool]
+
+
 def add_connection_in_form(
-    browser: Any,
-    stack: LocalAirflow,
+    ui: FormUI,
     *,
     api_key: str,
     extras: dict[str, Any] | None = None,
     description: str = "",
 ) -> dict[str, Any]:
-    """Admin -> Connections -> Add Connection, type Autoenhance; fill only what is given; Save."""
+    """Replace the DAG's connection: delete it, then Admin -> Connections -> Add Connection, type
+    Autoenhance; fill only what is given; Save."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
+    stack, browser = ui.stack, ui.browser
+    replace_default_connection(stack)
     wait = WebDriverWait(browser, 30)
     browser.get(f"{stack.url}/connections")
     wait.until(ec.element_to_be_clickable((By.XPATH, "//button[normalize-space()='Add Connection']"))).click()
@@ -179,33 +192,16 @@ def click_test_button(browser: Any, stack: LocalAirflow) -> dict[str, Any]:
 
 def run_pipeline(stack: LocalAirflow, output: Path, timings: dict[str, float]) -> dict[str, Any]:
     """Trigger the example pipeline over REST and wait (bounded) for its end."""
-    response = stack.api(
-        "POST", f"/dags/{DAG_ID}/dagRuns", json={"logical_date": None, "conf": {"output_folder": str(output)}}
-    )
-    assert response.status_code == 200, response.text
-    run_id = response.json()["dag_run_id"]
-
-    def finished() -> dict[str, Any] | None:
-        run = stack.api("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}").json()
-        return run if run["state"] in ("success", "failed") else None
-
+    run_id = stack.trigger(DAG_ID, {"output_folder": str(output)})
     started = time.monotonic()
-    run = stack.wait_for(f"dag run {run_id}", finished, timeout=180)
+    run = stack.finished_run(DAG_ID, run_id, timeout=180)
     timings[f"pipeline_run_{output.name}"] = time.monotonic() - started
-    instances = stack.api("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances").json()["task_instances"]
-    return {"run_id": run_id, "state": run["state"], "tis": {ti["task_id"]: ti for ti in instances}}
+    return {"run_id": run_id, "state": run["state"], "tis": stack.task_instances(DAG_ID, run_id)}
 
 
 def task_log_text(stack: LocalAirflow, run: dict[str, Any], task_id: str) -> str:
-    ti = run["tis"][task_id]
-    response = stack.api(
-        "GET",
-        f"/dags/{DAG_ID}/dagRuns/{run['run_id']}/taskInstances/{task_id}/logs/{ti['try_number']}",
-        params={"full_content": "true"},
-        headers={"Accept": "application/json"},
-    )
-    assert response.status_code == 200, response.text
-    return json.dumps(response.json()["content"], ensure_ascii=False)
+    content = stack.task_log(DAG_ID, run["run_id"], task_id, run["tis"][task_id]["try_number"])
+    return json.dumps(content, ensure_ascii=False)
 
 
 def failed_task_logs(stack: LocalAirflow, run: dict[str, Any], limit: int = 4000) -> dict[str, str]:
@@ -275,6 +271,32 @@ def assert_rest_test(stack: LocalAirflow, *, key_is_good: bool) -> None:
         assert WRONG_KEY not in body["message"]
 
 
+def assert_connection_tests(ui: FormUI, *, key_is_good: bool) -> None:
+    """The row's Test button in the UI, then the same test over REST."""
+    assert_test_button(
+        click_test_button(ui.browser, ui.stack),
+        key_is_good=key_is_good,
+        rejects_port_zero=ui.port_zero_verdict.result(timeout=300),
+    )
+    assert_rest_test(ui.stack, key_is_good=key_is_good)
+
+
+def run_pipeline_to_success(
+    stack: LocalAirflow, output: Path, timings: dict[str, float]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Run the pipeline: every task succeeds, every photo lands in ``output``, one order is created.
+    The sandbox's stats before and after the run."""
+    before = sandbox_stats(stack)
+    run = run_pipeline(stack, output, timings)
+    states = {task_id: ti["state"] for task_id, ti in run["tis"].items()}
+    assert run["state"] == "success", (states, failed_task_logs(stack, run))
+    assert states == dict.fromkeys(TASKS, "success")
+    assert downloaded(output) == PHOTOS
+    after = sandbox_stats(stack)
+    assert after["orders_created"] - before["orders_created"] == 1
+    return before, after
+
+
 # -- the tests (in order: they share the stack and replace the connection one after the other) ---
 
 
@@ -287,106 +309,65 @@ def port_zero_verdict() -> Iterator[Future[bool]]:
 
 @pytest.fixture(scope="module")
 def dag_ready(local_airflow: LocalAirflow) -> LocalAirflow:
-    stack = local_airflow
-    stack.wait_for(f"{DAG_ID} to be parsed", lambda: stack.api("GET", f"/dags/{DAG_ID}").ok, timeout=120)
-    assert stack.api("PATCH", f"/dags/{DAG_ID}", json={"is_paused": False}).ok
-    return stack
+    local_airflow.unpause_when_parsed(DAG_ID, timeout=120)
+    return local_airflow
+
+
+@pytest.fixture(scope="module")
+def ui(port_zero_verdict: Future[bool], dag_ready: LocalAirflow, local_browser: Any) -> FormUI:
+    return FormUI(dag_ready, local_browser, port_zero_verdict)
 
 
 def test_form_with_only_key_and_url_runs_the_pipeline(
-    port_zero_verdict: Future[bool],
-    dag_ready: LocalAirflow,
-    local_browser: Any,
-    tmp_path: Path,
-    e2e_timings: dict[str, float],
+    ui: FormUI, tmp_path: Path, e2e_timings: dict[str, float]
 ) -> None:
     from autoenhance_provider.get_provider_info import CONN_FIELDS
 
-    stack = dag_ready
-    replace_default_connection(stack)
-    conn = add_connection_in_form(local_browser, stack, api_key=SANDBOX_KEY)
+    stack = ui.stack
+    conn = add_connection_in_form(ui, api_key=SANDBOX_KEY)
     assert (conn["conn_type"], conn["host"], conn["port"]) == ("autoenhance", stack.sandbox_url, None)
     # The form stores the extras it shows, untouched ones as null/false: the case that used to fail.
     extra = json.loads(conn["extra"])
     assert set(extra) == set(CONN_FIELDS), extra
     assert all(value in (None, False) for value in extra.values()), extra
 
-    assert_test_button(
-        click_test_button(local_browser, stack),
-        key_is_good=True,
-        rejects_port_zero=port_zero_verdict.result(timeout=300),
-    )
-    assert_rest_test(stack, key_is_good=True)
+    assert_connection_tests(ui, key_is_good=True)
 
-    before = sandbox_stats(stack)
-    run = run_pipeline(stack, tmp_path, e2e_timings)
-    states = {task_id: ti["state"] for task_id, ti in run["tis"].items()}
-    assert run["state"] == "success", (states, failed_task_logs(stack, run))
-    assert states == dict.fromkeys(TASKS, "success")
-    assert downloaded(tmp_path) == PHOTOS
-    after = sandbox_stats(stack)
-    assert after["orders_created"] - before["orders_created"] == 1
+    before, after = run_pipeline_to_success(stack, tmp_path, e2e_timings)
     # dev_mode left empty = off: every full-size image was bought.
     assert after["purchases"] - before["purchases"] == len(PHOTOS)
 
 
 def test_form_with_every_field_filled_runs_the_pipeline(
-    port_zero_verdict: Future[bool],
-    dag_ready: LocalAirflow,
-    local_browser: Any,
-    tmp_path: Path,
-    e2e_timings: dict[str, float],
+    ui: FormUI, tmp_path: Path, e2e_timings: dict[str, float]
 ) -> None:
     from autoenhance_provider.get_provider_info import CONN_FIELDS
 
-    stack = dag_ready
+    stack = ui.stack
     known = every_field_values(stack.sandbox_url)
     assert set(CONN_FIELDS) <= set(known), "a new form field: give it a value in every_field_values()"
     values = {name: known[name] for name in CONN_FIELDS}
-    replace_default_connection(stack)
     conn = add_connection_in_form(
-        local_browser, stack, api_key=SANDBOX_KEY, extras=values, description="every field, from the form"
+        ui, api_key=SANDBOX_KEY, extras=values, description="every field, from the form"
     )
     assert conn["description"] == "every field, from the form"
     assert json.loads(conn["extra"]) == values
 
-    assert_test_button(
-        click_test_button(local_browser, stack),
-        key_is_good=True,
-        rejects_port_zero=port_zero_verdict.result(timeout=300),
-    )
-    assert_rest_test(stack, key_is_good=True)
+    assert_connection_tests(ui, key_is_good=True)
 
-    before = sandbox_stats(stack)
-    run = run_pipeline(stack, tmp_path, e2e_timings)
-    states = {task_id: ti["state"] for task_id, ti in run["tis"].items()}
-    assert run["state"] == "success", (states, failed_task_logs(stack, run))
-    assert states == dict.fromkeys(TASKS, "success")
-    assert downloaded(tmp_path) == PHOTOS
-    after = sandbox_stats(stack)
-    assert after["orders_created"] - before["orders_created"] == 1
+    before, after = run_pipeline_to_success(stack, tmp_path, e2e_timings)
     assert after["downloads"]["enhanced"] - before["downloads"]["enhanced"] == len(PHOTOS)
     # dev_mode on reached the API (x-dev-mode: true): full-size downloads without buying.
     assert after["purchases"] == before["purchases"]
 
 
 def test_form_with_a_wrong_key_fails_the_first_task_naming_the_connection(
-    port_zero_verdict: Future[bool],
-    dag_ready: LocalAirflow,
-    local_browser: Any,
-    tmp_path: Path,
-    e2e_timings: dict[str, float],
+    ui: FormUI, tmp_path: Path, e2e_timings: dict[str, float]
 ) -> None:
-    stack = dag_ready
-    replace_default_connection(stack)
-    add_connection_in_form(local_browser, stack, api_key=WRONG_KEY)
+    stack = ui.stack
+    add_connection_in_form(ui, api_key=WRONG_KEY)
 
-    assert_test_button(
-        click_test_button(local_browser, stack),
-        key_is_good=False,
-        rejects_port_zero=port_zero_verdict.result(timeout=300),
-    )
-    assert_rest_test(stack, key_is_good=False)
+    assert_connection_tests(ui, key_is_good=False)
 
     before = sandbox_stats(stack)
     run = run_pipeline(stack, tmp_path, e2e_timings)

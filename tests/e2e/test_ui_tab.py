@@ -69,11 +69,8 @@ def celery_stack(e2e_timings: dict[str, float]) -> Iterator[CeleryStack]:
 
 
 def _trigger(stack: CeleryStack, dag_id: str, conf: dict[str, Any]) -> str:
-    stack.wait_for(f"{dag_id} to be parsed", lambda: stack.api("GET", f"/dags/{dag_id}").ok, timeout=120)
-    assert stack.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False}).ok
-    response = stack.api("POST", f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf})
-    assert response.status_code == 200, response.text
-    return str(response.json()["dag_run_id"])
+    stack.unpause_when_parsed(dag_id, timeout=120)
+    return stack.trigger(dag_id, conf)
 
 
 @pytest.fixture(scope="module")
