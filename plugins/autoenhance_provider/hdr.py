@@ -106,11 +106,10 @@ def process_once(
         hook.log.info("Order %s is already grouped/processing; not starting it again", order_id)
         return False
     groups = _resolve(hook, order_id, bracket_groups) if bracket_groups else None
-    hook.process_order(
+    process(
+        hook,
         order_id,
-        number_of_brackets_per_image=number_of_brackets_per_image,
-        images=groups,
-        **dict(settings or {}),
+        {**(settings or {}), "number_of_brackets_per_image": number_of_brackets_per_image, "images": groups},
     )
     return True
 

@@ -87,7 +87,7 @@ def upload_images(
     def upload_one(item: SourceFile) -> dict[str, str]:
         created = register_image(hook, item.name, order_id, item.content_type, checked)
         with item.open() as handle:
-            hook.upload_file(created["upload_url"], handle, item.content_type, size=item.size)
+            upload_file(hook, created["upload_url"], handle, item.content_type, size=item.size)
         return {"image_id": str(created["image_id"]), "image_name": item.name}
 
     todo = [f for f in files if f.name not in results]
@@ -262,7 +262,7 @@ def upload_brackets(
     def upload_one(item: SourceFile) -> dict[str, str]:
         created = hook.create_bracket(order_id, item.name)
         with item.open() as handle:
-            hook.upload_file(created["upload_url"], handle, item.content_type, size=item.size)
+            upload_file(hook, created["upload_url"], handle, item.content_type, size=item.size)
         return {"bracket_id": str(created["bracket_id"]), "name": item.name}
 
     todo = [f for f in files if f.name not in results]
@@ -345,7 +345,7 @@ def _register_again(hook: AutoenhanceHook, order_id: str, image: Image) -> dict[
         checked = validate_settings({}, api_version=hook.config.api_version, context="register again")
     name = image.label
     created = register_image(hook, name, order_id, content_type, checked)
-    hook.upload_file(created["upload_url"], io.BytesIO(data), content_type, size=len(data))
+    upload_file(hook, created["upload_url"], io.BytesIO(data), content_type, size=len(data))
     hook.delete_image(image_id, missing_ok=True)
     return created
 

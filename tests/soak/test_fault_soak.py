@@ -148,13 +148,12 @@ class CrashOnFirstTry:
 
     def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
         from autoenhance_provider import uploads
-        from autoenhance_provider.hooks.autoenhance import AutoenhanceHook
         from autoenhance_provider.operators.upload import UploadImagesOperator
 
         crash = self
         real_execute = UploadImagesOperator.execute
         real_register = uploads.register_image
-        real_upload = AutoenhanceHook.upload_file
+        real_upload = uploads.upload_file
 
         def execute(operator, context):
             crash.tries += 1
@@ -197,7 +196,7 @@ class CrashOnFirstTry:
 
         monkeypatch.setattr(UploadImagesOperator, "execute", execute)
         monkeypatch.setattr(uploads, "register_image", register_image)
-        monkeypatch.setattr(AutoenhanceHook, "upload_file", upload_file)
+        monkeypatch.setattr(uploads, "upload_file", upload_file)
 
 
 class SimulatedCrash(RuntimeError):

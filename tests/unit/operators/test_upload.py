@@ -12,6 +12,7 @@ import pytest
 from airflow.sdk import ObjectStoragePath
 
 import autoenhance_provider.waiting as waiting_module
+from autoenhance_provider import uploads
 from autoenhance_provider.exceptions import (
     AutoenhanceAuthError,
     AutoenhanceError,
@@ -20,7 +21,6 @@ from autoenhance_provider.exceptions import (
     AutoenhanceStorageError,
     AutoenhanceValidationError,
 )
-from autoenhance_provider.hooks.autoenhance import AutoenhanceHook
 from autoenhance_provider.operators.upload import UploadBracketsOperator, UploadImagesOperator
 from support.api import APP_URL, BASE_URL, FAKE_KEY, ORDER_ID, STORAGE_HOST, api, image, order, path_of
 from support.images import write_image
@@ -488,7 +488,7 @@ def test_twenty_files_four_at_a_time_each_uploaded_once(fake_api, tmp_path, no_s
         write_image(tmp_path / f"photo-{i:02d}.jpg")
     # requests-mock serialises requests behind a lock, so concurrency is measured one level up.
     lock, state = threading.Lock(), {"now": 0, "max": 0}
-    real_upload = AutoenhanceHook.upload_file
+    real_upload = uploads.upload_file
 
     def counting_upload(self, *args, **kwargs):
         with lock:
@@ -501,7 +501,7 @@ def test_twenty_files_four_at_a_time_each_uploaded_once(fake_api, tmp_path, no_s
             with lock:
                 state["now"] -= 1
 
-    monkeypatch.setattr(AutoenhanceHook, "upload_file", counting_upload)
+    monkeypatch.setattr(uploads, "upload_file", counting_upload)
 
     result = upload_op(str(tmp_path), max_concurrency=4).execute(task_context())
 
