@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
+
 #: Every key used by these tests contains this marker (letters and digits only), so an echo of the
 #: key survives JSON escaping, percent-encoding or header folding and is still found by a search.
 MARKER = "CANARYq7x9z2"
@@ -336,6 +338,11 @@ def fast_hook(conn_id: str, **kwargs: Any) -> Any:
     return AutoenhanceHook(conn_id, **{**FAST, **kwargs})
 
 
+def sync_get_order(conn_id: str, order_id: str = "o-1", **kwargs: Any) -> Any:
+    """GET ``order_id`` with the sync hook on ``conn_id`` (``FAST``, ``kwargs`` on top)."""
+    return fast_hook(conn_id, **kwargs).get_order(order_id)
+
+
 def async_get_order(conn_id: str, order_id: str = "o-1", **kwargs: Any) -> Any:
     """GET ``order_id`` with the async hook on ``conn_id`` (``FAST``, ``kwargs`` on top), in a new loop."""
     from autoenhance_provider.hooks.autoenhance_async import AutoenhanceAsyncHook
@@ -345,6 +352,10 @@ def async_get_order(conn_id: str, order_id: str = "o-1", **kwargs: Any) -> Any:
             return await hook.get_order(order_id)
 
     return asyncio.run(once())
+
+
+#: Both hooks' GET order, for a test parametrized over them: ``get_order(conn_id, **hook_kwargs)``.
+GET_ORDER = [pytest.param(sync_get_order, id="sync"), pytest.param(async_get_order, id="async")]
 
 
 def first_trigger_event(conn_id: str, order_id: str = "o-1", **kwargs: Any) -> Any:

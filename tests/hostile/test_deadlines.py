@@ -39,15 +39,14 @@ def _assert_ended_with_autoenhance_error(outcome) -> None:
     assert isinstance(outcome.error, AutoenhanceError), describe(outcome)
 
 
-class TestTotalDeadline:
-    def test_sync_hook_slow_headers(self, serve, connect) -> None:
-        server = serve(lambda r: slow_headers())
-        conn = connect(server, request_deadline=DEADLINE)
-        outcome = run_bounded(lambda: fast_hook(conn).get_order("o-1"), GUARD)
-        _assert_ended_with_autoenhance_error(outcome)
+#: A server that trickles its headers, or prompt headers and then a trickled body.
+TRICKLES = [pytest.param(slow_headers, id="headers"), pytest.param(slow_body, id="body")]
 
-    def test_sync_hook_slow_body(self, serve, connect) -> None:
-        server = serve(lambda r: slow_body())
+
+class TestTotalDeadline:
+    @pytest.mark.parametrize("trickle", TRICKLES)
+    def test_sync_hook(self, serve, connect, trickle) -> None:
+        server = serve(lambda r: trickle())
         conn = connect(server, request_deadline=DEADLINE)
         outcome = run_bounded(lambda: fast_hook(conn).get_order("o-1"), GUARD)
         _assert_ended_with_autoenhance_error(outcome)
@@ -113,7 +112,7 @@ class TestTotalDeadline:
         assert outcome.value is not None, describe(outcome)
         assert outcome.value.payload["status"] == "error", describe(outcome)
 
-    @pytest.mark.parametrize("trickle", [slow_headers, slow_body], ids=["headers", "body"])
+    @pytest.mark.parametrize("trickle", TRICKLES)
     def test_wait_for_order_timeout_holds_mid_request(self, serve, connect, trickle) -> None:
         server = serve(lambda r: trickle())
         conn = connect(server)  # no request_deadline: the wait's own timeout must bound it

@@ -15,6 +15,7 @@ from urllib.parse import quote
 import pytest
 from servers import (
     FAST,
+    GET_ORDER,
     KEY,
     KEY_ESCAPED,
     MARKER,
@@ -84,13 +85,12 @@ def _check_outcome(outcome, logs) -> None:
 
 
 class TestKeyNeverLeaks:
+    @pytest.mark.parametrize("get_order", GET_ORDER)
     @pytest.mark.parametrize("mode", MODES)
-    def test_sync_hook(self, serve, connect, logs, key, mode) -> None:
-        from autoenhance_provider.hooks.autoenhance import AutoenhanceHook
-
+    def test_hook(self, serve, connect, logs, key, mode, get_order) -> None:
         server = serve(_echo_app(mode))
         conn = connect(server, key=key)
-        outcome = run_bounded(lambda: AutoenhanceHook(conn, **ONE_TRY).get_order("o-1"), GUARD)
+        outcome = run_bounded(lambda: get_order(conn, **ONE_TRY), GUARD)
         assert server.seen(), "the server was never asked: the echo was not exercised"
         assert isinstance(outcome.error, AutoenhanceError), describe(outcome)
         _check_outcome(outcome, logs)
@@ -104,15 +104,6 @@ class TestKeyNeverLeaks:
         conn = connect(server, key=key)
         outcome = run_bounded(lambda: AutoenhanceHook(conn, **ONE_TRY).test_connection(), GUARD)
         assert outcome.error is None, describe(outcome)
-        _check_outcome(outcome, logs)
-
-    @pytest.mark.parametrize("mode", MODES)
-    def test_async_hook(self, serve, connect, logs, key, mode) -> None:
-        server = serve(_echo_app(mode))
-        conn = connect(server, key=key)
-        outcome = run_bounded(lambda: async_get_order(conn, **ONE_TRY), GUARD)
-        assert server.seen(), "the server was never asked: the echo was not exercised"
-        assert isinstance(outcome.error, AutoenhanceError), describe(outcome)
         _check_outcome(outcome, logs)
 
     @pytest.mark.parametrize("mode", MODES)
@@ -142,13 +133,12 @@ BAD_KEYS = {
 
 
 class TestUnsendableKeyIsAConfigError:
+    @pytest.mark.parametrize("get_order", GET_ORDER)
     @pytest.mark.parametrize("name", sorted(BAD_KEYS))
-    def test_sync(self, serve, connect, logs, name) -> None:
-        from autoenhance_provider.hooks.autoenhance import AutoenhanceHook
-
+    def test_get_order(self, serve, connect, logs, name, get_order) -> None:
         server = serve(lambda r: json_reply(200, {"order_id": "o-1", "images": []}))
         conn = connect(server, key=BAD_KEYS[name])
-        outcome = run_bounded(lambda: AutoenhanceHook(conn, **ONE_TRY).get_order("o-1"), GUARD)
+        outcome = run_bounded(lambda: get_order(conn, **ONE_TRY), GUARD)
         assert outcome.finished, describe(outcome)
         assert isinstance(outcome.error, AutoenhanceConfigError), describe(outcome)
         assert server.seen() == [], "a request was sent with a key that cannot go in a header"
@@ -169,17 +159,6 @@ class TestUnsendableKeyIsAConfigError:
         )
         assert server.seen() == []
         assert_no_marker("the message", outcome.value)
-
-    @pytest.mark.parametrize("name", sorted(BAD_KEYS))
-    def test_async(self, serve, connect, logs, name) -> None:
-        server = serve(lambda r: json_reply(200, {"order_id": "o-1", "images": []}))
-        conn = connect(server, key=BAD_KEYS[name])
-        outcome = run_bounded(lambda: async_get_order(conn, **ONE_TRY), GUARD)
-        assert outcome.finished, describe(outcome)
-        assert isinstance(outcome.error, AutoenhanceConfigError), describe(outcome)
-        assert server.seen() == []
-        assert_no_marker("the exception", *exception_texts(outcome.error))
-        assert_no_marker("the logs", logs.text())
 
 
 def test_aiohttp_debug_records_that_carry_the_key_are_redacted(serve, connect, logs) -> None:

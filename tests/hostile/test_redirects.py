@@ -11,19 +11,22 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from servers import FAST, Request, async_get_order, describe, fast_hook, head, json_reply, run_bounded
+from servers import (
+    FAST,
+    GET_ORDER,
+    Request,
+    async_get_order,
+    describe,
+    head,
+    json_reply,
+    run_bounded,
+    sync_get_order,
+)
 
 from autoenhance_provider.exceptions import AutoenhanceAPIError, AutoenhanceTransientError
 
 GUARD = 15
 ORDER = {"order_id": "o-1", "name": "n", "images": []}
-
-
-def _sync(conn: str) -> Any:
-    return fast_hook(conn).get_order("o-1")
-
-
-BOTH = [pytest.param(_sync, id="sync"), pytest.param(async_get_order, id="async")]
 
 
 def _run(serve: Any, connect: Any, app: Callable[[Request], list], call: Callable[[str], Any]) -> Any:
@@ -33,7 +36,7 @@ def _run(serve: Any, connect: Any, app: Callable[[Request], list], call: Callabl
     return outcome, server.requests
 
 
-@pytest.mark.parametrize("call", BOTH)
+@pytest.mark.parametrize("call", GET_ORDER)
 def test_a_redirect_within_the_api_host_is_followed(serve, connect, call) -> None:
     def app(r: Request) -> list:
         if r.path == "/v3/orders/o-1":
@@ -46,7 +49,7 @@ def test_a_redirect_within_the_api_host_is_followed(serve, connect, call) -> Non
     assert [r.path for r in requests] == ["/v3/orders/o-1", "/v3/orders/o-1/"]
 
 
-@pytest.mark.parametrize("call", BOTH)
+@pytest.mark.parametrize("call", GET_ORDER)
 def test_a_redirect_without_location_is_a_malformed_answer_retried_like_a_5xx(serve, connect, call) -> None:
     outcome, requests = _run(serve, connect, lambda r: [head(302, length=0)], call)
     assert isinstance(outcome.error, AutoenhanceTransientError), describe(outcome)
@@ -54,7 +57,7 @@ def test_a_redirect_without_location_is_a_malformed_answer_retried_like_a_5xx(se
     assert len(requests) == 1 + FAST["retry_limit"]  # one attempt and its retry
 
 
-@pytest.mark.parametrize("call", BOTH)
+@pytest.mark.parametrize("call", GET_ORDER)
 def test_a_redirect_loop_stops_after_the_hop_limit_without_retrying(serve, connect, call) -> None:
     from autoenhance_provider.http.policy import MAX_REDIRECTS
 
@@ -73,7 +76,7 @@ def test_only_the_async_session_refuses_another_host(serve, connect) -> None:
     def app(r: Request) -> list:
         return [head(302, [("Location", f"{asset.base_url.replace('127.0.0.1', 'localhost')}/o")], length=0)]
 
-    synced, _ = _run(serve, connect, app, _sync)
+    synced, _ = _run(serve, connect, app, sync_get_order)
     assert synced.error is None, describe(synced)
     assert [r.path for r in asset.requests] == ["/o"]
     assert "authorization" not in {k.lower() for k in asset.requests[0].headers}
