@@ -10,38 +10,12 @@ from __future__ import annotations
 import gc
 import json
 import sys
-import threading
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/, for support
+from support.memory import PeakRss, rss_mib
 from support.task import task_context
-
-
-def rss_mib() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS")
-
-
-class PeakRss:
-    """Sample this process's resident memory every 20 ms in a background thread."""
-
-    def __init__(self) -> None:
-        self.peak = rss_mib()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.02):
-            self.peak = max(self.peak, rss_mib())
-
-    def stop(self) -> float:
-        self._stop.set()
-        self._thread.join()
-        return max(self.peak, rss_mib())
 
 
 def transfer(bucket: str, source: str, out: str) -> list[str]:
