@@ -2,46 +2,18 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import requests
 
 from autoenhance_sandbox.testing import start_sandbox_process
+from support.memory import PeakRss, rss_mib
 
 pytestmark = pytest.mark.integration
 
 MIB = 1024 * 1024
 SIZE = 256 * MIB
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
-
-
-class PeakRss:
-    """Sample a process's resident memory in the background."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.peak = rss_mib(pid)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.02):
-            self.peak = max(self.peak, rss_mib(self.pid))
-
-    def stop(self) -> float:
-        self._stop.set()
-        self._thread.join()
-        return self.peak
 
 
 def chunks() -> Iterator[bytes]:
