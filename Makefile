@@ -34,7 +34,7 @@ lint: install
 	$(VENV)/bin/ruff format --check plugins dags tests bench scripts
 	$(VENV)/bin/mypy
 
-## The quick loop while editing (about a minute): lint, then the unit, contract and docs tests
+## The quick loop while editing (about 35 seconds): lint, then the unit, contract and docs tests
 ## (every snippet of the docs run, no invented links). `make test` stays the whole suite.
 check: lint
 	$(PY) -m pytest -q -n auto tests/unit tests/contract tests/docs
