@@ -6,18 +6,20 @@ uploads and downloads, end to end, in :mod:`autoenhance_provider.uploads` and
 :mod:`autoenhance_provider.files`; the wait state machine in :mod:`autoenhance_provider.waiting`.
 This module says what to ask the API, in which order, and how to make every call safe to repeat;
 the answers that name orders, images and brackets are read here, once, into the typed records of
-:mod:`autoenhance_provider.records`.
+:mod:`autoenhance_provider.records`. The workflow modules (uploads, downloads, HDR) are imported
+when an entry point first runs, not with the hook: every DAG file that uses an operator imports
+the hook, and most parse without running anything (``make bench``, "import" rows).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from functools import cached_property
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import requests
 
-from autoenhance_provider import downloads, hdr, readings, uploads
+from autoenhance_provider import readings
 from autoenhance_provider.compat import BaseHook, mask_secret
 from autoenhance_provider.connection import (
     CONN_TYPE,
@@ -34,8 +36,6 @@ from autoenhance_provider.exceptions import (
     AutoenhanceValidationError,
     scrub,
 )
-from autoenhance_provider.files.storage import SourceFile, TempToken
-from autoenhance_provider.files.targets import DownloadTarget
 from autoenhance_provider.http import (
     MAX_PAGES,
     Recovered,
@@ -54,6 +54,9 @@ from autoenhance_provider.validation import (
     validate_report,
 )
 from autoenhance_provider.waiting import DEFAULT_POLL_INTERVAL, DEFAULT_TIMEOUT, wait_until_done
+
+if TYPE_CHECKING:
+    from autoenhance_provider.files.storage import SourceFile, TempToken
 
 TEST_CONNECTION_POLICY = RetryPolicy(max_attempts=2, initial_delay=0.5, max_delay=2.0, max_elapsed=15.0)
 
@@ -247,6 +250,7 @@ class AutoenhanceHook(BaseHook):
         or neither for automatic grouping. Falls back to the legacy ``/merge`` endpoint when the
         API has no ``/process``.
         """
+        from autoenhance_provider import hdr  # on use: see the module docstring
         return hdr.process(self, order_id, settings)
 
     def process_order_once(
@@ -262,6 +266,7 @@ class AutoenhanceHook(BaseHook):
         ``bracket_groups`` may name brackets by id or by file name. Returns False when the order
         was already grouping or had images (a retried task), True when it started now.
         """
+        from autoenhance_provider import hdr  # on use: see the module docstring
         return hdr.process_once(
             self,
             order_id,
@@ -287,6 +292,7 @@ class AutoenhanceHook(BaseHook):
         """
         checked = validate_settings(settings, api_version=self.config.api_version, context="create_image")
         checked_order_id = None if order_id is None else require_id("order_id", order_id)
+        from autoenhance_provider import uploads  # on use: see the module docstring
         return uploads.register_image(self, image_name, checked_order_id, content_type, checked)
 
     def upload_file(
@@ -304,6 +310,7 @@ class AutoenhanceHook(BaseHook):
         image URLs for the type sent at creation or always for ``application/octet-stream``: when
         the storage host refuses the signature, the upload is tried once more as octet-stream.
         """
+        from autoenhance_provider import uploads  # on use: see the module docstring
         return uploads.upload_file(self, upload_url, source, content_type, size=size)
 
     def upload_images(
@@ -323,6 +330,7 @@ class AutoenhanceHook(BaseHook):
         does not exist is an error unless ``create_missing_order`` — the API would otherwise
         silently create a new order for a mistyped id.
         """
+        from autoenhance_provider import uploads  # on use: see the module docstring
         return uploads.upload_images(
             self,
             order_id,
@@ -363,6 +371,7 @@ class AutoenhanceHook(BaseHook):
         the same order, and the refused image is deleted. Returns the image names per outcome:
         ``reprocessed``, ``reregistered``, ``refused_again`` (still over the limit) and ``failed``.
         """
+        from autoenhance_provider import uploads  # on use: see the module docstring
         return uploads.resubmit_refused(self, order_id, max_concurrency=max_concurrency)
 
     def delete_image(self, image_id: str, *, missing_ok: bool = False) -> None:
@@ -428,6 +437,7 @@ class AutoenhanceHook(BaseHook):
         One at a time (the default) keeps the upload order, which ``number_of_brackets_per_image``
         groups by: the first failure stops the rest, so a retry continues in sequence.
         """
+        from autoenhance_provider import uploads  # on use: see the module docstring
         return uploads.upload_brackets(self, order_id, files, max_concurrency=max_concurrency)
 
     # ------------------------------------------------------------------ downloads
@@ -445,6 +455,9 @@ class AutoenhanceHook(BaseHook):
         unless ``preview=False``, which buys the full-size image (once per image).
         """
         request = validate_download_params(kind, params)
+        from autoenhance_provider import downloads  # on use: see the module docstring
+        from autoenhance_provider.files.targets import DownloadTarget
+
         return downloads.download_image(self, image_id, DownloadTarget(destination), request)
 
     def download_order(
@@ -475,6 +488,7 @@ class AutoenhanceHook(BaseHook):
         an earlier try of the same task left are removed first. The result lists only files
         written now or proven.
         """
+        from autoenhance_provider import downloads  # on use: see the module docstring
         return downloads.download_order(
             self,
             order_id,
