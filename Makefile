@@ -49,7 +49,7 @@ format: install
 demo: install
 	$(PY) scripts/demo.py
 
-## Benchmarks against the sandbox on 127.0.0.1 (about 18 minutes on 2 cores; see bench/RESULTS.md): bulk upload, memory, waiting at
+## Benchmarks against the sandbox on 127.0.0.1 (about 21 minutes on 2 cores; see bench/RESULTS.md): bulk upload, memory, waiting at
 ## scale, request budget, import/parse cost. Prints one table and writes bench/RESULTS.md.
 bench: install
 	$(PY) bench/run_all.py
