@@ -251,6 +251,7 @@ class AutoenhanceHook(BaseHook):
         API has no ``/process``.
         """
         from autoenhance_provider import hdr  # on use: see the module docstring
+
         return hdr.process(self, order_id, settings)
 
     def process_order_once(
@@ -267,6 +268,7 @@ class AutoenhanceHook(BaseHook):
         was already grouping or had images (a retried task), True when it started now.
         """
         from autoenhance_provider import hdr  # on use: see the module docstring
+
         return hdr.process_once(
             self,
             order_id,
@@ -293,6 +295,7 @@ class AutoenhanceHook(BaseHook):
         checked = validate_settings(settings, api_version=self.config.api_version, context="create_image")
         checked_order_id = None if order_id is None else require_id("order_id", order_id)
         from autoenhance_provider import uploads  # on use: see the module docstring
+
         return uploads.register_image(self, image_name, checked_order_id, content_type, checked)
 
     def upload_file(
@@ -311,6 +314,7 @@ class AutoenhanceHook(BaseHook):
         the storage host refuses the signature, the upload is tried once more as octet-stream.
         """
         from autoenhance_provider import uploads  # on use: see the module docstring
+
         return uploads.upload_file(self, upload_url, source, content_type, size=size)
 
     def upload_images(
@@ -331,6 +335,7 @@ class AutoenhanceHook(BaseHook):
         silently create a new order for a mistyped id.
         """
         from autoenhance_provider import uploads  # on use: see the module docstring
+
         return uploads.upload_images(
             self,
             order_id,
@@ -372,6 +377,7 @@ class AutoenhanceHook(BaseHook):
         ``reprocessed``, ``reregistered``, ``refused_again`` (still over the limit) and ``failed``.
         """
         from autoenhance_provider import uploads  # on use: see the module docstring
+
         return uploads.resubmit_refused(self, order_id, max_concurrency=max_concurrency)
 
     def delete_image(self, image_id: str, *, missing_ok: bool = False) -> None:
@@ -438,6 +444,7 @@ class AutoenhanceHook(BaseHook):
         groups by: the first failure stops the rest, so a retry continues in sequence.
         """
         from autoenhance_provider import uploads  # on use: see the module docstring
+
         return uploads.upload_brackets(self, order_id, files, max_concurrency=max_concurrency)
 
     # ------------------------------------------------------------------ downloads
@@ -489,6 +496,7 @@ class AutoenhanceHook(BaseHook):
         written now or proven.
         """
         from autoenhance_provider import downloads  # on use: see the module docstring
+
         return downloads.download_order(
             self,
             order_id,
